@@ -1,0 +1,369 @@
+"""A tiny reverse-mode autograd over arrays, in the spirit of micrograd.
+
+A ``Tensor`` wraps an array (``.data``) and, when it takes part in a computation that needs
+gradients, remembers its parents and a ``_backward`` function that turns the gradient of the output
+into gradients of the inputs (the chain rule, one operation at a time). ``loss.backward()`` visits
+the graph in reverse topological order, so a tensor used twice receives the sum of both
+contributions before it passes its own gradient on.
+
+Broadcasting works as in NumPy; on the way back each gradient is summed over the broadcast axes so
+it has its operand's shape. Gradients have the dtype of the data: float32 in, float32 out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator, Sequence
+
+from lamb_edu import backend
+from lamb_edu.backend import xp
+
+__all__ = ["Tensor", "no_grad", "is_grad_enabled"]
+
+_grad_enabled = True
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Inside this block operations build no graph (for evaluation and optimizer updates)."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    """False inside ``no_grad()``."""
+    return _grad_enabled
+
+
+def _as_array(data: Any, dtype: Any = None) -> Any:
+    """An array on the active backend; Python numbers and integer data become the default dtype."""
+    is_array = hasattr(data, "dtype") and hasattr(data, "shape")
+    array = backend.asarray(data, dtype=dtype)
+    if dtype is None and (not is_array or array.dtype.kind not in "fc"):
+        array = array.astype(backend.default_dtype(), copy=False)
+    return array
+
+
+def _unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``grad`` over the axes that broadcasting added or stretched, giving it ``shape``."""
+    if grad.shape == shape:
+        return grad
+    extra_axes = grad.ndim - len(shape)
+    if extra_axes:
+        grad = grad.sum(axis=tuple(range(extra_axes)))
+    stretched = tuple(axis for axis, size in enumerate(shape) if size == 1 and grad.shape[axis] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+class Tensor:
+    """An array with an optional gradient: ``Tensor(data, requires_grad=False)``."""
+
+    __array_priority__ = 100  # make ndarray <op> Tensor defer to Tensor's reflected operator
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        self.data = data.data if isinstance(data, Tensor) else _as_array(data, dtype)
+        self.grad: Any = None
+        self.requires_grad = bool(requires_grad)
+        self._parents: tuple[Tensor, ...] = ()
+        self._backward: Callable[[], None] | None = None
+        self._op = ""
+
+    # ----------------------------------------------------------------- basics
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> Any:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    def item(self) -> float:
+        """The value of a one-element tensor as a Python float."""
+        return self.data.item()
+
+    def numpy(self) -> Any:
+        """The data as a NumPy array on the host."""
+        return backend.to_numpy(self.data)
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph."""
+        return Tensor(self.data)
+
+    def __repr__(self) -> str:
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({backend.to_numpy(self.data)!r}{grad})"
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    # ------------------------------------------------------------ graph glue
+    def _lift(self, other: Any) -> Tensor:
+        """Wrap a number or array as a constant tensor of this tensor's dtype."""
+        return other if isinstance(other, Tensor) else Tensor(other, dtype=self.data.dtype)
+
+    def _result(self, data: Any, parents: tuple[Tensor, ...], op: str) -> Tensor:
+        """A new tensor that remembers its parents when any of them needs a gradient."""
+        out = Tensor(data)
+        if _grad_enabled and any(parent.requires_grad for parent in parents):
+            out.requires_grad = True
+            out._parents = parents
+            out._op = op
+        return out
+
+    @staticmethod
+    def _accumulate(tensor: Tensor, grad: Any) -> None:
+        # A new array each time: grad arrays may be shared between tensors, so never add in place.
+        if tensor.requires_grad:
+            tensor.grad = grad if tensor.grad is None else tensor.grad + grad
+
+    # ------------------------------------------------------------ arithmetic
+    def __add__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        out = self._result(self.data + other.data, (self, other), "+")
+
+        def _backward() -> None:
+            self._accumulate(self, _unbroadcast(out.grad, self.shape))
+            self._accumulate(other, _unbroadcast(out.grad, other.shape))
+
+        out._backward = _backward
+        return out
+
+    def __mul__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        out = self._result(self.data * other.data, (self, other), "*")
+
+        def _backward() -> None:
+            if self.requires_grad:
+                self._accumulate(self, _unbroadcast(out.grad * other.data, self.shape))
+            if other.requires_grad:
+                self._accumulate(other, _unbroadcast(out.grad * self.data, other.shape))
+
+        out._backward = _backward
+        return out
+
+    def __truediv__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        out = self._result(self.data / other.data, (self, other), "/")
+
+        def _backward() -> None:
+            if self.requires_grad:
+                self._accumulate(self, _unbroadcast(out.grad / other.data, self.shape))
+            if other.requires_grad:
+                grad_other = -out.grad * self.data / (other.data * other.data)
+                self._accumulate(other, _unbroadcast(grad_other, other.shape))
+
+        out._backward = _backward
+        return out
+
+    def __neg__(self) -> Tensor:
+        out = self._result(-self.data, (self,), "neg")
+
+        def _backward() -> None:
+            self._accumulate(self, -out.grad)
+
+        out._backward = _backward
+        return out
+
+    def __sub__(self, other: Any) -> Tensor:
+        return self + (-self._lift(other))
+
+    def __radd__(self, other: Any) -> Tensor:
+        return self + other
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return self._lift(other) - self
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return self * other
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return self._lift(other) / self
+
+    def __pow__(self, exponent: float) -> Tensor:
+        if isinstance(exponent, Tensor) or not isinstance(exponent, (int, float)):
+            raise TypeError(f"Tensor ** only takes a Python number as exponent, got {type(exponent).__name__}")
+        out = self._result(self.data**exponent, (self,), f"**{exponent}")
+
+        def _backward() -> None:
+            self._accumulate(self, out.grad * exponent * self.data ** (exponent - 1))
+
+        out._backward = _backward
+        return out
+
+    def __matmul__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        out = self._result(self.data @ other.data, (self, other), "@")
+
+        def _backward() -> None:
+            # Treat a vector as a row (on the left) or a column (on the right): one rule for all.
+            left = self.data if self.ndim > 1 else self.data[None, :]
+            right = other.data if other.ndim > 1 else other.data[:, None]
+            shape = list(out.grad.shape)
+            if other.ndim == 1:
+                shape.append(1)
+            if self.ndim == 1:
+                shape.insert(len(shape) - 1, 1)
+            grad = out.grad.reshape(shape)
+            if self.requires_grad:
+                grad_left = _unbroadcast(grad @ xp.swapaxes(right, -1, -2), left.shape)
+                self._accumulate(self, grad_left.reshape(self.shape))
+            if other.requires_grad:
+                grad_right = _unbroadcast(xp.swapaxes(left, -1, -2) @ grad, right.shape)
+                self._accumulate(other, grad_right.reshape(other.shape))
+
+        out._backward = _backward
+        return out
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return self._lift(other) @ self
+
+    # --------------------------------------------------------- elementwise
+    def exp(self) -> Tensor:
+        out = self._result(xp.exp(self.data), (self,), "exp")
+
+        def _backward() -> None:
+            self._accumulate(self, out.grad * out.data)
+
+        out._backward = _backward
+        return out
+
+    def log(self) -> Tensor:
+        out = self._result(xp.log(self.data), (self,), "log")
+
+        def _backward() -> None:
+            self._accumulate(self, out.grad / self.data)
+
+        out._backward = _backward
+        return out
+
+    def relu(self) -> Tensor:
+        out = self._result(xp.maximum(self.data, 0), (self,), "relu")
+
+        def _backward() -> None:
+            self._accumulate(self, out.grad * (self.data > 0))
+
+        out._backward = _backward
+        return out
+
+    def tanh(self) -> Tensor:
+        out = self._result(xp.tanh(self.data), (self,), "tanh")
+
+        def _backward() -> None:
+            self._accumulate(self, out.grad * (1 - out.data * out.data))
+
+        out._backward = _backward
+        return out
+
+    # ---------------------------------------------------------- reductions
+    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        out = self._result(self.data.sum(axis=axis, keepdims=keepdims), (self,), "sum")
+
+        def _backward() -> None:
+            grad = out.grad
+            if axis is not None and not keepdims:
+                grad = xp.expand_dims(grad, axis)
+            self._accumulate(self, xp.ascontiguousarray(xp.broadcast_to(grad, self.shape)))
+
+        out._backward = _backward
+        return out
+
+    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        if axis is None:
+            count = self.size
+        else:
+            axes = (axis,) if isinstance(axis, int) else tuple(axis)
+            count = 1
+            for a in axes:
+                count *= self.shape[a]
+        return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        """log(softmax(x)) computed stably as (x - max) - log(sum(exp(x - max)))."""
+        shifted = self.data - self.data.max(axis=axis, keepdims=True)
+        log_sum_exp = xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+        out = self._result(shifted - log_sum_exp, (self,), "log_softmax")
+
+        def _backward() -> None:
+            softmax = xp.exp(out.data)
+            self._accumulate(self, out.grad - softmax * out.grad.sum(axis=axis, keepdims=True))
+
+        out._backward = _backward
+        return out
+
+    # -------------------------------------------------------------- shape
+    def reshape(self, *shape: Any) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        out = self._result(self.data.reshape(shape), (self,), "reshape")
+
+        def _backward() -> None:
+            self._accumulate(self, out.grad.reshape(self.shape))
+
+        out._backward = _backward
+        return out
+
+    def transpose(self, *axes: Any) -> Tensor:
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        order = tuple(axes) if axes else tuple(reversed(range(self.ndim)))
+        out = self._result(self.data.transpose(order), (self,), "transpose")
+
+        def _backward() -> None:
+            inverse = tuple(sorted(range(len(order)), key=order.__getitem__))
+            self._accumulate(self, out.grad.transpose(inverse))
+
+        out._backward = _backward
+        return out
+
+    @property
+    def T(self) -> Tensor:
+        return self.transpose()
+
+    # ------------------------------------------------------------ backward
+    def backward(self, grad: Any = None) -> None:
+        """Fill ``.grad`` of every leaf tensor this one depends on (d self / d leaf).
+
+        Called on a scalar it starts from 1. Intermediate tensors pass their gradient on and then
+        drop it and their links, so the graph is freed as in PyTorch.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad")
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(f"backward() needs a scalar, got shape {self.shape}; pass grad=")
+            grad = xp.ones_like(self.data)
+        order: list[Tensor] = []
+        visited: set[int] = set()
+        stack: list[tuple[Tensor, bool]] = [(self, False)]
+        while stack:  # iterative depth-first search: deep graphs do not hit the recursion limit
+            node, children_done = stack.pop()
+            if children_done:
+                order.append(node)
+                continue
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
+            stack.append((node, True))
+            stack.extend((parent, False) for parent in node._parents if parent.requires_grad)
+        self.grad = _as_array(grad, self.data.dtype)
+        for node in reversed(order):
+            if node._backward is not None and node.grad is not None:
+                node._backward()
+            if node._parents:  # not a leaf: free the gradient and the graph behind it
+                node.grad = None
+                node._backward = None
+                node._parents = ()
