@@ -1,0 +1,101 @@
+"""Build the classroom notebooks from their sources, and optionally run them.
+
+Each notebook is written as a plain Python file in ``notebooks/source/`` (easy to review in a diff):
+a line ``# %% [markdown]`` starts a Markdown cell whose lines are comments (``# text``), and a line
+``# %%`` starts a code cell (in which ``# %magic`` lines become IPython magics). This script turns ``source/NN_name.py`` into ``NN_name.ipynb`` and, with
+``--execute``, runs it so the notebook is saved with its outputs (``--quick`` sets LAMB_EDU_QUICK=1
+for the run)::
+
+    python notebooks/build.py --execute            # full settings, as committed
+    python notebooks/build.py --execute --quick    # the quick settings CI uses
+    python notebooks/build.py 01_debias --execute  # one notebook
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+HERE = Path(__file__).resolve().parent
+SOURCES = HERE / "source"
+CELL_MARKER = "# %%"
+MARKDOWN_MARKER = "# %% [markdown]"
+
+
+def parse_source(text: str) -> list[nbformat.NotebookNode]:
+    """Split a percent-format source into Markdown and code cells."""
+    cells: list[nbformat.NotebookNode] = []
+    kind, lines = None, []
+
+    def close() -> None:
+        if kind is None:
+            return
+        body = "\n".join(lines).strip("\n")
+        if kind == "markdown":
+            body = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in body.splitlines())
+            cells.append(nbformat.v4.new_markdown_cell(body))
+        elif body.strip():
+            # an IPython magic is written as a comment ("# %matplotlib inline") so the source stays Python
+            body = "\n".join(line[2:] if line.startswith("# %") else line for line in body.splitlines())
+            cells.append(nbformat.v4.new_code_cell(body))
+
+    for line in text.splitlines():
+        if line.startswith(MARKDOWN_MARKER):
+            close()
+            kind, lines = "markdown", []
+        elif line.startswith(CELL_MARKER):
+            close()
+            kind, lines = "code", []
+        elif kind is not None:
+            lines.append(line)
+    close()
+    return cells
+
+
+def build(name: str) -> nbformat.NotebookNode:
+    """The notebook ``name`` (e.g. '01_debias') from its source, without outputs."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = parse_source((SOURCES / f"{name}.py").read_text(encoding="utf-8"))
+    for index, cell in enumerate(notebook.cells):
+        cell.id = f"{name}-{index:02d}"  # stable ids keep rebuilt notebooks diff-friendly
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.metadata["language_info"] = {"name": "python"}
+    return notebook
+
+
+def execute(notebook: nbformat.NotebookNode, timeout: int = 1200) -> nbformat.NotebookNode:
+    """Run every cell in a fresh python3 kernel started in ``notebooks/``; an error raises."""
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}})
+    client.execute()
+    return notebook
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="notebooks to build (default: all sources)")
+    parser.add_argument("--execute", action="store_true", help="run the notebooks and save their outputs")
+    parser.add_argument("--quick", action="store_true", help="run with LAMB_EDU_QUICK=1")
+    args = parser.parse_args(argv)
+    names = args.names or sorted(path.stem for path in SOURCES.glob("[0-9][0-9]_*.py"))
+    if args.quick:
+        os.environ["LAMB_EDU_QUICK"] = "1"
+    os.environ.pop("MPLBACKEND", None)  # the notebooks draw inline
+    for name in names:
+        notebook = build(name)
+        if args.execute:
+            print(f"running {name} ...", file=sys.stderr)
+            execute(notebook)
+        for cell in notebook.cells:  # stable files: drop volatile per-run metadata
+            cell.metadata.pop("execution", None)
+        nbformat.write(notebook, HERE / f"{name}.ipynb")
+        print(f"wrote notebooks/{name}.ipynb", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

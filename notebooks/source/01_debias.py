@@ -1,0 +1,113 @@
+# %% [markdown]
+# # 1. Moving averages and bias correction
+#
+# Adam, AdamW and LAMB do not step along the gradient of the current batch. They step along a
+# **moving average** of past gradients, scaled by a moving average of past squared gradients. This
+# notebook looks at that averaging on its own, on a noisy curve, before any network is involved.
+#
+# **You will learn**
+# - what the exponential moving average (EMA) $m_t$ is and how $\beta$ trades noise for lag;
+# - why an EMA started at zero is *biased* towards zero at the start, worst for $\beta$ close to 1;
+# - what bias correction $\hat m_t = m_t / (1-\beta^t)$ does, and how quickly it fades;
+# - why this matters for an optimizer's first steps (the article's code turns it off, and notebook 5
+#   shows the consequence).
+#
+# This is the first section of Ben Mann's *An intuitive understanding of the LAMB optimizer* (2019);
+# the noisy curve is the one of the fast.ai optimizer lesson the article borrows its pictures from.
+
+# %%
+QUICK = False  # True: the small, fast settings; the committed outputs use the setting printed below
+
+# %matplotlib inline
+from lamb_edu import experiments, plots
+
+QUICK = experiments.quick_mode(default=QUICK)  # LAMB_EDU_QUICK=1 (as in CI) forces quick mode
+print("mode:", "quick" if QUICK else "full")
+
+# %% [markdown]
+# ## The equations
+#
+# Given a series $x_1, x_2, \dots$ (for Adam, the gradients $g_t$), the exponential moving average
+# starts at zero and mixes in each new value with weight $1-\beta$:
+#
+# $$m_0 = 0, \qquad m_t = \beta\, m_{t-1} + (1-\beta)\, x_t .$$
+#
+# Unrolled, $m_t = (1-\beta) \sum_{i=1}^{t} \beta^{\,t-i} x_i$: a weighted sum of the past whose weights
+# add up to $(1-\beta)\sum_{i=0}^{t-1}\beta^i = 1-\beta^t$, not to 1. The missing weight $\beta^t$ sits on
+# the zero we started from. Dividing by the sum of the weights removes that pull towards zero:
+#
+# $$\hat m_t = \frac{m_t}{1-\beta^t}.$$
+#
+# At $t=1$, $\hat m_1 = \frac{(1-\beta)x_1}{1-\beta} = x_1$ exactly: the corrected average starts at the
+# first data point. As $t$ grows, $\beta^t \to 0$ and the correction factor $1/(1-\beta^t)$ goes to 1.
+#
+# Adam keeps two such averages, $m_t$ of the gradients with $\beta_1$ and $v_t$ of the squared
+# gradients with $\beta_2$, and corrects both (Kingma & Ba, 2015).
+#
+# ## The experiment
+#
+# `experiments.debias` samples 200 points of $1-(x/3)^2$ for $x$ from $-4$ to $4$, adds Gaussian
+# noise (standard deviation 0.1, seed 0), and averages the series from left to right for
+# $\beta = 0.5, 0.7, 0.9, 0.99$. It returns the data; `plots` draws it.
+
+# %%
+result = experiments.debias(quick=QUICK, seed=0)
+figure = plots.plot_moving_averages(result, bias_correction=False)
+
+# %% [markdown]
+# **What to look for.** Small $\beta$ follows the data closely but keeps much of its noise; large
+# $\beta$ is smooth but lags behind the curve (at $\beta=0.9$ the red line is shifted to the right).
+# At the left edge every average starts near 0, not at the first data point ($\approx -0.77$): the
+# bias. For $\beta=0.99$ it never catches up in 200 points; its first value is only 1 % of the first
+# data point.
+
+# %%
+figure = plots.plot_moving_averages(result, bias_correction=True)
+for beta in result.betas:
+    print(
+        f"beta={beta:<5} first data point {result.data[0]:+.3f}   first EMA {result.average[beta][0]:+.4f}"
+        f"   first debiased EMA {result.debiased[beta][0]:+.3f}"
+    )
+
+# %% [markdown]
+# **What to look for.** With the correction every average starts exactly at the first data point
+# (the printed numbers). The problem is smaller but has not gone away: for $\beta=0.99$ the corrected
+# average is still an average over roughly the last $1/(1-\beta)=100$ points, so it still lags far
+# behind a curve that changes within 200 points. Bias correction fixes the *start*, not the lag.
+#
+# ## How long the correction matters
+#
+# The factor $1/(1-\beta^t)$ is $1/(1-\beta)$ at the first step ($10$ for $\beta=0.9$, $100$ for
+# $\beta=0.99$) and falls towards 1. Each panel has its own $y$ axis, as in the article.
+
+# %%
+figure = plots.plot_bias_correction_factor(result)
+for beta in result.betas:
+    print(
+        f"beta={beta:<5} factor at t=1: {result.factor[beta][0]:7.2f}   "
+        f"below 1.01 from step {result.steps_to_within(beta)}"
+    )
+
+# %% [markdown]
+# **What to look for.** For $\beta=0.9$ the factor is 10 at the first step and within 1 % of 1 after
+# 44 steps: "a few dozen steps", as the article says. For Adam's usual $\beta_2=0.999$ it takes
+# thousands of steps (exercise 2), so the correction of $v_t$ matters for a long time.
+#
+# Why an optimizer cares: without correction, Adam's first step is
+# $\frac{m_1}{\sqrt{v_1}} = \frac{(1-\beta_1) g}{\sqrt{1-\beta_2}\,|g|} = \frac{1-\beta_1}{\sqrt{1-\beta_2}}\operatorname{sign}(g)$,
+# which is $0.1/\sqrt{0.001}\approx 3.16$ times the learning rate per coordinate for
+# $\beta=(0.9, 0.999)$: more than three times the step Adam means to take, on every weight at once.
+# The article's LAMB code uses no bias correction; notebook 5 shows what that does to its Adam
+# baseline at a large learning rate.
+#
+# ## Exercises
+#
+# 1. Show that the weights of $m_t$ sum to $1-\beta^t$, and check it numerically: run
+#    `experiments.exponential_moving_average` on a series of ones. What does it return without and with
+#    bias correction?
+# 2. Use `experiments.bias_correction_factor` to find the first step at which the factor is below 1.01
+#    for $\beta_2 = 0.999$. Compare with the closed form $t > \ln(1/101)/\ln\beta$ (from
+#    $\beta^t < 1/101$).
+# 3. Without bias correction, what is the size of Adam's first step (per coordinate, in units of the
+#    learning rate) for $\beta=(0.9, 0.99)$, the setting of notebook 4? Is the article's lr = 0.01 with
+#    these betas closer to lr = 0.01 or to something larger?
