@@ -1,0 +1,20 @@
+"""Optimizers from scratch, shaped like ``torch.optim``.
+
+``from lamb_edu import optim`` gives ``optim.SGD``, ``optim.Adagrad``, ``optim.RMSprop``,
+``optim.Adam``, ``optim.AdamW``, ``optim.LARS``, ``optim.LAMB``, ``optim.Lookahead``, the
+``optim.Optimizer`` base class, ``optim.param_groups_no_decay`` and the learning-rate
+``optim.schedules``. The pieces LAMB shares with Adam and LARS live in ``optim.functional``.
+"""
+
+from lamb_edu.optim import functional
+from lamb_edu.optim.adam import Adam
+from lamb_edu.optim.adamw import AdamW
+from lamb_edu.optim.lamb import LAMB
+from lamb_edu.optim.optimizer import Optimizer, flatten_state_dict, unflatten_state_dict
+from lamb_edu.optim.param_groups import param_groups_no_decay
+from lamb_edu.optim.sgd import SGD
+
+__all__ = [
+    "Optimizer", "SGD", "Adam", "AdamW", "LAMB",
+    "param_groups_no_decay", "flatten_state_dict", "unflatten_state_dict", "functional",
+]

@@ -1,0 +1,285 @@
+"""Each optimizer against a plain float64 NumPy re-implementation of its equations, step by step.
+
+The references below are written straight from the papers' equations, one step at a time, sharing
+no code with ``lamb_edu.optim``. Each takes the initial weights and the list of per-step gradients (lists of arrays) and
+returns the weights after every step has been applied, plus whatever per-step records the optimizer
+keeps. They are written straight from the papers' equations, one step at a time, with no shared code
+with ``lamb_edu.optim``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lamb_edu import Tensor, backend, optim
+
+SHAPES = [(6,), (5, 4), (3, 2, 4), (4, 3)]  # the last parameter starts at zero
+STEPS = 24
+
+
+def make_problem(seed: int = 0, steps: int = STEPS, shapes=SHAPES):
+    """Initial weights and per-step gradients, all exactly representable in float32."""
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(size=shape).astype(np.float32).astype(np.float64) for shape in shapes]
+    weights[-1][...] = 0.0
+    grads = [
+        [(rng.normal(size=shape) * rng.uniform(0.1, 2.0)).astype(np.float32).astype(np.float64) for shape in shapes]
+        for _ in range(steps)
+    ]
+    return weights, grads
+
+
+def l2(x):
+    return float(np.sqrt(np.sum(np.asarray(x, dtype=np.float64) ** 2)))
+
+
+def reference_sgd(w, grads, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+    w = [x.copy() for x in w]
+    buffers = [None] * len(w)
+    for step_grads in grads:
+        for i, g in enumerate(step_grads):
+            g = g + weight_decay * w[i]
+            if momentum != 0:
+                buffers[i] = g.copy() if buffers[i] is None else momentum * buffers[i] + (1 - dampening) * g
+                d = g + momentum * buffers[i] if nesterov else buffers[i]
+            else:
+                d = g
+            w[i] = w[i] - lr * d
+    return w
+
+
+def reference_adam(w, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                   bias_correction=True, decoupled=False):
+    beta1, beta2 = betas
+    w = [x.copy() for x in w]
+    m = [np.zeros_like(x) for x in w]
+    v = [np.zeros_like(x) for x in w]
+    v_max = [np.zeros_like(x) for x in w]
+    for t, step_grads in enumerate(grads, start=1):
+        for i, g in enumerate(step_grads):
+            if decoupled:
+                w[i] = w[i] - lr * weight_decay * w[i]
+            else:
+                g = g + weight_decay * w[i]
+            m[i] = beta1 * m[i] + (1 - beta1) * g
+            v[i] = beta2 * v[i] + (1 - beta2) * g * g
+            v_max[i] = np.maximum(v_max[i], v[i])
+            second = v_max[i] if amsgrad else v[i]
+            m_hat = m[i] / (1 - beta1**t) if bias_correction else m[i]
+            v_hat = second / (1 - beta2**t) if bias_correction else second
+            w[i] = w[i] - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return w
+
+
+def reference_lamb(w, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, bias_correction=True,
+                   clamp_value=10.0, trust_clip=False, use_trust_ratio=True, grad_averaging=True, max_grad_norm=None):
+    """Returns (weights, records) with records[i] = (weight_norm, update_norm, trust_ratio) of the last step."""
+    beta1, beta2 = betas
+    w = [x.copy() for x in w]
+    m = [np.zeros_like(x) for x in w]
+    v = [np.zeros_like(x) for x in w]
+    records = [None] * len(w)
+    for t, step_grads in enumerate(grads, start=1):
+        scale = 1.0
+        if max_grad_norm is not None:
+            global_norm = np.sqrt(sum(np.sum(g * g) for g in step_grads))
+            if global_norm > max_grad_norm:
+                scale = max_grad_norm / global_norm
+        for i, g in enumerate(step_grads):
+            g = scale * g
+            m[i] = beta1 * m[i] + ((1 - beta1) if grad_averaging else 1.0) * g
+            v[i] = beta2 * v[i] + (1 - beta2) * g * g
+            m_hat = m[i] / (1 - beta1**t) if bias_correction else m[i]
+            v_hat = v[i] / (1 - beta2**t) if bias_correction else v[i]
+            u = m_hat / (np.sqrt(v_hat) + eps) + weight_decay * w[i]
+            weight_norm, update_norm = l2(w[i]), l2(u)
+            phi = min(weight_norm, clamp_value) if clamp_value is not None else weight_norm
+            ratio = 1.0 if weight_norm == 0 or update_norm == 0 else phi / update_norm
+            if trust_clip:
+                ratio = min(ratio, 1.0)
+            records[i] = (weight_norm, update_norm, ratio)
+            w[i] = w[i] - lr * (ratio if use_trust_ratio else 1.0) * u
+    return w, records
+
+
+def reference_article_lamb(w, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, adam=False):
+    """The rule of cybertronai/pytorch-lamb (the article's code), transcribed line by line."""
+    beta1, beta2 = betas
+    w = [x.copy() for x in w]
+    exp_avg = [np.zeros_like(x) for x in w]
+    exp_avg_sq = [np.zeros_like(x) for x in w]
+    for step_grads in grads:
+        for i, grad in enumerate(step_grads):
+            exp_avg[i] = exp_avg[i] * beta1 + (1 - beta1) * grad
+            exp_avg_sq[i] = exp_avg_sq[i] * beta2 + (1 - beta2) * grad * grad
+            step_size = lr
+            weight_norm = np.clip(np.sqrt(np.sum(w[i] ** 2)), 0, 10)
+            adam_step = exp_avg[i] / (np.sqrt(exp_avg_sq[i]) + eps)
+            if weight_decay != 0:
+                adam_step = adam_step + weight_decay * w[i]
+            adam_norm = np.sqrt(np.sum(adam_step**2))
+            trust_ratio = 1 if weight_norm == 0 or adam_norm == 0 else weight_norm / adam_norm
+            if adam:
+                trust_ratio = 1
+            w[i] = w[i] + (-step_size * trust_ratio) * adam_step
+    return w
+
+
+# ---------------------------------------------------------------------- running the library
+def run_optimizer(make_optimizer, weights, grads, dtype):
+    """Run ``make_optimizer(params)`` over the gradients; return final weights (float64) and the optimizer."""
+    params = [Tensor(backend.asarray(np.array(w, dtype=dtype)), requires_grad=True) for w in weights]
+    optimizer = make_optimizer(params)
+    for step_grads in grads:
+        for p, g in zip(params, step_grads):
+            p.grad = backend.asarray(g, dtype=dtype)
+        optimizer.step()
+    return [backend.to_numpy(p.data).astype(np.float64) for p in params], optimizer, params
+
+
+# float32 runs agree with the float64 reference to float32 rounding; float64 runs agree tightly.
+TOLERANCE = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-11, atol=1e-12)}
+
+
+def assert_matches(got, expected, dtype):
+    for index, (g, e) in enumerate(zip(got, expected)):
+        np.testing.assert_allclose(g, e, err_msg=f"parameter {index}", **TOLERANCE[dtype])
+
+
+def assert_moved(weights, final):
+    assert all(not np.array_equal(w, f) for w, f in zip(weights, final)), "a parameter did not move"
+
+
+SGD_CASES = [
+    dict(lr=0.05),
+    dict(lr=0.05, weight_decay=0.1),
+    dict(lr=0.02, momentum=0.9),
+    dict(lr=0.02, momentum=0.9, dampening=0.3, weight_decay=0.01),
+    dict(lr=0.02, momentum=0.8, nesterov=True, weight_decay=0.05),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("settings", SGD_CASES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
+def test_sgd_matches_reference(settings, dtype):
+    weights, grads = make_problem(1)
+    final, _, params = run_optimizer(lambda p: optim.SGD(p, **settings), weights, grads, dtype)
+    assert all(p.dtype == dtype for p in params)
+    assert_moved(weights, final)
+    assert_matches(final, reference_sgd(weights, grads, **settings), dtype)
+
+
+ADAM_CASES = [
+    dict(),
+    dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
+    dict(lr=0.01, amsgrad=True, weight_decay=0.01),
+    dict(lr=0.01, bias_correction=False),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("settings", ADAM_CASES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "defaults")
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_adam_and_adamw_match_reference(name, settings, dtype):
+    weights, grads = make_problem(2)
+    final, optimizer, params = run_optimizer(lambda p: getattr(optim, name)(p, **settings), weights, grads, dtype)
+    expected_settings = dict(settings)
+    if name == "AdamW":
+        expected_settings.setdefault("weight_decay", 1e-2)  # AdamW's default
+    expected = reference_adam(weights, grads, decoupled=(name == "AdamW"), **expected_settings)
+    assert_moved(weights, final)
+    assert_matches(final, expected, dtype)
+    # exactly two state arrays per parameter (three with AMSGrad), in the parameter's dtype
+    for p in params:
+        arrays = [value for value in optimizer.state[p].values() if hasattr(value, "shape")]
+        assert len(arrays) == (3 if settings.get("amsgrad") else 2)
+        assert all(a.dtype == dtype and a.shape == p.shape for a in arrays)
+
+
+LAMB_CASES = [
+    dict(),
+    dict(lr=0.01, weight_decay=0.01),
+    dict(lr=0.01, weight_decay=0.1, bias_correction=False, eps=1e-8),
+    dict(lr=0.01, clamp_value=2.0, trust_clip=True),
+    dict(lr=0.01, clamp_value=None, grad_averaging=False, betas=(0.7, 0.95)),
+    dict(lr=0.01, weight_decay=0.01, use_trust_ratio=False),
+    dict(lr=0.01, max_grad_norm=1.0),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("settings", LAMB_CASES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "defaults")
+def test_lamb_matches_reference(settings, dtype):
+    weights, grads = make_problem(3)
+    final, optimizer, params = run_optimizer(lambda p: optim.LAMB(p, **settings), weights, grads, dtype)
+    expected, records = reference_lamb(weights, grads, **settings)
+    assert_moved(weights, final)
+    assert_matches(final, expected, dtype)
+    for p, (weight_norm, update_norm, ratio) in zip(params, records):
+        state = optimizer.state[p]
+        assert all(isinstance(state[k], float) for k in ("weight_norm", "update_norm", "trust_ratio"))
+        np.testing.assert_allclose(
+            [state["weight_norm"], state["update_norm"], state["trust_ratio"]], [weight_norm, update_norm, ratio],
+            **TOLERANCE[dtype],
+        )
+        arrays = [value for value in state.values() if hasattr(value, "shape")]
+        assert len(arrays) == 2 and all(a.dtype == dtype for a in arrays)
+
+
+def test_lamb_max_grad_norm_leaves_the_callers_gradients_alone():
+    weights, grads = make_problem(4, steps=1)
+    params = [Tensor(w.copy(), requires_grad=True) for w in weights]
+    for p, g in zip(params, grads[0]):
+        p.grad = backend.asarray(g.copy())
+    optimizer = optim.LAMB(params, lr=0.01, max_grad_norm=0.5)
+    optimizer.step()
+    for p, g in zip(params, grads[0]):
+        np.testing.assert_array_equal(backend.to_numpy(p.grad), g)
+
+
+@pytest.mark.parametrize("adam", [False, True])
+def test_lamb_without_bias_correction_is_the_articles_rule(adam):
+    weights, grads = make_problem(5)
+    weights[1] *= 5.0  # a weight norm above 10, so the clamp matters
+    settings = dict(lr=0.02, weight_decay=0.05)
+    final, _, _ = run_optimizer(
+        lambda p: optim.LAMB(p, bias_correction=False, use_trust_ratio=not adam, **settings), weights, grads, np.float64
+    )
+    assert_matches(final, reference_article_lamb(weights, grads, adam=adam, **settings), np.float64)
+
+
+# ---------------------------------------------------------------------- known cases
+def test_adam_first_step_moves_each_coordinate_by_lr_times_sign_of_gradient():
+    weights, grads = make_problem(6, steps=1)
+    lr = 0.01
+    final, _, _ = run_optimizer(lambda p: optim.Adam(p, lr=lr), weights, grads, np.float64)
+    for w, f, g in zip(weights, final, grads[0]):
+        # m̂ = g and √v̂ = |g| at step 1, so the step is lr·g/(|g| + eps) = lr·sign(g) up to eps
+        np.testing.assert_allclose(f - w, -lr * np.sign(g), rtol=0, atol=lr * 1e-8 / np.abs(g).min() + 1e-15)
+
+
+def test_lamb_trust_ratio_is_one_for_a_zero_weight():
+    weights, grads = make_problem(7, steps=1)
+    lr = 0.01
+    final, optimizer, params = run_optimizer(lambda p: optim.LAMB(p, lr=lr), weights, grads, np.float64)
+    zero = params[-1]
+    assert optimizer.state[zero]["weight_norm"] == 0.0
+    assert optimizer.state[zero]["trust_ratio"] == 1.0
+    # with ratio 1 the first step is plain Adam: lr·sign(g) up to eps (LAMB's default eps is 1e-6)
+    g = grads[0][-1]
+    np.testing.assert_allclose(final[-1], -lr * g / (np.abs(g) + 1e-6), rtol=1e-12)
+    np.testing.assert_allclose(final[-1], -lr * np.sign(g), rtol=0, atol=lr * 1e-6 / np.abs(g).min())
+    # a non-zero weight moves by exactly lr·‖w‖ (the ratio rescales the update to the weight norm)
+    for w, f in zip(weights[:-1], final[:-1]):
+        np.testing.assert_allclose(np.linalg.norm(f - w), lr * np.linalg.norm(w), rtol=1e-12)
+
+
+# ---------------------------------------------------------------------- reductions
+def test_lamb_without_trust_ratio_with_bias_correction_and_eps_1e8_is_adamw():
+    weights, grads = make_problem(8)
+    settings = dict(lr=0.01, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.05)
+    lamb, _, _ = run_optimizer(lambda p: optim.LAMB(p, use_trust_ratio=False, bias_correction=True, **settings),
+                               weights, grads, np.float64)
+    adamw, _, _ = run_optimizer(lambda p: optim.AdamW(p, **settings), weights, grads, np.float64)
+    assert_matches(lamb, adamw, np.float64)
