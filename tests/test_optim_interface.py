@@ -13,6 +13,10 @@ FACTORIES = {
     "Adam": lambda params: optim.Adam(params, lr=0.01, amsgrad=True),
     "AdamW": lambda params: optim.AdamW(params, lr=0.01),
     "LAMB": lambda params: optim.LAMB(params, lr=0.01, weight_decay=0.01),
+    "Adagrad": lambda params: optim.Adagrad(params, lr=0.05, lr_decay=0.01, weight_decay=0.01),
+    "RMSprop": lambda params: optim.RMSprop(params, lr=0.01, momentum=0.5, centered=True),
+    "LARS": lambda params: optim.LARS(params, lr=1.0, weight_decay=0.01),
+    "Lookahead": lambda params: optim.Lookahead(optim.Adam(params, lr=0.01), k=3, alpha=0.5),
 }
 
 
@@ -101,18 +105,27 @@ def test_bad_state_dicts_are_rejected_and_leave_the_optimizer_unchanged(name):
     good = optimizer.state_dict()
     before = optimizer.state_dict()
 
-    too_many_groups = {"state": good["state"], "param_groups": good["param_groups"] * 2}
-    fewer_params = {"state": {}, "param_groups": [{**good["param_groups"][0], "params": [0, 1]}]}
-    unknown_param = {"state": {**good["state"], 7: good["state"][0]}, "param_groups": good["param_groups"]}
-    wrong_shape = {"state": {k: dict(v) for k, v in good["state"].items()}, "param_groups": good["param_groups"]}
+    too_many_groups = {**good, "param_groups": good["param_groups"] * 2}
+    fewer_params = {**good, "state": {}, "param_groups": [{**good["param_groups"][0], "params": [0, 1]}]}
+    unknown_param = {**good, "state": {**good["state"], 7: good["state"][0]}}
+    wrong_shape = {**good, "state": {k: dict(v) for k, v in good["state"].items()}}
     array_name = next(n for n, v in wrong_shape["state"][1].items() if hasattr(v, "shape"))
     wrong_shape["state"][1][array_name] = np.zeros((3, 4), dtype=np.float32)
-    bad_lr = {"state": good["state"], "param_groups": [{**good["param_groups"][0], "lr": -1.0}]}
-    for bad, message in [(too_many_groups, "groups"), (fewer_params, "parameters"), (unknown_param, "parameter 7"),
-                         (wrong_shape, "shape"), (bad_lr, "lr")]:
+    bad_lr = {**good, "param_groups": [{**good["param_groups"][0], "lr": -1.0}]}
+    cases = [(too_many_groups, "groups"), (fewer_params, "parameters"), (unknown_param, "parameter 7"),
+             (wrong_shape, "shape"), (bad_lr, "lr")]
+    if name == "Lookahead":
+        slow = dict(good["lookahead"]["slow_weights"])
+        cases.append(({**good, "lookahead": {**good["lookahead"], "slow_weights": {**slow, 1: np.zeros(7)}}}, "shape"))
+        cases.append(({**good, "lookahead": {**good["lookahead"], "k": 0}}, "k"))
+    for bad, message in cases:
         with pytest.raises(ValueError, match=message):
             optimizer.load_state_dict(bad)
         assert_state_dicts_equal(optimizer.state_dict(), before)
+        if name == "Lookahead":
+            assert optimizer.state_dict()["lookahead"]["k"] == before["lookahead"]["k"]
+            for index, slow in before["lookahead"]["slow_weights"].items():
+                np.testing.assert_array_equal(optimizer.state_dict()["lookahead"]["slow_weights"][index], slow)
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
@@ -195,8 +208,12 @@ def test_groups_with_different_hyperparameters_match_separate_optimizers(name):
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_changing_lr_between_steps_takes_effect(name):
     """lr 0 freezes the weights; restoring it resumes."""
+    make = {  # LARS's velocity keeps moving w at lr 0, and Lookahead's synchronisation moves w at any lr
+        "LARS": lambda params: optim.LARS(params, lr=1.0, momentum=0.0),
+        "Lookahead": lambda params: optim.Lookahead(optim.Adam(params, lr=0.01), k=100),
+    }.get(name, FACTORIES[name])
     params = make_params()
-    optimizer = FACTORIES[name](params)
+    optimizer = make(params)
     run(optimizer, params, 2, first_seed=0)
     lr = optimizer.param_groups[0]["lr"]
     optimizer.param_groups[0]["lr"] = 0.0
@@ -247,6 +264,19 @@ BAD_ARGUMENTS = [
     (optim.LAMB, dict(clamp_value=0.0), "clamp_value", "0.0"),
     (optim.LAMB, dict(clamp_value=-2.0), "clamp_value", "-2.0"),
     (optim.LAMB, dict(max_grad_norm=0.0), "max_grad_norm", "0.0"),
+    (optim.Adagrad, dict(lr=-0.5), "lr", "-0.5"),
+    (optim.Adagrad, dict(lr_decay=-0.1), "lr_decay", "-0.1"),
+    (optim.Adagrad, dict(eps=-1.0), "eps", "-1.0"),
+    (optim.Adagrad, dict(initial_accumulator_value=-1.0), "initial_accumulator_value", "-1.0"),
+    (optim.RMSprop, dict(alpha=1.0), "alpha", "1.0"),
+    (optim.RMSprop, dict(alpha=-0.2), "alpha", "-0.2"),
+    (optim.RMSprop, dict(momentum=-0.9), "momentum", "-0.9"),
+    (optim.RMSprop, dict(eps=-1e-8), "eps", "-1e-08"),
+    (optim.LARS, dict(lr=-1.0), "lr", "-1.0"),
+    (optim.LARS, dict(lr=1.0, momentum=-0.1), "momentum", "-0.1"),
+    (optim.LARS, dict(lr=1.0, momentum=0.0, nesterov=True), "nesterov", "momentum=0.0"),
+    (optim.LARS, dict(lr=1.0, eps=-1.0), "eps", "-1.0"),
+    (optim.LARS, dict(lr=1.0, trust_coefficient=-1e-3), "trust_coefficient", "-0.001"),
 ]
 
 
@@ -257,7 +287,17 @@ def test_bad_hyperparameters_raise_value_error_naming_argument_and_value(cls, kw
         cls(make_params(), **kwargs)
 
 
-@pytest.mark.parametrize("cls", [optim.SGD, optim.Adam, optim.AdamW, optim.LAMB])
+@pytest.mark.parametrize("kwargs,argument,value", [
+    (dict(k=0), "k", "0"), (dict(k=-3), "k", "-3"), (dict(k=2.5), "k", "2.5"),
+    (dict(alpha=0.0), "alpha", "0.0"), (dict(alpha=1.5), "alpha", "1.5"), (dict(alpha=-0.5), "alpha", "-0.5"),
+])
+def test_bad_lookahead_settings_raise_value_error(kwargs, argument, value):
+    with pytest.raises(ValueError, match=f"{argument}.*{value}"):
+        optim.Lookahead(optim.SGD(make_params(), lr=0.1), **kwargs)
+
+
+@pytest.mark.parametrize("cls", [optim.SGD, optim.Adagrad, optim.RMSprop, optim.Adam, optim.AdamW,
+                                 optim.LARS, optim.LAMB])
 def test_bad_parameter_lists_raise_value_error(cls):
     with pytest.raises(ValueError, match="empty"):
         cls([], lr=0.1)

@@ -126,6 +126,84 @@ def reference_article_lamb(w, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weig
     return w
 
 
+
+def reference_adagrad(w, grads, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10):
+    w = [x.copy() for x in w]
+    G = [np.full_like(x, initial_accumulator_value) for x in w]
+    for t, step_grads in enumerate(grads, start=1):
+        for i, g in enumerate(step_grads):
+            g = g + weight_decay * w[i]
+            lr_t = lr / (1 + (t - 1) * lr_decay)
+            G[i] = G[i] + g * g
+            w[i] = w[i] - lr_t * g / (np.sqrt(G[i]) + eps)
+    return w
+
+
+def reference_rmsprop(w, grads, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    w = [x.copy() for x in w]
+    v = [np.zeros_like(x) for x in w]
+    g_bar = [np.zeros_like(x) for x in w]
+    b = [np.zeros_like(x) for x in w]
+    for step_grads in grads:
+        for i, g in enumerate(step_grads):
+            g = g + weight_decay * w[i]
+            v[i] = alpha * v[i] + (1 - alpha) * g * g
+            if centered:
+                g_bar[i] = alpha * g_bar[i] + (1 - alpha) * g
+                s = np.sqrt(v[i] - g_bar[i] ** 2) + eps
+            else:
+                s = np.sqrt(v[i]) + eps
+            if momentum > 0:
+                b[i] = momentum * b[i] + g / s
+                w[i] = w[i] - lr * b[i]
+            else:
+                w[i] = w[i] - lr * g / s
+    return w
+
+
+def reference_lars(w, grads, lr, momentum=0.9, weight_decay=0.0, trust_coefficient=1e-3, eps=1e-8, nesterov=False,
+                   use_trust_ratio=True):
+    """Returns (weights, records) with records[i] = (weight_norm, update_norm, trust_ratio) of the last step."""
+    w = [x.copy() for x in w]
+    v = [np.zeros_like(x) for x in w]
+    records = [None] * len(w)
+    for step_grads in grads:
+        for i, g in enumerate(step_grads):
+            weight_norm, grad_norm = l2(w[i]), l2(g)
+            if weight_norm == 0 or grad_norm == 0:
+                local_lr = 1.0
+            else:
+                local_lr = trust_coefficient * weight_norm / (grad_norm + weight_decay * weight_norm + eps)
+            records[i] = (weight_norm, grad_norm + weight_decay * weight_norm, local_lr)
+            used = local_lr if use_trust_ratio else 1.0
+            step = lr * used * (g + weight_decay * w[i])
+            v[i] = momentum * v[i] + step
+            w[i] = w[i] - (momentum * v[i] + step if nesterov else v[i])
+    return w, records
+
+
+def reference_lookahead(w, grads, inner_step, k, alpha):
+    """``inner_step(weights, step_grads, state)`` is one step of the inner rule; slow weights every k."""
+    fast = [x.copy() for x in w]
+    slow = [x.copy() for x in w]
+    state = {}
+    for t, step_grads in enumerate(grads, start=1):
+        fast = inner_step(fast, step_grads, state)
+        if t % k == 0:
+            slow = [s + alpha * (f - s) for s, f in zip(slow, fast)]
+            fast = [s.copy() for s in slow]
+    return fast
+
+
+def heavy_ball_step(lr, momentum):
+    """One step of SGD with momentum (b ← momentum·b + g, w ← w − lr·b) for reference_lookahead."""
+    def step(weights, step_grads, state):
+        buffers = state.setdefault("b", [None] * len(weights))
+        for i, g in enumerate(step_grads):
+            buffers[i] = g.copy() if buffers[i] is None else momentum * buffers[i] + g
+        return [x - lr * b for x, b in zip(weights, buffers)]
+    return step
+
 # ---------------------------------------------------------------------- running the library
 def run_optimizer(make_optimizer, weights, grads, dtype):
     """Run ``make_optimizer(params)`` over the gradients; return final weights (float64) and the optimizer."""
@@ -283,3 +361,97 @@ def test_lamb_without_trust_ratio_with_bias_correction_and_eps_1e8_is_adamw():
                                weights, grads, np.float64)
     adamw, _, _ = run_optimizer(lambda p: optim.AdamW(p, **settings), weights, grads, np.float64)
     assert_matches(lamb, adamw, np.float64)
+
+
+# ---------------------------------------------------------------------- the other optimizers
+ADAGRAD_CASES = [dict(), dict(lr=0.1, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.1, eps=1e-6)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("settings", ADAGRAD_CASES, ids=["defaults", "all"])
+def test_adagrad_matches_reference(settings, dtype):
+    weights, grads = make_problem(10)
+    final, optimizer, params = run_optimizer(lambda p: optim.Adagrad(p, **settings), weights, grads, dtype)
+    assert_moved(weights, final)
+    assert_matches(final, reference_adagrad(weights, grads, **settings), dtype)
+
+
+RMSPROP_CASES = [
+    dict(),
+    dict(lr=0.005, alpha=0.9, weight_decay=0.01, momentum=0.8),
+    dict(lr=0.005, centered=True, eps=1e-6),
+    dict(lr=0.002, alpha=0.95, centered=True, momentum=0.5, weight_decay=0.1),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("settings", RMSPROP_CASES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "defaults")
+def test_rmsprop_matches_reference(settings, dtype):
+    weights, grads = make_problem(11)
+    final, _, _ = run_optimizer(lambda p: optim.RMSprop(p, **settings), weights, grads, dtype)
+    assert_moved(weights, final)
+    assert_matches(final, reference_rmsprop(weights, grads, **settings), dtype)
+
+
+LARS_CASES = [
+    dict(lr=0.5),
+    dict(lr=0.5, momentum=0.8, weight_decay=0.01, trust_coefficient=0.02),
+    dict(lr=0.5, nesterov=True, weight_decay=0.1, eps=1e-4),
+    dict(lr=0.01, momentum=0.0, use_trust_ratio=False, weight_decay=0.01),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("settings", LARS_CASES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
+def test_lars_matches_reference(settings, dtype):
+    weights, grads = make_problem(12)
+    final, optimizer, params = run_optimizer(lambda p: optim.LARS(p, **settings), weights, grads, dtype)
+    expected, records = reference_lars(weights, grads, **settings)
+    assert_moved(weights, final)
+    assert_matches(final, expected, dtype)
+    for p, record in zip(params, records):
+        state = optimizer.state[p]
+        got = [state["weight_norm"], state["update_norm"], state["trust_ratio"]]
+        assert all(isinstance(value, float) for value in got)
+        np.testing.assert_allclose(got, record, **TOLERANCE[dtype])
+
+
+def test_lars_zero_weight_and_zero_gradient_get_trust_ratio_one():
+    w = [np.zeros(3), np.array([3.0, 4.0])]
+    g = [np.array([1.0, -2.0, 2.0]), np.zeros(2)]
+    final, optimizer, params = run_optimizer(lambda p: optim.LARS(p, lr=0.1, weight_decay=0.5), w, [g], np.float64)
+    assert [optimizer.state[p]["trust_ratio"] for p in params] == [1.0, 1.0]
+    np.testing.assert_allclose(final[0], -0.1 * g[0], rtol=1e-15)  # v = lr·1·(g + 0)
+    np.testing.assert_allclose(final[1], w[1] - 0.1 * 0.5 * w[1], rtol=1e-15)  # v = lr·1·(0 + wd·w)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lookahead_matches_reference(dtype):
+    weights, grads = make_problem(13, steps=23)  # 23 steps: the run ends between two synchronisations
+    final, _, _ = run_optimizer(lambda p: optim.Lookahead(optim.SGD(p, lr=0.05, momentum=0.9), k=5, alpha=0.3),
+                                weights, grads, dtype)
+    expected = reference_lookahead(weights, grads, heavy_ball_step(0.05, 0.9), k=5, alpha=0.3)
+    assert_moved(weights, final)
+    assert_matches(final, expected, dtype)
+
+
+def test_lookahead_with_alpha_one_is_its_inner_optimizer():
+    weights, grads = make_problem(14)
+    for dtype in (np.float32, np.float64):
+        wrapped, _, _ = run_optimizer(lambda p: optim.Lookahead(optim.Adam(p, lr=0.01), k=3, alpha=1.0),
+                                      weights, grads, dtype)
+        plain, _, _ = run_optimizer(lambda p: optim.Adam(p, lr=0.01), weights, grads, dtype)
+        for a, b in zip(wrapped, plain):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_lars_without_trust_ratio_is_sgd_with_momentum_and_weight_decay():
+    weights, grads = make_problem(15)
+    settings = dict(lr=0.03, momentum=0.9, weight_decay=0.01)
+    lars, _, _ = run_optimizer(lambda p: optim.LARS(p, use_trust_ratio=False, **settings), weights, grads, np.float64)
+    sgd, _, _ = run_optimizer(lambda p: optim.SGD(p, **settings), weights, grads, np.float64)
+    assert_matches(lars, sgd, np.float64)
+    lars, _, _ = run_optimizer(lambda p: optim.LARS(p, use_trust_ratio=False, nesterov=True, **settings),
+                               weights, grads, np.float64)
+    sgd, _, _ = run_optimizer(lambda p: optim.SGD(p, nesterov=True, **settings), weights, grads, np.float64)
+    assert_matches(lars, sgd, np.float64)

@@ -1,0 +1,57 @@
+"""AdaGrad (Duchi, Hazan & Singer, 2011), as ``torch.optim.Adagrad``.
+
+Each coordinate gets its own step size, shrinking with the sum of its squared gradients. With
+g = ∇L(w) + weight_decay·w, at step t::
+
+    lr_t ← lr / (1 + (t − 1)·lr_decay)
+    G ← G + g²                             (G starts at initial_accumulator_value)
+    w ← w − lr_t·g / (√G + eps)
+
+Coordinates with rare or small gradients keep large steps; the price is that G only grows, so
+every step size decays towards zero (the problem RMSprop and Adam fix with running averages).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from lamb_edu.autograd import Tensor
+from lamb_edu.backend import xp
+from lamb_edu.optim.optimizer import Optimizer, check_non_negative
+
+__all__ = ["Adagrad"]
+
+
+class Adagrad(Optimizer):
+    """``Adagrad(params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10)``."""
+
+    def __init__(
+        self, params: Iterable[Any], lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0, eps: float = 1e-10,
+    ) -> None:
+        defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, eps=eps)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        for name in ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
+            check_non_negative(name, group[name])
+
+    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        return {"step": 0, "sum_of_squares": xp.full_like(p.data, group["initial_accumulator_value"])}
+
+    def _update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
+        sum_of_squares, scratch = state["sum_of_squares"], self._scratch(p.data)
+        state["step"] += 1
+        if group["weight_decay"] != 0:  # g ← g + weight_decay·w
+            decayed_grad = self._scratch(p.data, 1)
+            xp.multiply(p.data, group["weight_decay"], out=decayed_grad)
+            grad = xp.add(grad, decayed_grad, out=decayed_grad)
+        lr_t = group["lr"] / (1.0 + (state["step"] - 1) * group["lr_decay"])
+        xp.multiply(grad, grad, out=scratch)  # G ← G + g²
+        xp.add(sum_of_squares, scratch, out=sum_of_squares)
+        xp.sqrt(sum_of_squares, out=scratch)  # w ← w − lr_t·g / (√G + eps)
+        xp.add(scratch, group["eps"], out=scratch)
+        xp.divide(grad, scratch, out=scratch)
+        xp.multiply(scratch, lr_t, out=scratch)
+        xp.subtract(p.data, scratch, out=p.data)

@@ -1,0 +1,86 @@
+"""RMSprop (Hinton, Coursera lecture 6e, 2012; centred form from Graves, 2013), as ``torch.optim.RMSprop``.
+
+AdaGrad with a running average instead of a sum, so old gradients are forgotten. With
+g = ∇L(w) + weight_decay·w::
+
+    v ← α·v + (1 − α)·g²                   running mean of g²
+    ḡ ← α·ḡ + (1 − α)·g                    (centered only) running mean of g
+    s ← √(v − ḡ²) + eps   (centered)   or   √v + eps
+    b ← momentum·b + g / s,   w ← w − lr·b      (momentum > 0)
+    w ← w − lr·g / s                            (momentum = 0)
+
+Centering divides by an estimate of the gradient's standard deviation instead of its root mean square.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from lamb_edu.autograd import Tensor
+from lamb_edu.backend import xp
+from lamb_edu.optim.optimizer import Optimizer, check_beta, check_non_negative
+
+__all__ = ["RMSprop"]
+
+
+class RMSprop(Optimizer):
+    """``RMSprop(params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False)``."""
+
+    def __init__(
+        self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+        weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
+    ) -> None:
+        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        for name in ("lr", "eps", "weight_decay", "momentum"):
+            check_non_negative(name, group[name])
+        check_beta("alpha", group["alpha"])
+
+    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        state = {"step": 0, "v": xp.zeros_like(p.data)}
+        if group["centered"]:
+            state["grad_average"] = xp.zeros_like(p.data)
+        if group["momentum"] > 0:
+            state["momentum_buffer"] = xp.zeros_like(p.data)
+        return state
+
+    def _update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
+        alpha, v, scratch = group["alpha"], state["v"], self._scratch(p.data)
+        state["step"] += 1
+        if group["weight_decay"] != 0:  # g ← g + weight_decay·w
+            decayed_grad = self._scratch(p.data, 1)
+            xp.multiply(p.data, group["weight_decay"], out=decayed_grad)
+            grad = xp.add(grad, decayed_grad, out=decayed_grad)
+        xp.multiply(grad, grad, out=scratch)  # v ← α·v + (1 − α)·g²
+        xp.multiply(scratch, 1.0 - alpha, out=scratch)
+        xp.multiply(v, alpha, out=v)
+        xp.add(v, scratch, out=v)
+        if group["centered"]:  # ḡ ← α·ḡ + (1 − α)·g,  s ← √(v − ḡ²) + eps
+            grad_average = _state_array(state, "grad_average", p)
+            xp.multiply(grad, 1.0 - alpha, out=scratch)
+            xp.multiply(grad_average, alpha, out=grad_average)
+            xp.add(grad_average, scratch, out=grad_average)
+            xp.multiply(grad_average, grad_average, out=scratch)
+            xp.subtract(v, scratch, out=scratch)
+            xp.sqrt(scratch, out=scratch)
+        else:  # s ← √v + eps
+            xp.sqrt(v, out=scratch)
+        xp.add(scratch, group["eps"], out=scratch)
+        xp.divide(grad, scratch, out=scratch)  # g / s
+        if group["momentum"] > 0:  # b ← momentum·b + g / s,  w ← w − lr·b
+            buffer = _state_array(state, "momentum_buffer", p)
+            xp.multiply(buffer, group["momentum"], out=buffer)
+            xp.add(buffer, scratch, out=buffer)
+            xp.multiply(buffer, group["lr"], out=scratch)
+        else:  # w ← w − lr·g / s
+            xp.multiply(scratch, group["lr"], out=scratch)
+        xp.subtract(p.data, scratch, out=p.data)
+
+
+def _state_array(state: dict[str, Any], name: str, p: Tensor) -> Any:
+    """``state[name]``, made (zeros) if a group setting was switched on after the first step."""
+    if name not in state:
+        state[name] = xp.zeros_like(p.data)
+    return state[name]
