@@ -32,6 +32,14 @@ def set_grads(params, seed):
         p.grad = backend.asarray(rng.normal(size=p.shape), dtype=p.dtype)
 
 
+def stepped(name, steps=2):
+    """Parameters and an optimizer of kind ``name`` that has taken ``steps`` steps."""
+    params = make_params()
+    optimizer = FACTORIES[name](params)
+    run(optimizer, params, steps, first_seed=0)
+    return params, optimizer
+
+
 def snapshot(params):
     return [backend.to_numpy(p.data).copy() for p in params]
 
@@ -82,9 +90,7 @@ def test_state_dict_round_trip_mid_run_continues_bit_identically(name, through_n
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_state_dict_holds_only_numbers_strings_lists_and_host_arrays(name):
-    params = make_params()
-    optimizer = FACTORIES[name](params)
-    run(optimizer, params, 2, first_seed=0)
+    params, optimizer = stepped(name)
     state = optimizer.state_dict()
     assert sorted(state["state"]) == [0, 1, 2]
     assert [g["params"] for g in state["param_groups"]] == [[0, 1, 2]]
@@ -99,9 +105,7 @@ def test_state_dict_holds_only_numbers_strings_lists_and_host_arrays(name):
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_bad_state_dicts_are_rejected_and_leave_the_optimizer_unchanged(name):
-    params = make_params()
-    optimizer = FACTORIES[name](params)
-    run(optimizer, params, 2, first_seed=0)
+    params, optimizer = stepped(name)
     good = optimizer.state_dict()
     before = optimizer.state_dict()
 

@@ -225,6 +225,10 @@ def assert_matches(got, expected, dtype):
         np.testing.assert_allclose(g, e, err_msg=f"parameter {index}", **TOLERANCE[dtype])
 
 
+def case_id(settings):
+    return ",".join(f"{k}={v}" for k, v in settings.items()) or "defaults"
+
+
 def assert_moved(weights, final):
     assert all(not np.array_equal(w, f) for w, f in zip(weights, final)), "a parameter did not move"
 
@@ -239,7 +243,7 @@ SGD_CASES = [
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("settings", SGD_CASES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
+@pytest.mark.parametrize("settings", SGD_CASES, ids=case_id)
 def test_sgd_matches_reference(settings, dtype):
     weights, grads = make_problem(1)
     final, _, params = run_optimizer(lambda p: optim.SGD(p, **settings), weights, grads, dtype)
@@ -257,7 +261,7 @@ ADAM_CASES = [
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("settings", ADAM_CASES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "defaults")
+@pytest.mark.parametrize("settings", ADAM_CASES, ids=case_id)
 @pytest.mark.parametrize("name", ["Adam", "AdamW"])
 def test_adam_and_adamw_match_reference(name, settings, dtype):
     weights, grads = make_problem(2)
@@ -287,7 +291,7 @@ LAMB_CASES = [
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("settings", LAMB_CASES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "defaults")
+@pytest.mark.parametrize("settings", LAMB_CASES, ids=case_id)
 def test_lamb_matches_reference(settings, dtype):
     weights, grads = make_problem(3)
     final, optimizer, params = run_optimizer(lambda p: optim.LAMB(p, **settings), weights, grads, dtype)
@@ -385,7 +389,7 @@ RMSPROP_CASES = [
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("settings", RMSPROP_CASES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "defaults")
+@pytest.mark.parametrize("settings", RMSPROP_CASES, ids=case_id)
 def test_rmsprop_matches_reference(settings, dtype):
     weights, grads = make_problem(11)
     final, _, _ = run_optimizer(lambda p: optim.RMSprop(p, **settings), weights, grads, dtype)
@@ -402,7 +406,7 @@ LARS_CASES = [
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("settings", LARS_CASES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
+@pytest.mark.parametrize("settings", LARS_CASES, ids=case_id)
 def test_lars_matches_reference(settings, dtype):
     weights, grads = make_problem(12)
     final, optimizer, params = run_optimizer(lambda p: optim.LARS(p, **settings), weights, grads, dtype)

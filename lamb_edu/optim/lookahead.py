@@ -29,6 +29,7 @@ class Lookahead(Optimizer):
             raise TypeError(f"Lookahead wraps an optimizer such as optim.Adam, got {type(optimizer).__name__}")
         _check_settings(k, alpha)
         self.optimizer = optimizer
+        self.defaults = optimizer.defaults
         self.k = k
         self.alpha = float(alpha)
         self.inner_steps = 0

@@ -35,7 +35,7 @@ class Optimizer:
     """Base class: subclasses give ``defaults``, ``_check_group``, ``_init_state`` and ``_update_parameter``."""
 
     def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
-        self.defaults = dict(defaults)
+        self.defaults = {name: _plain(value) for name, value in defaults.items()}
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Tensor, dict[str, Any]] = {}
         self._scratch_buffers: dict[tuple[str, int], Any] = {}
@@ -78,7 +78,8 @@ class Optimizer:
             if id(p) in seen:
                 raise ValueError(f"params: parameter {index} (shape {p.shape}) is given twice")
             seen.add(id(p))
-        new_group = {**self.defaults, **{k: v for k, v in group.items() if k not in ("params", "param_names")}}
+        settings = {k: _plain(v) for k, v in group.items() if k not in ("params", "param_names")}
+        new_group = {**self.defaults, **settings}
         self._check_group(new_group)
         new_group["params"] = params
         if names:
@@ -212,6 +213,11 @@ class Optimizer:
 
 
 # ---------------------------------------------------------------------- helpers
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as a Python number: an np.float64 lr would otherwise promote float32 updates."""
+    return value.item() if isinstance(value, backend.np.generic) else value
+
+
 def check_non_negative(name: str, value: Any) -> None:
     """ValueError unless ``value`` is a number >= 0."""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
