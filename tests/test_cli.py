@@ -1,0 +1,186 @@
+"""`lamb-edu train` and `lamb-edu plot`: end to end in a subprocess, and the error paths."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lamb_edu import cli, nn, optim, plots
+from lamb_edu.data import load_mnist
+from lamb_edu.train import fit
+
+REPO = Path(__file__).resolve().parents[1]
+NAMES = ["layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def real_data_dir() -> str:
+    directory = os.environ.get("LAMB_EDU_DATA")
+    if not directory or not Path(directory).is_dir():
+        pytest.skip("real MNIST needed: set LAMB_EDU_DATA to the directory with the four IDX files "
+                    "(CI uses ../shared/data/mnist)")
+    return directory
+
+
+def run_cli(*args, cwd=None, env=None):
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "lamb_edu", *args], capture_output=True, text=True,
+                          cwd=cwd or REPO, env=environment, timeout=120)
+
+
+def read_metrics(directory: Path) -> list[dict]:
+    return [json.loads(line) for line in (directory / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.mnist
+def test_train_end_to_end_writes_every_file(tmp_path):
+    real_data_dir()
+    out = tmp_path / "run"
+    result = run_cli("train", "--optimizer", "lamb", "--lr", "0.02", "--epochs", "2", "--batch-size", "100",
+                     "--train-size", "1000", "--hidden", "32", "--weight-decay", "0.01", "--seed", "3", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 2 and "test accuracy" in epoch_lines[0]
+
+    summary = json.loads((out / "summary.json").read_text())
+    settings = summary["settings"]
+    assert (settings["optimizer"], settings["lr"], settings["batch_size"], settings["hidden"]) == ("lamb", 0.02, 100, [32])
+    assert (settings["weight_decay"], settings["eps"], settings["beta2"], settings["train_size"]) == (0.01, 1e-6, 0.999, 1000)
+    assert summary["diverged"] is False and summary["steps"] == 20 and summary["seconds"] > 0
+
+    # The same run in this process gives the same numbers: the flags reached the optimizer and the loop.
+    model = nn.MLP([784, 32, 10], seed=3)
+    history = fit(model, optim.LAMB(model.named_parameters(), lr=0.02, weight_decay=0.01, eps=1e-6), load_mnist(),
+                  2, 100, seed=3, train_size=1000, log_every=10, progress=False)
+    assert summary["final"]["test_accuracy"] == pytest.approx(history.epochs[-1]["test_accuracy"], abs=1e-12)
+    assert summary["final"]["train_loss"] == pytest.approx(history.epochs[-1]["train_loss"], rel=1e-6)
+    assert 0.7 < summary["final"]["test_accuracy"] <= 1.0
+
+    metrics = read_metrics(out)
+    steps = [m for m in metrics if m["type"] == "step"]
+    epochs = [m for m in metrics if m["type"] == "epoch"]
+    assert [m["step"] for m in steps] == [1, 10, 20] and [m["epoch"] for m in epochs] == [1, 2]
+    assert steps[1]["loss_avg"] == pytest.approx(np.mean(history.step_loss[1:10]), rel=1e-6)
+    assert set(steps[0]["trust_ratio"]) == set(NAMES)
+    assert epochs[-1]["test_accuracy"] == summary["final"]["test_accuracy"]
+
+    with np.load(out / "trust.npz", allow_pickle=False) as trust:
+        assert list(trust["steps"]) == [1, 10, 20] and list(trust["names"]) == NAMES
+        for name in NAMES:
+            ratio = trust[f"{name}/weight_norm"] / trust[f"{name}/update_norm"]
+            np.testing.assert_allclose(trust[f"{name}/trust_ratio"], ratio, rtol=1e-5)
+        np.testing.assert_allclose(trust["layers.0.weight/trust_ratio"], np.asarray(history.trust_ratio)[:, 0], rtol=1e-6)
+    assert (out / "curves.png").read_bytes()[:8] == PNG_MAGIC
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".part")]
+
+    # a second run with other settings, then both overlaid
+    other = tmp_path / "other"
+    result = run_cli("train", "--optimizer", "adam", "--epochs", "1", "--batch-size", "200", "--train-size", "600",
+                     "--hidden", "16", "--lookahead", "3", "--warmup-steps", "2", "--out", str(other))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((other / "summary.json").read_text())
+    assert (summary["settings"]["lookahead"], summary["settings"]["warmup_steps"]) == (3, 2)
+    first_step = read_metrics(other)[0]
+    assert first_step["step"] == 1 and first_step["lr"] == pytest.approx(0.001 / 2)  # warm-up: lr·(0+1)/2
+    assert "trust_ratio" not in first_step and set(first_step["weight_norm"]) == {
+        "layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias"}
+    image = tmp_path / "both.png"
+    result = run_cli("plot", str(out), str(other), "--out", str(image))
+    assert result.returncode == 0, result.stderr
+    assert image.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_bad_flags_exit_2_with_one_line_and_no_traceback():
+    result = run_cli("train", "--lr", "-1")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(error_lines) == 1 and "--lr" in error_lines[0] and "-1" in error_lines[0]
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["train", "--optimizer", "nadam"], "--optimizer"),
+    (["train", "--beta1", "1.0"], "--beta1"),
+    (["train", "--batch-size", "0"], "--batch-size"),
+    (["train", "--epochs", "two"], "--epochs"),
+    (["train", "--eps", "nan"], "--eps"),
+    (["train", "--hidden", "256", "0"], "--hidden"),
+    (["train", "--backend", "tpu"], "--backend"),
+    (["plot"], "DIR"),
+])
+def test_argparse_rejects_bad_values(argv, named, capsys):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(argv)
+    assert caught.value.code == 2
+    assert named in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["train", "--optimizer", "adam", "--momentum", "0.9"], "--momentum"),
+    (["train", "--optimizer", "sgd", "--no-trust-ratio"], "--no-trust-ratio"),
+    (["train", "--optimizer", "sgd", "--nesterov"], "--nesterov"),
+    (["train", "--optimizer", "adagrad", "--beta1", "0.9"], "--beta1"),
+])
+def test_flags_that_do_not_apply_exit_2(argv, named, capsys):
+    assert cli.main(argv) == 2
+    error = capsys.readouterr().err
+    assert named in error and error.count("\n") == 1 and "Traceback" not in error
+
+
+def test_missing_data_exits_1_with_the_loader_message(tmp_path, monkeypatch, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LAMB_EDU_DATA", str(empty))
+    monkeypatch.setenv("LAMB_EDU_MNIST_MIRRORS", "http://127.0.0.1:9/")  # the discard port: refused at once
+    assert cli.main(["train", "--epochs", "1", "--out", str(tmp_path / "run")]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Traceback" not in error
+    for expected in ("train-images-idx3-ubyte", str(empty), "LAMB_EDU_DATA", "--data-dir"):
+        assert expected in error
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_cupy_exits_1_with_one_line(capsys):
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("CuPy is installed: the missing-CuPy message cannot be shown here")
+    assert cli.main(["train", "--backend", "cupy", "--epochs", "1"]) == 1
+    error = capsys.readouterr().err
+    assert "CuPy" in error and "pip install cupy" in error and error.count("\n") == 1
+
+
+@pytest.mark.mnist
+def test_divergence_is_a_result_not_a_crash(tmp_path, monkeypatch, capsys):
+    real_data_dir()
+    monkeypatch.chdir(tmp_path)  # the default --out is runs/... under the working directory
+    assert cli.main(["train", "--optimizer", "adam", "--lr", "1e20", "--epochs", "2", "--train-size", "500",
+                     "--batch-size", "100", "--hidden", "16"]) == 0
+    assert "diverged at step 2" in capsys.readouterr().out
+    (out,) = (tmp_path / "runs").iterdir()
+    assert out.name.startswith("adam-lr1e+20-bs100-")
+    summary = json.loads((out / "summary.json").read_text())  # strict JSON: NaN became null
+    assert summary["diverged"] == 2 and summary["final"]["test_loss"] is None and len(summary["epochs"]) == 1
+    assert (out / "curves.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_plot_reports_a_directory_that_is_not_a_run(tmp_path, capsys):
+    assert cli.main(["plot", str(tmp_path), "--out", str(tmp_path / "x.png")]) == 1
+    error = capsys.readouterr().err
+    assert "summary.json" in error and str(tmp_path) in error and error.count("\n") == 1
+
+
+def test_legend_names_only_settings_that_differ():
+    base = {"optimizer": "lamb", "lr": 0.01, "batch_size": 512, "weight_decay": 0.0, "beta1": 0.9, "seed": 0}
+    labels = plots.settings_labels([base, {**base, "weight_decay": 0.01}, {**base, "optimizer": "sgd", "beta1": None}])
+    assert labels == ["lamb lr=0.01 weight_decay=0.0", "lamb lr=0.01 weight_decay=0.01", "sgd lr=0.01 weight_decay=0.0"]
+    assert plots.settings_labels([{**base, "no_trust_ratio": True}, {**base, "no_trust_ratio": False}]) == ["lamb lr=0.01 no-trust-ratio", "lamb lr=0.01"]
+    assert math.isclose(cli.train_settings(cli.build_parser().parse_args(["train", "--optimizer", "lamb"]))["eps"], 1e-6)
