@@ -11,8 +11,7 @@ import math
 from typing import Any, Iterator, Mapping, Sequence
 
 from lamb_edu import backend
-from lamb_edu.autograd import Tensor
-from lamb_edu.backend import xp
+from lamb_edu.autograd import Tensor, linear, softmax_cross_entropy
 
 __all__ = ["Module", "Linear", "ReLU", "Sequential", "MLP", "cross_entropy"]
 
@@ -97,8 +96,8 @@ class Linear(Module):
             self.bias = Tensor(backend.asarray(rng.uniform(-bound, bound, size=out_features), dtype=dtype), requires_grad=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = x @ self.weight.T
-        return out + self.bias if self.bias is not None else out
+        # x @ weight.T + bias, as one fused operation (see autograd.linear)
+        return linear(x, self.weight, self.bias)
 
     def __repr__(self) -> str:
         return f"Linear(in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None})"
@@ -160,14 +159,14 @@ class MLP(Sequential):
 def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
     """Mean over the batch of -log softmax(logits)[target], for integer class labels.
 
-    Uses ``log_softmax`` (the log-sum-exp trick), so logits of ±1e4 give a finite loss.
+    It equals ``-(logits.log_softmax(axis=1) * one_hot(targets)).sum() / batch``, computed as one
+    fused operation (``autograd.softmax_cross_entropy``) whose gradient is (softmax − one_hot)/batch.
+    The log-sum-exp trick keeps logits of ±1e4 finite.
     """
     targets = backend.asarray(targets)
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy expects logits of shape (batch, classes), got {logits.shape}")
-    batch, classes = logits.shape
+    batch = logits.shape[0]
     if targets.shape != (batch,) or targets.dtype.kind not in "iu":
         raise ValueError(f"cross_entropy expects {batch} integer targets, got shape {targets.shape} of {targets.dtype}")
-    one_hot = xp.zeros((batch, classes), dtype=logits.dtype)
-    one_hot[xp.arange(batch), targets] = 1
-    return -(logits.log_softmax(axis=1) * one_hot).sum() * (1.0 / batch)
+    return softmax_cross_entropy(logits, targets)
