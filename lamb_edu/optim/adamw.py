@@ -19,13 +19,14 @@ __all__ = ["AdamW"]
 
 
 class AdamW(Adam):
-    """``AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, bias_correction=True)``."""
+    """``AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, bias_correction=True,
+    fused=True)``."""
 
     decoupled_weight_decay = True
 
     def __init__(
         self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-        weight_decay: float = 1e-2, amsgrad: bool = False, bias_correction: bool = True,
+        weight_decay: float = 1e-2, amsgrad: bool = False, bias_correction: bool = True, fused: bool = True,
     ) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                         bias_correction=bias_correction)
+                         bias_correction=bias_correction, fused=fused)

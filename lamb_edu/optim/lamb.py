@@ -23,6 +23,11 @@ whatever the scale of its gradient: that is what lets the batch (and the lr) gro
 
 After every step ``state[p]`` holds ``weight_norm`` (‖w‖ before the step, not clipped),
 ``update_norm`` (‖u‖) and ``trust_ratio`` (the ratio computed, whether or not it was used) as floats.
+
+The step below is the reference. With ``fused=True`` (the default) contiguous float arrays take
+``optim.fused.lamb_step`` instead: the same equations in two passes over cache-sized blocks on a few
+threads (or CuPy kernels), equal to float32 rounding, norms and ratio included; ``fused=False``
+always runs this code.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any, Iterable
 
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
+from lamb_edu.optim import fused as fast
 from lamb_edu.optim.functional import adam_direction, norm, trust_ratio, update_moments
 from lamb_edu.optim.optimizer import Optimizer, check_betas, check_non_negative
 
@@ -39,18 +45,19 @@ __all__ = ["LAMB"]
 
 class LAMB(Optimizer):
     """``LAMB(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0, bias_correction=True,
-    clamp_value=10.0, trust_clip=False, use_trust_ratio=True, grad_averaging=True, max_grad_norm=None)``."""
+    clamp_value=10.0, trust_clip=False, use_trust_ratio=True, grad_averaging=True, max_grad_norm=None, fused=True)``."""
 
     def __init__(
         self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
         weight_decay: float = 0.0, bias_correction: bool = True, clamp_value: float | None = 10.0,
         trust_clip: bool = False, use_trust_ratio: bool = True, grad_averaging: bool = True,
-        max_grad_norm: float | None = None,
+        max_grad_norm: float | None = None, fused: bool = True,
     ) -> None:
         if max_grad_norm is not None and (isinstance(max_grad_norm, bool) or not isinstance(max_grad_norm, (int, float))
                                           or not max_grad_norm > 0):
             raise ValueError(f"invalid max_grad_norm: {max_grad_norm!r} (must be a number > 0, or None)")
         self.max_grad_norm = max_grad_norm
+        self.fused = bool(fused)
         self._grad_scale = 1.0  # set by each step from the global gradient norm
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, (list, tuple)) else betas, eps=eps,
                         weight_decay=weight_decay, bias_correction=bias_correction, clamp_value=clamp_value,
@@ -81,6 +88,13 @@ class LAMB(Optimizer):
     def _update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
         (beta1, beta2), w = group["betas"], p.data
         state["step"] += 1
+        if self.fused and fast.supports(w, grad, state["m"], state["v"]):
+            state["weight_norm"], state["update_norm"], state["trust_ratio"] = fast.lamb_step(
+                w, grad, state["m"], state["v"], lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                weight_decay=group["weight_decay"], step=state["step"], bias_correction=group["bias_correction"],
+                grad_scale=self._grad_scale, grad_averaging=group["grad_averaging"],
+                clamp_value=group["clamp_value"], trust_clip=group["trust_clip"], use_trust_ratio=group["use_trust_ratio"])
+            return
         # Adam's moments, and its (bias-corrected) direction u = m̂ / (√v̂ + eps)
         update_moments(state["m"], state["v"], grad, beta1, beta2, self._scratch(w),
                        grad_scale=self._grad_scale, grad_averaging=group["grad_averaging"])

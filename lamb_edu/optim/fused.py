@@ -1,0 +1,383 @@
+"""Fast forms of the Adam, AdamW and LAMB updates: the same equations, fewer trips to memory.
+
+The readable form of each rule lives in its optimizer's file (``adam.py``, ``lamb.py``) and stays the
+reference: read those to learn the method. This file computes the same numbers, to float32
+rounding, the way a fast optimizer does. The optimizers call it for NumPy float32/float64 arrays
+and for CuPy arrays (``fused=True``, the default); ``fused=False`` runs the readable form.
+
+Why the readable form is slow on a large model. Each NumPy operation walks the whole array: for
+25M parameters every ``xp.multiply(m, beta1, out=m)`` reads and writes 100 MB of main memory, and an
+Adam step is a dozen such operations, about 100 bytes of memory traffic per parameter where the
+step needs only 28 (read w, g, m, v; write w, m, v). Three changes, none of them to the maths:
+
+1. Blocks. The update runs over slices of ``BLOCK_SIZE`` elements (64K floats, 256 KB), so the
+   dozen operations work on data in the core's own cache and main memory is touched about once.
+2. Threads. A NumPy operation runs on one core, but it releases the GIL while it computes, so the
+   blocks are shared between a few threads (``set_num_threads``; the caller's thread works too).
+3. Algebra. √v̂ + eps = (√v + eps·√bc2)/√bc2 with bc2 = 1 − β2ᵗ, so
+   m̂/(√v̂ + eps) = (√bc2/bc1)·m/(√v + eps·√bc2): the bias corrections become one scalar factor.
+
+LAMB needs ‖u‖ over the whole tensor before it can apply u, so it makes two passes: the first
+updates m and v, computes u block by block, adds up ‖w‖² and ‖u‖² (as float64 partial sums) and
+keeps u in a reusable workspace; the second applies w ← w − lr·trust_ratio·u. A tensor of up to
+``WORKSPACE_LIMIT`` elements stays in the shared cache between the passes; a larger one recomputes
+u from the new m and v in the second pass (identical numbers) instead of storing it.
+
+On CuPy the Adam/AdamW step is one ``ElementwiseKernel`` (each element read and written once), and
+LAMB is an elementwise kernel for m, v and u, a sum-of-squares ``ReductionKernel`` for the two
+norms, and a second elementwise kernel for w.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from lamb_edu import backend
+from lamb_edu.backend import xp
+from lamb_edu.optim.functional import trust_ratio
+
+__all__ = ["BLOCK_SIZE", "supports", "set_num_threads", "num_threads", "all_finite", "adam_step", "lamb_step"]
+
+BLOCK_SIZE = 1 << 16  # elements per block: a few blocks of float32 fit in a 1 MB L2 cache
+PARALLEL_MIN = 1 << 17  # below this many elements one thread is faster than handing work out
+WORKSPACE_LIMIT = 1 << 22  # LAMB keeps u for tensors up to this size (16 MB of float32)
+
+
+# ---------------------------------------------------------------------------------------- threads
+def _default_threads() -> int:
+    for variable in ("LAMB_EDU_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(variable, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+_threads = _default_threads()
+_pool: ThreadPoolExecutor | None = None
+_pool_owner = (0, 0)  # (pid, threads) the pool was made for: a forked child makes its own
+_local = threading.local()  # each thread's scratch blocks and LAMB workspace
+
+
+def set_num_threads(threads: int) -> None:
+    """Use ``threads`` threads (the caller's included) for the fast updates of large tensors.
+
+    The default is ``LAMB_EDU_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the number of cores
+    (at most 8). One thread gives exactly the same numbers: each block is computed the same way.
+    """
+    global _threads
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"invalid threads: {threads!r} (must be an integer >= 1)")
+    _threads = threads
+
+
+def num_threads() -> int:
+    """The number of threads the fast updates use."""
+    return _threads
+
+
+def _worker_pool() -> ThreadPoolExecutor:
+    global _pool, _pool_owner
+    owner = (os.getpid(), _threads)
+    if _pool is None or _pool_owner != owner:
+        _pool = ThreadPoolExecutor(max_workers=_threads - 1, thread_name_prefix="lamb_edu")
+        _pool_owner = owner
+    return _pool
+
+
+def _parallel(function: Callable[[int, int], Any], size: int) -> list[Any]:
+    """Run ``function(start, stop)`` over ``[0, size)`` cut into one piece per thread; their results.
+
+    Pieces start on block boundaries, so every element is computed by the same block as with one
+    thread and the numbers do not depend on the thread count.
+    """
+    pieces = min(_threads, max(1, size // PARALLEL_MIN))
+    if pieces == 1:
+        return [function(0, size)]
+    blocks = -(-size // BLOCK_SIZE)
+    bounds = [min(size, (blocks * i // pieces) * BLOCK_SIZE) for i in range(pieces + 1)]
+    pool = _worker_pool()
+    futures = [pool.submit(function, bounds[i], bounds[i + 1]) for i in range(1, pieces)]
+    results = [function(bounds[0], bounds[1])]
+    results.extend(future.result() for future in futures)
+    return results
+
+
+def _scratch(dtype: Any, slot: int) -> Any:
+    """This thread's scratch block number ``slot`` (BLOCK_SIZE elements of ``dtype``)."""
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+    key = (str(dtype), slot, BLOCK_SIZE)
+    if key not in buffers:
+        buffers[key] = xp.empty(BLOCK_SIZE, dtype=dtype)
+    return buffers[key]
+
+
+def _workspace(size: int, dtype: Any) -> Any:
+    """A flat array of ``size`` elements owned by the calling thread, grown only when needed."""
+    key = str(dtype)
+    spaces = getattr(_local, "workspaces", None)
+    if spaces is None:
+        spaces = _local.workspaces = {}
+    if key not in spaces or spaces[key].size < size:
+        spaces[key] = xp.empty(size, dtype=dtype)
+    return spaces[key][:size]
+
+
+# ---------------------------------------------------------------------------------------- checks
+def supports(*arrays: Any) -> bool:
+    """True when the fast form applies: contiguous float32/float64 arrays of one dtype and shape.
+
+    NumPy arrays take the blocked path; CuPy arrays (on the CuPy backend) the fused kernels.
+    """
+    first = arrays[0]
+    if first.dtype.kind != "f" or first.dtype.itemsize not in (4, 8):
+        return False
+    host = isinstance(first, backend.np.ndarray)
+    for array in arrays:
+        if array.dtype != first.dtype or array.shape != first.shape or not array.flags.c_contiguous:
+            return False
+        if isinstance(array, backend.np.ndarray) != host:
+            return False
+    return host or backend.is_gpu()
+
+
+def _flat(array: Any) -> Any:
+    return array.reshape(-1)
+
+
+def all_finite(array: Any) -> bool:
+    """True when ``array`` has no NaN or inf (max and min are finite), checked block by block in threads.
+
+    The same test as the optimizers' check (a NaN makes max NaN, ±inf shows in max or min), but
+    each block's two reductions read it once from memory.
+    """
+    flat = _flat(array) if array.flags.c_contiguous else array.ravel()
+    if not isinstance(flat, backend.np.ndarray) or flat.size <= PARALLEL_MIN:
+        return bool(flat.size == 0 or (math.isfinite(float(flat.max())) and math.isfinite(float(flat.min()))))
+
+    def check(start: int, stop: int) -> bool:
+        for begin in range(start, stop, BLOCK_SIZE):
+            block = flat[begin:min(begin + BLOCK_SIZE, stop)]
+            if not (math.isfinite(float(block.max())) and math.isfinite(float(block.min()))):
+                return False
+        return True
+
+    return all(_parallel(check, flat.size))
+
+
+# ---------------------------------------------------------------------------------------- Adam
+def adam_step(
+    param: Any, grad: Any, m: Any, v: Any, *, lr: float, beta1: float, beta2: float, eps: float,
+    weight_decay: float, decoupled: bool, step: int, bias_correction: bool = True,
+) -> None:
+    """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step, in place on param, m and v.
+
+    The equations of ``adam.py``: g ← g + weight_decay·w (Adam) or w ← (1 − lr·weight_decay)·w
+    (AdamW); m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; w ← w − lr·m̂/(√v̂ + eps). ``step`` is t
+    after this step (1 at the first). The arrays must pass ``supports``.
+    """
+    bias_correction1 = 1.0 - beta1**step if bias_correction else 1.0
+    bias_correction2 = 1.0 - beta2**step if bias_correction else 1.0
+    root_bias_correction2 = math.sqrt(bias_correction2)
+    step_size = lr * root_bias_correction2 / bias_correction1
+    eps_hat = eps * root_bias_correction2
+    decay_factor = 1.0 - lr * weight_decay if decoupled else 1.0
+    l2 = weight_decay if not decoupled else 0.0
+    if not isinstance(param, backend.np.ndarray):
+        _cupy_adam(param, grad, m, v, lr, beta1, beta2, eps_hat, step_size, decay_factor, l2)
+        return
+    w, g, m, v = _flat(param), _flat(grad), _flat(m), _flat(v)
+
+    def update(start: int, stop: int) -> None:
+        t = _scratch(w.dtype, 0)
+        decayed = _scratch(w.dtype, 1)
+        for begin in range(start, stop, BLOCK_SIZE):
+            end = min(begin + BLOCK_SIZE, stop)
+            wb, gb, mb, vb, tb = w[begin:end], g[begin:end], m[begin:end], v[begin:end], t[: end - begin]
+            if l2 != 0.0:  # Adam: g ← g + weight_decay·w
+                gb = backend.np.add(gb, backend.np.multiply(wb, l2, out=decayed[: end - begin]), out=decayed[: end - begin])
+            if decay_factor != 1.0:  # AdamW: w ← (1 − lr·weight_decay)·w
+                backend.np.multiply(wb, decay_factor, out=wb)
+            _moments_block(mb, vb, gb, tb, beta1, 1.0 - beta1, beta2)
+            backend.np.sqrt(vb, out=tb)  # w ← w − step_size·m/(√v + eps_hat)
+            backend.np.add(tb, eps_hat, out=tb)
+            backend.np.divide(mb, tb, out=tb)
+            backend.np.multiply(tb, step_size, out=tb)
+            backend.np.subtract(wb, tb, out=wb)
+
+    _parallel(update, w.size)
+
+
+def _moments_block(m: Any, v: Any, g: Any, t: Any, beta1: float, beta3: float, beta2: float) -> None:
+    """m ← β1·m + β3·g and v ← β2·v + (1−β2)·g² on one block (t is scratch)."""
+    np = backend.np
+    np.multiply(m, beta1, out=m)
+    if beta3 == 1.0:
+        np.add(m, g, out=m)
+    else:
+        np.add(m, np.multiply(g, beta3, out=t), out=m)
+    np.multiply(v, beta2, out=v)
+    np.multiply(g, g, out=t)
+    np.multiply(t, 1.0 - beta2, out=t)
+    np.add(v, t, out=v)
+
+
+# ---------------------------------------------------------------------------------------- LAMB
+def lamb_step(
+    param: Any, grad: Any, m: Any, v: Any, *, lr: float, beta1: float, beta2: float, eps: float,
+    weight_decay: float, step: int, bias_correction: bool = True, grad_scale: float = 1.0,
+    grad_averaging: bool = True, clamp_value: float | None = 10.0, trust_clip: bool = False,
+    use_trust_ratio: bool = True,
+) -> tuple[float, float, float]:
+    """One LAMB step in place on param, m and v; returns (weight_norm, update_norm, trust_ratio).
+
+    The equations of ``lamb.py``: g ← grad_scale·g; m ← β1·m + (1−β1)·g (β1·m + g without grad
+    averaging); v ← β2·v + (1−β2)·g²; u ← m̂/(√v̂ + eps) + weight_decay·w; trust_ratio from ‖w‖ and
+    ‖u‖ (``functional.trust_ratio``); w ← w − lr·trust_ratio·u (ratio 1 if not ``use_trust_ratio``).
+    """
+    bias_correction1 = 1.0 - beta1**step if bias_correction else 1.0
+    bias_correction2 = 1.0 - beta2**step if bias_correction else 1.0
+    root_bias_correction2 = math.sqrt(bias_correction2)
+    constants = dict(
+        beta1=beta1, beta3=(1.0 - beta1) if grad_averaging else 1.0, beta2=beta2,
+        eps_hat=eps * root_bias_correction2, direction_scale=root_bias_correction2 / bias_correction1,
+        weight_decay=weight_decay, grad_scale=grad_scale,
+    )
+    if isinstance(param, backend.np.ndarray):
+        sums, update = _lamb_first_pass(_flat(param), _flat(grad), _flat(m), _flat(v), constants)
+    else:
+        sums, update = _cupy_lamb_first_pass(param, grad, m, v, constants)
+    weight_norm, update_norm = math.sqrt(sums[0]), math.sqrt(sums[1])
+    ratio = trust_ratio(weight_norm, update_norm, clamp_value=clamp_value, trust_clip=trust_clip)
+    scale = lr * (ratio if use_trust_ratio else 1.0)
+    if isinstance(param, backend.np.ndarray):
+        _lamb_second_pass(_flat(param), _flat(m), _flat(v), update, scale, constants)
+    else:
+        _cupy_lamb_second_pass(param, update, scale)
+    return weight_norm, update_norm, ratio
+
+
+def _direction_block(w: Any, m: Any, v: Any, u: Any, t: Any, c: dict[str, float]) -> None:
+    """u ← direction_scale·m/(√v + eps_hat) + weight_decay·w on one block (t is scratch)."""
+    np = backend.np
+    np.sqrt(v, out=u)
+    np.add(u, c["eps_hat"], out=u)
+    np.divide(m, u, out=u)
+    np.multiply(u, c["direction_scale"], out=u)
+    if c["weight_decay"] != 0.0:
+        np.add(u, np.multiply(w, c["weight_decay"], out=t), out=u)
+
+
+def _lamb_first_pass(w: Any, g: Any, m: Any, v: Any, c: dict[str, float]) -> tuple[list[float], Any]:
+    """Update m and v, compute u (kept in a workspace when it fits), return [‖w‖², ‖u‖²] and u."""
+    np = backend.np
+    update = _workspace(w.size, w.dtype) if w.size <= WORKSPACE_LIMIT else None
+
+    def first_pass(start: int, stop: int) -> tuple[float, float]:
+        t = _scratch(w.dtype, 0)
+        scaled = _scratch(w.dtype, 1)
+        own = _scratch(w.dtype, 2)
+        weight_sum = update_sum = 0.0
+        for begin in range(start, stop, BLOCK_SIZE):
+            end = min(begin + BLOCK_SIZE, stop)
+            n = end - begin
+            wb, gb, mb, vb = w[begin:end], g[begin:end], m[begin:end], v[begin:end]
+            if c["grad_scale"] != 1.0:
+                gb = np.multiply(gb, c["grad_scale"], out=scaled[:n])
+            _moments_block(mb, vb, gb, t[:n], c["beta1"], c["beta3"], c["beta2"])
+            ub = update[begin:end] if update is not None else own[:n]
+            _direction_block(wb, mb, vb, ub, t[:n], c)
+            weight_sum += float(np.dot(wb, wb))
+            update_sum += float(np.dot(ub, ub))
+        return weight_sum, update_sum
+
+    parts = _parallel(first_pass, w.size)
+    return [sum(part[0] for part in parts), sum(part[1] for part in parts)], update
+
+
+def _lamb_second_pass(w: Any, m: Any, v: Any, update: Any, scale: float, c: dict[str, float]) -> None:
+    """w ← w − scale·u, with u from the workspace or recomputed from the new m and v."""
+    np = backend.np
+
+    def second_pass(start: int, stop: int) -> None:
+        t = _scratch(w.dtype, 0)
+        own = _scratch(w.dtype, 2)
+        for begin in range(start, stop, BLOCK_SIZE):
+            end = min(begin + BLOCK_SIZE, stop)
+            n = end - begin
+            if update is not None:
+                ub = update[begin:end]
+            else:
+                ub = own[:n]
+                _direction_block(w[begin:end], m[begin:end], v[begin:end], ub, t[:n], c)
+            np.multiply(ub, scale, out=ub)
+            np.subtract(w[begin:end], ub, out=w[begin:end])
+
+    _parallel(second_pass, w.size)
+
+
+# ---------------------------------------------------------------------------------------- CuPy
+_kernels: dict[str, Any] = {}
+
+
+def _cupy_kernels() -> dict[str, Any]:
+    """Compile (once, on first use) the CuPy kernels; ``T`` is the arrays' dtype."""
+    if _kernels:
+        return _kernels
+    import cupy  # noqa: PLC0415  (only reached on the CuPy backend)
+
+    _kernels["adam"] = cupy.ElementwiseKernel(
+        "T grad, T beta1, T beta2, T eps_hat, T step_size, T decay_factor, T l2",
+        "T param, T m, T v",
+        """
+        T g = grad + l2 * param;             // Adam: L2 term (l2 = 0 for AdamW)
+        param = param * decay_factor;        // AdamW: decoupled decay (factor 1 for Adam)
+        m = beta1 * m + (1 - beta1) * g;
+        v = beta2 * v + (1 - beta2) * g * g;
+        param = param - step_size * m / (sqrt(v) + eps_hat);
+        """,
+        "lamb_edu_adam_step",
+    )
+    _kernels["lamb_direction"] = cupy.ElementwiseKernel(
+        "T grad, T param, T beta1, T beta3, T beta2, T eps_hat, T direction_scale, T weight_decay, T grad_scale",
+        "T m, T v, T update",
+        """
+        T g = grad_scale * grad;
+        m = beta1 * m + beta3 * g;
+        v = beta2 * v + (1 - beta2) * g * g;
+        update = direction_scale * m / (sqrt(v) + eps_hat) + weight_decay * param;
+        """,
+        "lamb_edu_lamb_direction",
+    )
+    _kernels["squared_norm"] = cupy.ReductionKernel(
+        "T x", "float64 total", "(double)x * (double)x", "a + b", "total = a", "0", "lamb_edu_squared_norm",
+    )
+    _kernels["lamb_apply"] = cupy.ElementwiseKernel(
+        "T update, T scale", "T param", "param = param - scale * update", "lamb_edu_lamb_apply",
+    )
+    return _kernels
+
+
+def _cupy_adam(param: Any, grad: Any, m: Any, v: Any, lr: float, beta1: float, beta2: float, eps_hat: float,
+               step_size: float, decay_factor: float, l2: float) -> None:
+    cast = param.dtype.type
+    _cupy_kernels()["adam"](grad, cast(beta1), cast(beta2), cast(eps_hat), cast(step_size), cast(decay_factor),
+                            cast(l2), param, m, v)
+
+
+def _cupy_lamb_first_pass(param: Any, grad: Any, m: Any, v: Any, c: dict[str, float]) -> tuple[list[float], Any]:
+    kernels, cast = _cupy_kernels(), param.dtype.type
+    update = _workspace(param.size, param.dtype).reshape(param.shape)
+    kernels["lamb_direction"](grad, param, *(cast(c[name]) for name in (
+        "beta1", "beta3", "beta2", "eps_hat", "direction_scale", "weight_decay", "grad_scale")), m, v, update)
+    sums = [float(kernels["squared_norm"](param)), float(kernels["squared_norm"](update))]
+    return sums, update
+
+
+def _cupy_lamb_second_pass(param: Any, update: Any, scale: float) -> None:
+    _cupy_kernels()["lamb_apply"](update, param.dtype.type(scale), param)
