@@ -132,6 +132,8 @@ def plot_training_curves(runs: list[dict[str, Any]], title: str = "MNIST trainin
 
     A diverged run ends its loss curve with an ✕ at the last good step and says so in the legend.
     """
+    from matplotlib.ticker import MaxNLocator
+
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
     figure.suptitle(title)
     for index, run in enumerate(runs):
@@ -147,6 +149,7 @@ def plot_training_curves(runs: list[dict[str, Any]], title: str = "MNIST trainin
     loss_axis.set_ylabel("training loss (cross-entropy, nats)")
     loss_axis.set_title("training loss")
     accuracy_axis.set_xlabel("epoch")
+    accuracy_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     accuracy_axis.set_ylabel("test accuracy (%)")
     accuracy_axis.set_title("test accuracy after each epoch")
     for axis in (loss_axis, accuracy_axis):
