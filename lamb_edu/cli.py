@@ -306,6 +306,62 @@ def run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ reproduce
+def add_reproduce_command(subparsers: Any) -> None:
+    """``lamb-edu reproduce NAME|all``: run the article's experiments and write their figures."""
+    from lamb_edu.experiments import EXPERIMENTS  # noqa: PLC0415
+
+    parser = subparsers.add_parser(
+        "reproduce", help="run the article's experiments; write figures and results.json",
+        description="Run the experiments of 'An intuitive understanding of the LAMB optimizer' and write their "
+                    "figures (PNG) and numbers (results.json) to --out.",
+    )
+    parser.add_argument("name", choices=[*EXPERIMENTS, "all"], metavar="NAME",
+                        help=f"one of: {', '.join(EXPERIMENTS)}, or all")
+    parser.add_argument("--quick", action="store_true",
+                        help="small subsets and few steps (about a minute in all), as CI and the notebooks' quick mode")
+    parser.add_argument("--out", type=Path, default=Path("figures"), metavar="DIR", help="output directory (default: figures)")
+    parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help="folder with the MNIST files")
+    parser.set_defaults(handler=run_reproduce)
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    """Run each experiment, save its figures, and merge its numbers into ``results.json`` after each."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    from lamb_edu import experiments, plots  # noqa: PLC0415
+    from lamb_edu.train import json_safe, write_atomically  # noqa: PLC0415
+
+    names = list(experiments.EXPERIMENTS) if args.name == "all" else [args.name]
+    if args.out.exists() and not args.out.is_dir():
+        raise CommandError(f"argument --out: {args.out} exists and is not a directory", 2)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_path = args.out / "results.json"
+    try:
+        results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.is_file() else {}
+    except ValueError:
+        raise CommandError(f"{results_path} is not valid JSON; move it away and run again", 1) from None
+    mode = "quick" if args.quick else "full"
+    started = time.perf_counter()
+    for name in names:
+        began = time.perf_counter()
+        result = experiments.run_experiment(name, quick=args.quick, data_dir=args.data_dir, progress=True)
+        figures = plots.experiment_figures(name, result)
+        for filename, figure in figures.items():
+            write_atomically(args.out / filename, lambda handle: figure.savefig(handle, dpi=110, format="png"))
+            plt.close(figure)
+        results[name] = {"mode": mode, **result.summary()}
+        text = json.dumps(json_safe(results), indent=1, sort_keys=True) + "\n"
+        write_atomically(results_path, lambda handle: handle.write(text.encode("utf-8")))
+        print(f"{name}: {', '.join(figures)} ({time.perf_counter() - began:.0f} s)", flush=True)
+    print(f"reproduced {len(names)} experiment(s) in {mode} mode in {time.perf_counter() - started:.0f} s; "
+          f"wrote {args.out}", flush=True)
+    return 0
+
+
 # ------------------------------------------------------------------------------ main
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
@@ -314,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_train_command(subparsers)
     add_plot_command(subparsers)
+    add_reproduce_command(subparsers)
     return parser
 
 

@@ -59,6 +59,85 @@ def plot_bias_correction_factor(result: Any) -> Any:
     return figure
 
 
+TRAJECTORY_PANELS = ("SGD", "momentum", "Adam", "AdamW", "LARS", "LAMB")
+OPTIMIZER_COLORS = {
+    "SGD": "tab:gray", "momentum": "tab:brown", "Adam": "tab:blue", "AdamW": "tab:cyan",
+    "LARS": "tab:green", "LAMB": "tab:red", "LAMB without trust ratio": "tab:purple",
+}
+
+
+def plot_two_layer_trajectories(result: Any) -> Any:
+    """Experiment 2: each optimizer's path on the two-layer loss, in each layer's own units.
+
+    Axes are weight / optimum for layer A and layer B, so the loss contours are circles and the
+    optimum is (1, 1); ``result`` is an ``experiments.TrajectoryResult``.
+    """
+    from lamb_edu.backend import np
+
+    figure, axes = plt.subplots(2, 3, figsize=(13, 8.5), constrained_layout=True, sharex=True, sharey=True)
+    figure.suptitle(f"Paths on L(a, b) = ½((a − 4)/4)² + ½((b − 0.04)/0.04)², {result.steps} steps from a = 1, b = 0.01")
+    grid = np.linspace(0, 2, 201)
+    x, y = np.meshgrid(grid, grid)
+    for axis, name in zip(axes.ravel(), TRAJECTORY_PANELS):
+        axis.contour(x, y, 0.5 * (x - 1) ** 2 + 0.5 * (y - 1) ** 2, levels=[0.005, 0.02, 0.08, 0.2, 0.4], colors="0.8")
+        relative = result.weights[name] / result.optima
+        axis.plot(relative[:, 0], relative[:, 1], "-o", markersize=2.5, linewidth=1, color=OPTIMIZER_COLORS[name])
+        axis.plot(*relative[0], "ks", markersize=6, label="start")
+        axis.plot(1, 1, "k*", markersize=12, label="optimum")
+        reached = result.steps_to_reach(name)
+        settings = ", ".join(f"{key}={value}" for key, value in result.settings[name].items() if key != "optimizer")
+        axis.set_title(f"{name} ({settings})\n" + (f"within 10 % of the optimum from step {reached}" if reached is not None
+                                                    else f"not within 10 % after {result.steps} steps"), fontsize=10)
+        axis.set_xlabel("layer A weight / its optimum 4")
+        axis.set_ylabel("layer B weight / its optimum 0.04")
+        axis.set_xlim(0, 2)
+        axis.set_ylim(0, 2)
+        axis.set_aspect("equal")
+        axis.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper left", fontsize=8)
+    return figure
+
+
+def plot_two_layer_convergence(result: Any) -> Any:
+    """Experiment 2: distance to the optimum, in each layer's own units, against the step."""
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True, sharey=True)
+    figure.suptitle("Distance to the optimum per layer: |w − w*| / w*")
+    for index, axis in enumerate(axes):
+        for name in TRAJECTORY_PANELS:
+            axis.semilogy(result.relative_error(name)[:, index], color=OPTIMIZER_COLORS[name], label=name)
+        axis.set_title(result.layers[index])
+        axis.set_xlabel("step")
+        axis.set_ylabel("relative error (fraction of the optimum)")
+        axis.grid(alpha=0.3, which="both")
+    axes[1].legend(fontsize=8)
+    return figure
+
+
+def plot_two_layer_trust_ratio(result: Any, baseline: str = "LAMB without trust ratio") -> Any:
+    """Experiment 2: LAMB's trust ratio per layer, and the step it gives each layer against Adam's.
+
+    Left: the trust ratio r = ‖w‖/‖u‖ of each layer (computed by LAMB, and by ``baseline``, which
+    computes it but steps with 1). Right: each layer's step as a fraction of its own weight, |Δw|/|w|.
+    """
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
+    figure.suptitle("What the trust ratio does to each layer's step")
+    styles = ("-", "--")
+    for index, layer in enumerate(result.layers):
+        for name in ("LAMB", baseline):
+            color = OPTIMIZER_COLORS[name]
+            axes[0].semilogy(result.trust_ratio[name][:, index], styles[index], color=color, label=f"{name}: {layer}")
+            axes[1].semilogy(result.relative_step(name)[:, index], styles[index], color=color, label=f"{name}: {layer}")
+    axes[0].set_title("trust ratio r = ‖w‖ / ‖u‖ (LAMB steps with lr·r·u)")
+    axes[0].set_ylabel("trust ratio (×)")
+    axes[1].set_title("step as a fraction of the layer's weight")
+    axes[1].set_ylabel("|Δw| / |w|")
+    for axis in axes:
+        axis.set_xlabel("step")
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize=8)
+    return figure
+
+
 # ----------------------------------------------------------------- training curves (train.py, `lamb-edu train`/`plot`)
 # A "run" here is a plain dict: label, steps and loss (training loss against the step), epochs and
 # test_accuracy (a fraction, per epoch), diverged (False or a step). ``history_run`` makes one from a
@@ -157,3 +236,194 @@ def plot_training_curves(runs: list[dict[str, Any]], title: str = "MNIST trainin
     if runs:
         accuracy_axis.legend(fontsize=8, loc="lower right")
     return figure
+
+
+# ----------------------------------------------------------------- MNIST experiment figures (experiments.py)
+# Each takes an ``experiments.MnistComparison``. Colours follow the article: Adam blue, LAMB red.
+SETTING_COLORS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown")
+TRUST_STATISTICS = (
+    ("trust_ratio", "trust ratio r = φ(‖w‖)/‖u‖ (×)"),
+    ("weight_norm", "weight norm r1 = ‖w‖"),
+    ("update_norm", "update norm r2 = ‖u‖"),
+)
+
+
+def _setting_color(comparison: Any, label: str) -> str:
+    labels = [setting.label for setting in comparison.settings]
+    if len(labels) == 2 and label.startswith(("Adam", "LAMB")):
+        return "tab:blue" if label.startswith("Adam") else "tab:red"
+    return SETTING_COLORS[labels.index(label) % len(SETTING_COLORS)]
+
+
+def plot_mnist_comparison(comparison: Any, title: str, window: int = 20) -> Any:
+    """Training loss (mean of the last ``window`` steps) and test accuracy against the step, per seed.
+
+    One colour per setting; seed 0 is drawn solid, other seeds dashed and lighter. A run judged
+    "diverged" by ``experiments.detect_divergence`` gets an ✕ at the step of the first sign.
+    """
+    from lamb_edu.experiments import CHANCE_LOSS, smoothed_loss
+
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
+    seeds = ", ".join(str(seed) for seed in comparison.seeds)
+    figure.suptitle(f"{title}\nMLP {'-'.join(map(str, comparison.network))}, {comparison.train_size} training examples, "
+                    f"seeds {seeds}" + (" (quick mode)" if comparison.quick else ""))
+    for setting in comparison.settings:
+        color = _setting_color(comparison, setting.label)
+        for index, run in enumerate(comparison.runs[setting.label]):
+            style = dict(color=color, linewidth=1.3 if index == 0 else 0.9, alpha=1.0 if index == 0 else 0.55,
+                         linestyle="-" if index == 0 else "--")
+            label = setting.label if index == 0 else None
+            steps = range(1, run.step_loss.size + 1)
+            loss_axis.plot(steps, smoothed_loss(run.step_loss, window), label=label, **style)
+            accuracy_axis.plot(run.epoch_steps, 100 * run.test_accuracy, marker="o", markersize=3, label=label, **style)
+            if run.divergence.status == "diverged":
+                step = min(run.divergence.step, run.step_loss.size)
+                loss_axis.plot(step, smoothed_loss(run.step_loss, window)[step - 1], "x", color=color, markersize=10,
+                               markeredgewidth=2)
+    loss_axis.axhline(CHANCE_LOSS, color="0.4", linestyle=":", label="chance level ln 10 = 2.30")
+    loss_axis.set_yscale("log")
+    loss_axis.set_xlabel("step (one mini-batch of 512)")
+    loss_axis.set_ylabel(f"training loss, mean of last {window} steps (nats)")
+    loss_axis.set_title("training loss (✕: first sign of divergence)")
+    accuracy_axis.set_xlabel("step (one mini-batch of 512)")
+    accuracy_axis.set_ylabel("test accuracy (%)")
+    accuracy_axis.set_title("test accuracy after each epoch")
+    accuracy_axis.set_ylim(0, 100)
+    for axis in (loss_axis, accuracy_axis):
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize=8)
+    return figure
+
+
+def _ridges(axis: Any, steps: Any, table: Any, color: str, lo: float, hi: float, ridges: int = 16) -> None:
+    """Ridge plot: a smoothed histogram (over layers) of log10(value) at ``ridges`` logged steps.
+
+    ``table`` has a row per logged step and a column per parameter; the first step is at the top,
+    as in the article's TensorBoard histograms.
+    """
+    from lamb_edu.backend import np
+
+    rows = np.unique(np.linspace(0, len(steps) - 1, min(ridges, len(steps))).round().astype(int))
+    grid = np.linspace(lo, hi, 400)
+    bandwidth = 0.03 * (hi - lo)
+    for depth, row in enumerate(rows):
+        values = np.log10(np.clip(table[row][np.isfinite(table[row])], 1e-12, None))
+        density = np.exp(-0.5 * ((grid[:, None] - values[None, :]) / bandwidth) ** 2).sum(axis=1)
+        density = 0.9 * density / max(density.max(), 1e-12)
+        base = len(rows) - 1 - depth
+        axis.fill_between(grid, base, base + density, color=color, alpha=0.35, linewidth=0)
+        axis.plot(grid, base + density, color=color, linewidth=0.8)
+    axis.set_yticks(range(len(rows)))
+    axis.set_yticklabels([str(int(steps[row])) for row in rows[::-1]], fontsize=7)
+    axis.set_ylabel("training step (first at the top)")
+
+
+def _log_range(tables: list[Any]) -> tuple[float, float]:
+    from lamb_edu.backend import np
+
+    values = np.concatenate([table[np.isfinite(table) & (table > 0)] for table in tables])
+    lo, hi = np.log10(values.min()), np.log10(values.max())
+    pad = 0.05 * max(hi - lo, 0.5)
+    return lo - pad, hi + pad
+
+
+def plot_trust_ridges(comparison: Any, seed_index: int = 0) -> Any:
+    """Experiment 3: ridge plots of r, r1 and r2 over the layers, through training (rows: Adam, LAMB).
+
+    Each ridge is the distribution, over the network's parameters (weights and biases), of one
+    statistic at one logged step; the x axis is logarithmic and shared within a column.
+    """
+    labels = [setting.label for setting in comparison.settings]
+    figure, axes = plt.subplots(len(labels), 3, figsize=(14, 4.2 * len(labels)), constrained_layout=True, squeeze=False)
+    figure.suptitle("Per-layer trust ratio r, weight norm r1 and update norm r2 through MNIST training "
+                    f"(seed {comparison.seeds[seed_index]}; each ridge: distribution over the {len(comparison.runs[labels[0]][0].parameter_names)} parameters)")
+    for column, (key, name) in enumerate(TRUST_STATISTICS):
+        tables = [getattr(comparison.runs[label][seed_index], key) for label in labels]
+        lo, hi = _log_range(tables)
+        for row, label in enumerate(labels):
+            run = comparison.runs[label][seed_index]
+            axis = axes[row, column]
+            _ridges(axis, run.log_steps, tables[row], _setting_color(comparison, label), lo, hi)
+            if key == "trust_ratio":
+                axis.axvline(0.0, color="0.3", linestyle=":", linewidth=1)
+            axis.set_title(f"{label}: {name}", fontsize=10)
+            axis.set_xlabel(f"log10 of {name.split(' (')[0].split(' = ')[0]}")
+    return figure
+
+
+def plot_trust_per_layer(comparison: Any, seed_index: int = 0) -> Any:
+    """Experiment 3: each parameter's r and r1 against the step, for the Adam baseline and for LAMB."""
+    labels = [setting.label for setting in comparison.settings]
+    figure, axes = plt.subplots(2, len(labels), figsize=(6.5 * len(labels), 8), constrained_layout=True,
+                                squeeze=False, sharex=True)
+    figure.suptitle(f"Trust ratio and weight norm of every layer (seed {comparison.seeds[seed_index]})")
+    for column, label in enumerate(labels):
+        run = comparison.runs[label][seed_index]
+        for index, name in enumerate(run.parameter_names):
+            style = dict(color=f"C{index}", linestyle="-" if name.endswith("weight") else "--", label=name)
+            axes[0, column].semilogy(run.log_steps, run.trust_ratio[:, index], **style)
+            axes[1, column].semilogy(run.log_steps, run.weight_norm[:, index], **style)
+        axes[0, column].axhline(1.0, color="0.3", linestyle=":", linewidth=1)
+        axes[0, column].set_title(f"{label}: trust ratio r" + ("" if run.setting.use_trust_ratio else " (computed, not used)"))
+        axes[0, column].set_ylabel("trust ratio r (×)")
+        axes[1, column].set_title(f"{label}: weight norm r1 = ‖w‖")
+        axes[1, column].set_ylabel("‖w‖ (Euclidean norm)")
+        axes[1, column].set_xlabel("step (one mini-batch of 512)")
+        for axis in axes[:, column]:
+            axis.grid(alpha=0.3, which="both")
+    axes[0, 0].legend(fontsize=7, ncol=2)
+    return figure
+
+
+def plot_weight_norm_ridges(comparison: Any, seed_index: int = 0) -> Any:
+    """Experiment 5: the distribution of the layers' weight norms through training, one panel per setting.
+
+    The x axis (log10 ‖w‖) is shared, so a run whose weights explode reaches far to the right.
+    """
+    labels = [setting.label for setting in comparison.settings]
+    figure, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 5.5), constrained_layout=True, squeeze=False)
+    figure.suptitle(f"Weight norms ‖w‖ of the layers through training (seed {comparison.seeds[seed_index]}; "
+                    "each ridge: distribution over the parameters at one step)")
+    tables = [comparison.runs[label][seed_index].weight_norm for label in labels]
+    lo, hi = _log_range(tables)
+    for axis, label, table in zip(axes[0], labels, tables):
+        run = comparison.runs[label][seed_index]
+        _ridges(axis, run.log_steps, table, _setting_color(comparison, label), lo, hi)
+        verdict = run.divergence.status + (f" at step {run.divergence.step}" if run.divergence.status == "diverged" else "")
+        axis.set_title(f"{label}\n({verdict})", fontsize=10)
+        axis.set_xlabel("log10 ‖w‖")
+    return figure
+
+
+def experiment_figures(name: str, result: Any) -> dict[str, Any]:
+    """The figures of experiment ``name`` (a key of ``experiments.EXPERIMENTS``), by file name."""
+    if name == "debias":
+        return {
+            "debias_moving_average.png": plot_moving_averages(result, bias_correction=False),
+            "debias_moving_average_corrected.png": plot_moving_averages(result, bias_correction=True),
+            "debias_correction_factor.png": plot_bias_correction_factor(result),
+        }
+    if name == "sgd_to_lamb":
+        return {
+            "sgd_to_lamb_paths.png": plot_two_layer_trajectories(result),
+            "sgd_to_lamb_convergence.png": plot_two_layer_convergence(result),
+            "sgd_to_lamb_trust_ratio.png": plot_two_layer_trust_ratio(result),
+        }
+    if name == "trust_ratio":
+        return {
+            "trust_ratio_ridges.png": plot_trust_ridges(result),
+            "trust_ratio_per_layer.png": plot_trust_per_layer(result),
+        }
+    if name == "adam_vs_lamb":
+        return {"adam_vs_lamb.png": plot_mnist_comparison(result, "Adam against LAMB on MNIST, lr 0.01, betas (0.9, 0.99)")}
+    if name == "lr_and_weight_decay":
+        return {
+            "lr_and_weight_decay.png": plot_mnist_comparison(result, "Learning rate and weight decay: LAMB at lr 0.01, 0.1, "
+                                                                     "0.1 with weight decay 0.01; Adam at 0.1"),
+            "lr_and_weight_decay_weight_norms.png": plot_weight_norm_ridges(result),
+            "lr_and_weight_decay_per_layer.png": plot_trust_per_layer(result),
+        }
+    if name == "article_code":
+        return {"article_code.png": plot_mnist_comparison(result, "The article code's sample run: lr 0.02, batch 512, "
+                                                                 "weight decay 0.01, no bias correction")}
+    raise ValueError(f"no figures for experiment {name!r}")

@@ -84,3 +84,225 @@ def test_quick_mode_follows_the_environment(monkeypatch):
     monkeypatch.setenv("LAMB_EDU_QUICK", "0")
     assert experiments.quick_mode(default=False) is False
     assert experiments.quick_mode(default=True) is True
+
+
+# ------------------------------------------------------------------- divergence detection (exp. 5)
+def _reference_smoothed(losses, window):
+    out = []
+    for t in range(len(losses)):
+        chunk = losses[max(0, t + 1 - window): t + 1]
+        out.append(sum(chunk) / len(chunk))
+    return out
+
+
+def test_smoothed_loss_is_a_trailing_mean():
+    rng = np.random.default_rng(0)
+    losses = rng.uniform(0, 3, size=57)
+    np.testing.assert_allclose(experiments.smoothed_loss(losses, 7), _reference_smoothed(list(losses), 7), rtol=1e-12)
+
+
+def test_loss_back_at_chance_level_is_divergence_without_nan():
+    rng = np.random.default_rng(1)
+    down = np.linspace(2.3, 0.2, 100)
+    up = np.linspace(0.2, 2.4, 150)
+    losses = np.concatenate([down, up, np.full(50, 2.3)]) + rng.normal(0, 0.02, 300)
+    verdict = experiments.detect_divergence(losses)
+    smooth = _reference_smoothed(list(losses), 20)
+    learned_at = next(t for t, value in enumerate(smooth) if value < 1.0)
+    expected = next(t for t in range(learned_at, 300) if smooth[t] >= math.log(10) - 0.1) + 1
+    assert verdict.status == "diverged"
+    assert verdict.step == expected
+    assert "chance" in verdict.reasons[0]
+    assert verdict.lowest_loss == pytest.approx(min(smooth))
+    assert np.isfinite(losses).all()  # no NaN anywhere: the detector did not need one
+
+
+def test_run_that_never_learns_and_run_that_learns():
+    rng = np.random.default_rng(2)
+    flat = math.log(10) + rng.normal(0, 0.05, 200)
+    assert experiments.detect_divergence(flat).status == "did not learn"
+    good = np.linspace(2.3, 0.1, 200) + rng.normal(0, 0.02, 200)
+    norms = np.tile([5.0, 0.3], (20, 1)) * np.linspace(1, 3, 20)[:, None]  # grows 3×: not an explosion
+    verdict = experiments.detect_divergence(good, norms, np.arange(0, 200, 10))
+    assert verdict.status == "learned" and verdict.step is None and verdict.reasons == []
+
+
+def test_exploding_weight_norms_are_divergence_even_while_the_loss_looks_fine():
+    losses = np.linspace(2.3, 0.3, 200)
+    log_steps = np.arange(1, 201, 10)
+    norms = np.ones((20, 3)) * [3.0, 4.0, 0.1]
+    norms[12:, 0] = 3.0 * 60  # one layer's norm jumps 60×: the total grows 36×
+    verdict = experiments.detect_divergence(losses, norms, log_steps)
+    assert verdict.status == "diverged"
+    assert verdict.step == log_steps[12]
+    assert "norm" in verdict.reasons[0]
+    # a single small bias growing 10× alone does not move the total norm 10×
+    norms = np.ones((20, 3)) * [3.0, 4.0, 0.1]
+    norms[12:, 2] = 1.5
+    assert experiments.detect_divergence(losses, norms, log_steps).status == "learned"
+    # a non-finite norm counts as exploded
+    norms[15, 1] = np.nan
+    assert experiments.detect_divergence(losses, norms, log_steps).step == log_steps[15]
+
+
+def test_a_stopped_run_is_diverged_at_its_stop():
+    losses = np.linspace(2.3, 0.5, 40)
+    verdict = experiments.detect_divergence(losses, stopped_at=41)
+    assert verdict.status == "diverged" and verdict.step == 41 and "not finite" in verdict.reasons[0]
+
+
+# ------------------------------------------------------------------------ 2. from SGD to LAMB
+@pytest.fixture(scope="module")
+def trajectories():
+    return experiments.from_sgd_to_lamb(quick=True)
+
+
+def _reference_loss(a, b):
+    return 0.5 * ((a - 4.0) / 4.0) ** 2 + 0.5 * ((b - 0.04) / 0.04) ** 2
+
+
+def test_every_optimizer_starts_at_the_same_point_and_records_its_loss(trajectories):
+    r = trajectories
+    assert set(r.weights) >= {"SGD", "momentum", "Adam", "AdamW", "LARS", "LAMB"}
+    for name, weights in r.weights.items():
+        assert weights.shape == (r.steps + 1, 2)
+        np.testing.assert_allclose(weights[0], [1.0, 0.01], rtol=1e-6)
+        np.testing.assert_allclose(r.loss[name], _reference_loss(weights[:, 0], weights[:, 1]), rtol=1e-4, atol=1e-7)
+
+
+def test_first_steps_follow_each_rule(trajectories):
+    r = trajectories
+    gradient = np.array([(1.0 - 4.0) / 16.0, (0.01 - 0.04) / 0.04**2])  # ∂L/∂a, ∂L/∂b at the start
+    sgd_lr = r.settings["SGD"]["lr"]
+    np.testing.assert_allclose(r.weights["SGD"][1] - r.weights["SGD"][0], -sgd_lr * gradient, rtol=1e-4)
+    # Adam's first step is lr·sign(g) in every coordinate: the same size in both layers...
+    adam_lr = r.settings["Adam"]["lr"]
+    np.testing.assert_allclose(r.step_size["Adam"][0], [adam_lr, adam_lr], rtol=1e-4)
+    # ...so 100× larger relative to layer B's weight than to layer A's
+    assert r.relative_step("Adam")[0, 1] == pytest.approx(100 * r.relative_step("Adam")[0, 0], rel=1e-3)
+
+
+def test_lamb_moves_every_layer_by_lr_times_its_weight_norm(trajectories):
+    r = trajectories
+    lr = r.settings["LAMB"]["lr"]
+    expected = lr * (1 - np.arange(r.steps) / r.steps)  # the linearly decaying lr of each step
+    np.testing.assert_allclose(r.relative_step("LAMB"), np.stack([expected, expected], axis=1), rtol=2e-3, atol=1e-6)
+    # the trust ratio of the first step is ‖w‖/‖u‖ with ‖u‖ ≈ 1 (Adam's first direction): ≈ each weight
+    np.testing.assert_allclose(r.trust_ratio["LAMB"][0], [1.0, 0.01], rtol=1e-3)
+    np.testing.assert_allclose(r.weight_norm["LAMB"][0], [1.0, 0.01], rtol=1e-6)
+    assert r.trust_ratio["SGD"] is None and r.trust_ratio["LARS"] is not None
+
+
+def test_layerwise_rules_reach_the_optimum_where_sgd_cannot(trajectories):
+    r = trajectories
+    assert r.relative_error("SGD")[-1, 0] > 0.5  # layer A has barely moved
+    assert r.relative_error("SGD")[-1, 1] < 1e-3  # layer B is done
+    for name in ("LAMB", "LARS"):
+        assert r.relative_error(name)[-1].max() < 0.05, name
+
+
+# ---------------------------------------------- MNIST experiments (3 to 6) through `lamb-edu reproduce`
+def _mnist_or_skip():
+    from lamb_edu import data
+
+    try:
+        return data.load_mnist(download=False)
+    except Exception as error:  # the loader's message says where it looked
+        pytest.skip(f"needs the MNIST files (set LAMB_EDU_DATA): {error}")
+
+
+@pytest.fixture(scope="module")
+def quick_reproduction(tmp_path_factory):
+    """``lamb-edu reproduce all --quick`` once; the runs stay cached for the checks below."""
+    _mnist_or_skip()
+    from lamb_edu import cli
+
+    out = tmp_path_factory.mktemp("figures")
+    assert cli.main(["reproduce", "all", "--quick", "--out", str(out)]) == 0
+    return out
+
+
+def test_reproduce_writes_every_figure_and_the_numbers(quick_reproduction):
+    import json
+
+    from lamb_edu import experiments
+
+    results = json.loads((quick_reproduction / "results.json").read_text())
+    assert set(results) == set(experiments.EXPERIMENTS)
+    assert all(entry["mode"] == "quick" for entry in results.values())
+    pngs = sorted(path.name for path in quick_reproduction.glob("*.png"))
+    assert len(pngs) >= 12
+    for name in pngs:
+        assert (quick_reproduction / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(quick_reproduction.glob(".*.part"))  # no half-written file left behind
+    assert results["debias"]["betas"]["0.9"]["factor_at_step_1"] == pytest.approx(10.0)
+    assert results["article_code"]["settings"]["LAMB lr 0.02, wd 0.01"]["article"] == "about 98 % test accuracy"
+
+
+def test_trust_ratio_starts_below_one_and_is_phi_w_over_u(quick_reproduction):
+    from lamb_edu import experiments
+
+    comparison = experiments.trust_ratio_histograms(quick=True)
+    for runs in comparison.runs.values():
+        run = runs[0]
+        assert run.log_steps[0] == 1
+        assert np.all(run.trust_ratio[0] < 1.0)  # "r starts below 1": a natural warm-up
+        # every logged r is φ(‖w‖)/‖u‖ with φ clipping at 10, recomputed from the logged norms
+        expected = np.minimum(run.weight_norm, 10.0) / run.update_norm
+        np.testing.assert_allclose(run.trust_ratio, expected, rtol=1e-5)
+    assert comparison.runs["Adam lr 0.01"][0].setting.use_trust_ratio is False
+
+
+def test_adam_and_lamb_both_learn_at_lr_001(quick_reproduction):
+    from lamb_edu import experiments
+
+    comparison = experiments.adam_vs_lamb(quick=True)
+    for label, runs in comparison.runs.items():
+        run = runs[0]
+        assert run.divergence.status == "learned", label
+        assert run.final_test_accuracy > 0.85, label
+        assert experiments.smoothed_loss(run.step_loss)[-1] < 0.2 * run.step_loss[0]
+        assert run.epoch_steps[-1] == run.step_loss.size == 16 * math.ceil(12000 / 512)
+
+
+def test_large_learning_rate_runs(quick_reproduction):
+    from lamb_edu import experiments
+
+    comparison = experiments.learning_rate_and_weight_decay(quick=True)
+    runs = {label: runs[0] for label, runs in comparison.runs.items()}
+    adam = runs["Adam lr 0.1"]
+    assert adam.divergence.status == "did not learn"
+    assert adam.final_test_accuracy < 0.2 and adam.divergence.lowest_loss > 1.0
+    assert runs["LAMB lr 0.01"].divergence.status == "learned"
+
+    def total_norm(run):
+        return np.sqrt((run.weight_norm[-1] ** 2).sum())
+
+    # at lr 0.1 LAMB's weights grow far more than at lr 0.01 (each step moves a layer by 10 % of its norm)
+    assert total_norm(runs["LAMB lr 0.1"]) > 3 * total_norm(runs["LAMB lr 0.01"])
+    for run in runs.values():  # the verdict's step is a real step of the run, with its reasons
+        if run.divergence.status == "diverged":
+            assert 1 <= run.divergence.step <= run.step_loss.size and run.divergence.reasons
+
+
+def test_article_code_setting_adam_fails_where_lamb_learns(quick_reproduction):
+    from lamb_edu import experiments
+
+    comparison = experiments.article_code_claim(quick=True)
+    adam = comparison.runs["Adam lr 0.02, wd 0.01"][0]
+    lamb = comparison.runs["LAMB lr 0.02, wd 0.01"][0]
+    assert lamb.final_test_accuracy > adam.final_test_accuracy + 0.3
+    assert lamb.setting.bias_correction is False and lamb.setting.clamp_value == 10.0
+    assert lamb.setting.batch_size == 512 and lamb.setting.weight_decay == 0.01
+
+
+def test_reproduce_rejects_bad_input(tmp_path, capsys):
+    from lamb_edu import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["reproduce", "nosuch", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert cli.main(["reproduce", "debias", "--out", str(blocker)]) == 2
+    assert "not a directory" in capsys.readouterr().err

@@ -1,0 +1,122 @@
+# %% [markdown]
+# # 2. From SGD to LAMB: six update rules on a problem with two "layers"
+#
+# A deep network's layers live on very different scales: one layer's weights may have a norm of 10,
+# another's 0.1, and their gradients differ just as much. A single global learning rate cannot suit
+# them all. This notebook builds up the article's path, SGD → momentum → Adam → AdamW → LARS → LAMB,
+# on the smallest problem that shows why LAMB looks at each layer separately.
+#
+# **You will learn**
+# - the update rule of each optimizer, written as equations and called from `lamb_edu.optim`;
+# - why one step size for all layers fails when the layers differ in scale;
+# - what Adam's per-coordinate normalisation fixes, and what it does not;
+# - how LARS's and LAMB's **trust ratio** $\lVert w\rVert / \lVert u\rVert$ turns each layer's step into a
+#   fixed fraction of that layer's own weight.
+
+# %%
+QUICK = False  # True: the small, fast settings; the committed outputs use the setting printed below
+
+# %matplotlib inline
+from lamb_edu import experiments, plots
+
+QUICK = experiments.quick_mode(default=QUICK)  # LAMB_EDU_QUICK=1 (as in CI) forces quick mode
+print("mode:", "quick" if QUICK else "full")
+
+# %% [markdown]
+# ## The problem
+#
+# Two parameters, each its own `Tensor` (so LARS and LAMB treat each as a layer): layer A with
+# optimum $a^*=4$ and layer B with optimum $b^*=0.04$, a hundred times smaller:
+#
+# $$L(a, b) = \tfrac12\Big(\frac{a-4}{4}\Big)^2 + \tfrac12\Big(\frac{b-0.04}{0.04}\Big)^2 .$$
+#
+# Measured in each layer's own units ($a/a^*$, $b/b^*$) the loss is perfectly round. But the raw
+# gradients are $\partial L/\partial a = (a-4)/16$ and $\partial L/\partial b = (b-0.04)/0.0016$: the
+# curvature of B is $100^2 = 10\,000$ times that of A. Everyone starts from $a=1$, $b=0.01$ (a quarter
+# of each optimum) and takes full-gradient steps with a learning rate that decays linearly to 0, as
+# in the LAMB paper.
+#
+# ## The update rules
+#
+# With gradient $g_t$ of a layer $w$ (here a single number; in a network, a whole weight matrix):
+#
+# | optimizer | update |
+# |---|---|
+# | SGD | $w \leftarrow w - \eta\, g_t$ |
+# | momentum | $b_t = \mu b_{t-1} + g_t,\quad w \leftarrow w - \eta\, b_t$ |
+# | Adam | $m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\; v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,\; w \leftarrow w - \eta\, \dfrac{\hat m_t}{\sqrt{\hat v_t}+\epsilon}$ |
+# | AdamW | Adam, plus decoupled weight decay: $w \leftarrow w - \eta\big(\frac{\hat m_t}{\sqrt{\hat v_t}+\epsilon} + \lambda w\big)$ |
+# | LARS | local lr $\; \eta_\ell = \gamma \dfrac{\lVert w\rVert}{\lVert g_t\rVert + \lambda\lVert w\rVert},\quad b_t = \mu b_{t-1} + \eta\,\eta_\ell\,(g_t + \lambda w),\quad w \leftarrow w - b_t$ |
+# | LAMB | $u_t = \dfrac{\hat m_t}{\sqrt{\hat v_t}+\epsilon} + \lambda w,\quad r_t = \dfrac{\phi(\lVert w\rVert)}{\lVert u_t\rVert},\quad w \leftarrow w - \eta\, r_t\, u_t$ |
+#
+# ($\hat m_t$, $\hat v_t$ are the bias-corrected moments of notebook 1; $\gamma$ is LARS's trust
+# coefficient; $\phi$ clips $\lVert w\rVert$ at 10.) The key line is LAMB's: since
+# $\lVert r_t u_t\rVert = \phi(\lVert w\rVert)$, **every layer moves by $\eta$ times its own weight norm**,
+# whatever the size of its gradient. LARS does the same with SGD's direction (up to momentum).
+#
+# The settings (each optimizer's learning rate is on its own scale; SGD's is close to the largest
+# that layer B tolerates, $2/(\partial^2 L/\partial b^2) = 2\cdot 0.04^2 = 0.0032$):
+
+# %%
+for name, (class_name, settings) in experiments.TWO_LAYER_OPTIMIZERS.items():
+    print(f"{name:26s} optim.{class_name}({', '.join(f'{k}={v}' for k, v in settings.items())})")
+
+# %%
+result = experiments.from_sgd_to_lamb(quick=QUICK)
+figure = plots.plot_two_layer_trajectories(result)
+
+# %% [markdown]
+# **What to look for.** Axes are in each layer's own units, so the optimum is the star at (1, 1) and
+# the contours are circles.
+# - **SGD**: layer B converges at once, but its curvature
+#   forces a learning rate so small that layer A has hardly moved after all the steps: the path is
+#   a vertical line.
+# - **Momentum** speeds layer A up a little, and makes layer B ring.
+# - **Adam** normalises each coordinate's gradient, so both layers move, but by about the same
+#   *absolute* amount $\eta$ per step: a big jump for small layer B (it overshoots to 1.7× its
+#   optimum on the first steps) and a small one for large layer A.
+# - **AdamW** is Adam with weight decay; on this problem the decay only pulls the weights a little
+#   towards 0.
+# - **LARS** and **LAMB** move each layer by the same *fraction* of its weight, so in these units
+#   they go straight along the diagonal to the optimum.
+
+# %%
+figure = plots.plot_two_layer_convergence(result)
+for name in plots.TRAJECTORY_PANELS:
+    reached = result.steps_to_reach(name)
+    print(f"{name:9s} within 10 % of the optimum in both layers from step: {reached if reached is not None else 'never'}")
+
+# %% [markdown]
+# ## What the trust ratio does to each layer's step
+#
+# The left panel shows the trust ratio $r = \lVert w\rVert/\lVert u\rVert$ that LAMB computes for
+# each layer, and the one that "LAMB without trust ratio" (the Adam baseline of the article's code:
+# it computes $r$ but steps with 1) would have used. The right panel shows the step each layer
+# actually took, as a fraction of its weight: $|\Delta w|/|w|$.
+
+# %%
+figure = plots.plot_two_layer_trust_ratio(result)
+print("first step, |Δw|/|w| per layer (A, B):")
+for name in ("LAMB without trust ratio", "LAMB"):
+    print(f"  {name:26s}", result.relative_step(name)[0].round(4))
+
+# %% [markdown]
+# **What to look for.** At the first step Adam's direction has norm about 1 in each layer, so LAMB's
+# trust ratio is about the weight itself: 1 for layer A and 0.01 for layer B. That is LAMB's
+# "natural warm-up" for small layers. On the right, LAMB's relative step is exactly the learning
+# rate in both layers (the two red lines coincide, falling as the lr decays), whereas Adam's
+# relative step for layer B starts 100× larger than for layer A. Near the optimum $\lVert u\rVert$
+# shrinks (the gradients change sign and $m$ averages them away) and the trust ratio grows large:
+# LAMB still moves by $\eta\lVert w\rVert$ per step, which is why it needs a decaying learning rate to
+# settle.
+#
+# ## Exercises
+#
+# 1. Run the experiment without the learning-rate decay (edit a copy of `from_sgd_to_lamb`, or
+#    step `optim.LAMB` yourself on `experiments.two_layer_loss`). How close does LAMB get to the
+#    optimum, and why can it not do better than about $\eta$ relative error?
+# 2. Make layer B's optimum 0.4 instead of 0.04 (edit `experiments.LAYER_OPTIMA` and
+#    `LAYER_STARTS`). Which optimizers' paths change, and which do not? Explain with the update rules.
+# 3. LARS divides by $\lVert g\rVert$, LAMB by $\lVert u\rVert$ with $u$ Adam's direction. For a layer
+#    with a single weight, what is $\lVert u\rVert$ at the first step? What would change for a layer
+#    of 1000 weights whose gradients all have the same sign?
