@@ -111,7 +111,7 @@ def _scratch(dtype: Any, slot: int) -> Any:
     buffers = getattr(_local, "buffers", None)
     if buffers is None:
         buffers = _local.buffers = {}
-    key = (str(dtype), slot, BLOCK_SIZE)
+    key = (dtype, slot, BLOCK_SIZE)
     if key not in buffers:
         buffers[key] = xp.empty(BLOCK_SIZE, dtype=dtype)
     return buffers[key]
@@ -119,7 +119,7 @@ def _scratch(dtype: Any, slot: int) -> Any:
 
 def _workspace(size: int, dtype: Any) -> Any:
     """A flat array of ``size`` elements owned by the calling thread, grown only when needed."""
-    key = str(dtype)
+    key = dtype
     spaces = getattr(_local, "workspaces", None)
     if spaces is None:
         spaces = _local.workspaces = {}
@@ -249,26 +249,32 @@ def lamb_step(
         weight_decay=weight_decay, grad_scale=grad_scale,
     )
     if isinstance(param, backend.np.ndarray):
-        sums, update = _lamb_first_pass(_flat(param), _flat(grad), _flat(m), _flat(v), constants)
+        # the blocks hold u/direction_scale (one pass fewer); the scale comes back in the norm and the step
+        unscaled = dict(constants, weight_decay=weight_decay / constants["direction_scale"])
+        sums, update = _lamb_first_pass(_flat(param), _flat(grad), _flat(m), _flat(v), unscaled)
+        update_scale = constants["direction_scale"]
     else:
         sums, update = _cupy_lamb_first_pass(param, grad, m, v, constants)
-    weight_norm, update_norm = math.sqrt(sums[0]), math.sqrt(sums[1])
+        update_scale = 1.0
+    weight_norm, update_norm = math.sqrt(sums[0]), update_scale * math.sqrt(sums[1])
     ratio = trust_ratio(weight_norm, update_norm, clamp_value=clamp_value, trust_clip=trust_clip)
-    scale = lr * (ratio if use_trust_ratio else 1.0)
+    scale = lr * (ratio if use_trust_ratio else 1.0) * update_scale
     if isinstance(param, backend.np.ndarray):
-        _lamb_second_pass(_flat(param), _flat(m), _flat(v), update, scale, constants)
+        _lamb_second_pass(_flat(param), _flat(m), _flat(v), update, scale, unscaled)
     else:
         _cupy_lamb_second_pass(param, update, scale)
     return weight_norm, update_norm, ratio
 
 
 def _direction_block(w: Any, m: Any, v: Any, u: Any, t: Any, c: dict[str, float]) -> None:
-    """u ← direction_scale·m/(√v + eps_hat) + weight_decay·w on one block (t is scratch)."""
+    """u ← m/(√v + eps_hat) + weight_decay·w on one block (t is scratch).
+
+    ``lamb_step`` passes weight_decay/direction_scale here, so u is LAMB's update/direction_scale.
+    """
     np = backend.np
     np.sqrt(v, out=u)
     np.add(u, c["eps_hat"], out=u)
     np.divide(m, u, out=u)
-    np.multiply(u, c["direction_scale"], out=u)
     if c["weight_decay"] != 0.0:
         np.add(u, np.multiply(w, c["weight_decay"], out=t), out=u)
 
