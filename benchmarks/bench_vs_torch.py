@@ -194,7 +194,7 @@ def floors(threads: int) -> dict[str, float]:
     source = np.ones(50_000_000, dtype=np.float32)
     target = np.empty_like(source)
 
-    def copy_piece(start, stop):
+    def copy_piece(start, stop, block):
         np.copyto(target[start:stop], source[start:stop])
 
     copy = min(time_it(lambda: fused._parallel(copy_piece, source.size), 1, 1) for _ in range(5))
