@@ -264,9 +264,10 @@ def plot_mnist_comparison(comparison: Any, title: str, window: int = 20) -> Any:
     from lamb_edu.experiments import CHANCE_LOSS, smoothed_loss
 
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
-    seeds = ", ".join(str(seed) for seed in comparison.seeds)
+    seeds = ("seeds " if len(comparison.seeds) > 1 else "seed ") + ", ".join(str(seed) for seed in comparison.seeds)
     figure.suptitle(f"{title}\nMLP {'-'.join(map(str, comparison.network))}, {comparison.train_size} training examples, "
-                    f"seeds {seeds}" + (" (quick mode)" if comparison.quick else ""))
+                    f"{seeds}" + (" (first solid, others dashed)" if len(comparison.seeds) > 1 else "")
+                    + (" (quick mode)" if comparison.quick else ""))
     for setting in comparison.settings:
         color = _setting_color(comparison, setting.label)
         for index, run in enumerate(comparison.runs[setting.label]):
@@ -288,7 +289,8 @@ def plot_mnist_comparison(comparison: Any, title: str, window: int = 20) -> Any:
     accuracy_axis.set_xlabel("step (one mini-batch of 512)")
     accuracy_axis.set_ylabel("test accuracy (%)")
     accuracy_axis.set_title("test accuracy after each epoch")
-    accuracy_axis.set_ylim(0, 100)
+    lowest = min(float(min(run.test_accuracy, default=0.0)) for runs in comparison.runs.values() for run in runs)
+    accuracy_axis.set_ylim(0 if lowest < 0.6 else 100 * lowest - 1, 100)  # zoom in when every run learned
     for axis in (loss_axis, accuracy_axis):
         axis.grid(alpha=0.3, which="both")
         axis.legend(fontsize=8)

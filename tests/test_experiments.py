@@ -262,7 +262,7 @@ def test_adam_and_lamb_both_learn_at_lr_001(quick_reproduction):
         assert run.divergence.status == "learned", label
         assert run.final_test_accuracy > 0.85, label
         assert experiments.smoothed_loss(run.step_loss)[-1] < 0.2 * run.step_loss[0]
-        assert run.epoch_steps[-1] == run.step_loss.size == 16 * math.ceil(12000 / 512)
+        assert run.epoch_steps[-1] == run.step_loss.size == run.setting.epochs * math.ceil(12000 / 512)
 
 
 def test_large_learning_rate_runs(quick_reproduction):
