@@ -355,12 +355,49 @@ def worker(arguments: argparse.Namespace) -> None:
 
 
 # ----------------------------------------------------------------------------------- parent side
+def busy_fraction(seconds: float = 0.5) -> float:
+    """The share of all CPUs busy over ``seconds`` (from /proc/stat; 0 where it cannot be read)."""
+    def sample():
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+    try:
+        total_before, idle_before = sample()
+        time.sleep(seconds)
+        total_after, idle_after = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return 1.0 - (idle_after - idle_before) / max(total_after - total_before, 1)
+
+
+WAITS = {"measurements": 0, "gave_up": 0, "seconds": 0.0}
+TOTAL_WAIT = 1800.0  # after this many seconds of waiting in one run, measure without waiting
+IDLE_LIMIT = [0.15]  # --idle: the busy share of the CPUs above which a measurement waits
+
+
+def wait_until_idle(limit: float, max_wait: float = 300.0) -> None:
+    """Before a measurement, wait (up to ``max_wait`` s) until other programs leave the CPUs idle.
+
+    Threads that spin while another program holds a core make timings meaningless (PyTorch's
+    OpenMP threads and OpenBLAS's most of all), so on a shared machine this keeps runs comparable.
+    """
+    WAITS["measurements"] += 1
+    started = time.monotonic()
+    deadline = started + min(max_wait, max(0.0, TOTAL_WAIT - WAITS["seconds"]))
+    while busy_fraction() > limit:
+        if time.monotonic() > deadline:
+            WAITS["gave_up"] += 1
+            break
+    WAITS["seconds"] += time.monotonic() - started
+
+
 def run_worker(library: str, task: str, steps: int, warmup: int, threads: int, gpu: bool = False) -> dict[str, float]:
     env = dict(os.environ)
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LAMB_EDU_NUM_THREADS"):
         env[variable] = str(threads)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["LAMB_EDU_BACKEND"] = "numpy"
+    if IDLE_LIMIT[0] < 1.0:
+        wait_until_idle(IDLE_LIMIT[0])
     command = [sys.executable, __file__, "--worker", "--library", library, "--task", task, "--steps", str(steps),
                "--warmup", str(warmup), "--threads", str(threads)] + (["--gpu"] if gpu else [])
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -397,6 +434,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 rounds, fewer steps, do not write RESULTS.md")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     parser.add_argument("--only", default="", help="run only tasks containing this text")
+    parser.add_argument("--idle", type=float, default=0.15,
+                        help="wait before each measurement until at most this share of the CPUs is busy (1: never wait)")
     parser.add_argument("--gpu", action="store_true", help="the GPU table (CuPy, and PyTorch CUDA if installed)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--library", default="lamb_edu", help=argparse.SUPPRESS)
@@ -407,6 +446,7 @@ def main() -> None:
     if arguments.worker:
         worker(arguments)
         return
+    IDLE_LIMIT[0] = arguments.idle
     if arguments.gpu:
         gpu_main(arguments)
         return
@@ -442,6 +482,9 @@ def main() -> None:
         f"- Floors measured in the same run: float32 matmul {matmul:.0f} GFLOP/s (2048³), copy {copy:.1f} GB/s "
         f"(read + write); so 28 bytes/parameter for 25.2M parameters take at least {28 * 25.1904e6 / copy / 1e6:.1f} ms",
         f"- Command: `python benchmarks/bench_vs_torch.py{' --quick' if arguments.quick else ''}`",
+        f"- Each measurement waited for the CPUs to be idle (other programs under {arguments.idle:.0%} busy); "
+        f"{WAITS['gave_up']} of {WAITS['measurements']} measurements gave up waiting (at most 5 minutes each, 30 in all)"
+        if arguments.idle < 1.0 else "- Measurements did not wait for idle CPUs (--idle 1)",
     ]
     text = "\n".join(header) + "\n\n" + table
     print(text)

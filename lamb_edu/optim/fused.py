@@ -18,7 +18,7 @@ step needs only 28 (read w, g, m, v; write w, m, v). Three changes, none of them
    m̂/(√v̂ + eps) = (√bc2/bc1)·m/(√v + eps·√bc2): the bias corrections become one scalar factor.
 
 LAMB needs ‖u‖ over the whole tensor before it can apply u, so it makes two passes: the first
-updates m and v, computes u block by block, adds up ‖w‖² and ‖u‖² (as float64 partial sums) and
+updates m and v, computes u block by block, adds up ‖w‖² and ‖u‖² (a float32 dot per block, summed in float64) and
 keeps u in a reusable workspace; the second applies w ← w − lr·trust_ratio·u. A tensor of up to
 ``WORKSPACE_LIMIT`` elements stays in the shared cache between the passes; a larger one recomputes
 u from the new m and v in the second pass (identical numbers) instead of storing it.
@@ -84,6 +84,8 @@ def _worker_pool() -> ThreadPoolExecutor:
     global _pool, _pool_owner
     owner = (os.getpid(), _threads)
     if _pool is None or _pool_owner != owner:
+        if _pool is not None and _pool_owner[0] == owner[0]:
+            _pool.shutdown(wait=False)  # the thread count changed: let the old threads go
         _pool = ThreadPoolExecutor(max_workers=_threads - 1, thread_name_prefix="lamb_edu")
         _pool_owner = owner
     return _pool
