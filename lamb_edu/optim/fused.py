@@ -43,8 +43,8 @@ from lamb_edu.optim.functional import trust_ratio
 __all__ = ["BLOCK_SIZE", "supports", "set_num_threads", "num_threads", "adam_step", "lamb_step"]
 
 BLOCK_SIZE = 1 << 17  # elements per block (512 KB of float32): big enough that NumPy's per-call cost is small
-MIN_BLOCK = 1 << 14  # mid-sized tensors use blocks down to this size, so that every thread gets a share
-PARALLEL_MIN = 1 << 16  # below this many elements one thread is faster than handing work out
+MIN_BLOCK = 1 << 16  # mid-sized tensors use blocks down to this size, so that every thread gets a share
+PARALLEL_MIN = 1 << 19  # below this many elements one thread is faster than handing work out
 WORKSPACE_LIMIT = 1 << 22  # LAMB keeps u for tensors up to this size (16 MB of float32)
 
 
