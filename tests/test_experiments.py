@@ -306,3 +306,29 @@ def test_reproduce_rejects_bad_input(tmp_path, capsys):
     blocker.write_text("x")
     assert cli.main(["reproduce", "debias", "--out", str(blocker)]) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_rerunning_one_experiment_is_byte_identical_and_keeps_the_others(quick_reproduction):
+    import json
+
+    from lamb_edu import cli
+
+    before = {path.name: path.read_bytes() for path in quick_reproduction.glob("debias_*.png")}
+    assert cli.main(["reproduce", "debias", "--quick", "--out", str(quick_reproduction)]) == 0
+    after = {path.name: path.read_bytes() for path in quick_reproduction.glob("debias_*.png")}
+    assert before == after and len(after) == 3
+    results = json.loads((quick_reproduction / "results.json").read_text())
+    assert "article_code" in results and "debias" in results  # merged, not replaced
+
+
+def test_mnist_runs_are_deterministic():
+    mnist = _mnist_or_skip()
+    small = mnist._replace(test_images=mnist.test_images[:500], test_labels=mnist.test_labels[:500])
+    setting = experiments.MnistSetting("check", lr=0.01, betas=(0.9, 0.99), epochs=1)
+    first = experiments.train_mnist(setting, 7, small, train_size=2048, log_every=3)
+    experiments._RUN_CACHE.clear()
+    second = experiments.train_mnist(setting, 7, small, train_size=2048, log_every=3)
+    assert first is not second
+    np.testing.assert_array_equal(first.step_loss, second.step_loss)
+    np.testing.assert_array_equal(first.trust_ratio, second.trust_ratio)
+    assert first.final_test_accuracy == second.final_test_accuracy
