@@ -327,9 +327,8 @@ def _cupy_kernels() -> dict[str, Any]:
     """Compile (once, on first use) the CuPy kernels; ``T`` is the arrays' dtype."""
     if _kernels:
         return _kernels
-    import cupy  # noqa: PLC0415  (only reached on the CuPy backend)
-
-    _kernels["adam"] = cupy.ElementwiseKernel(
+    # Only reached on the CuPy backend, where ``xp`` is cupy and has the kernel builders.
+    _kernels["adam"] = xp.ElementwiseKernel(
         "T grad, T beta1, T beta2, T eps_hat, T step_size, T decay_factor, T l2",
         "T param, T m, T v",
         """
@@ -341,7 +340,7 @@ def _cupy_kernels() -> dict[str, Any]:
         """,
         "lamb_edu_adam_step",
     )
-    _kernels["lamb_direction"] = cupy.ElementwiseKernel(
+    _kernels["lamb_direction"] = xp.ElementwiseKernel(
         "T grad, T param, T beta1, T beta3, T beta2, T eps_hat, T direction_scale, T weight_decay, T grad_scale",
         "T m, T v, T update",
         """
@@ -352,10 +351,10 @@ def _cupy_kernels() -> dict[str, Any]:
         """,
         "lamb_edu_lamb_direction",
     )
-    _kernels["squared_norm"] = cupy.ReductionKernel(
+    _kernels["squared_norm"] = xp.ReductionKernel(
         "T x", "float64 total", "(double)x * (double)x", "a + b", "total = a", "0", "lamb_edu_squared_norm",
     )
-    _kernels["lamb_apply"] = cupy.ElementwiseKernel(
+    _kernels["lamb_apply"] = xp.ElementwiseKernel(
         "T update, T scale", "T param", "param = param - scale * update", "lamb_edu_lamb_apply",
     )
     return _kernels
