@@ -18,6 +18,7 @@ from lamb_edu import Tensor, backend, nn, optim
 from lamb_edu.autograd import linear, softmax_cross_entropy
 from lamb_edu.backend import to_numpy
 from lamb_edu.optim import fused
+from lamb_edu.optim.optimizer import all_finite
 
 pytestmark = pytest.mark.skipif(backend.is_gpu(), reason="the NumPy fast paths; tests/test_gpu.py covers CuPy")
 
@@ -230,6 +231,27 @@ def test_fused_results_do_not_depend_on_the_thread_count(small_blocks):
         assert results[0][3] == other[3]
     with pytest.raises(ValueError, match="threads"):
         fused.set_num_threads(0)
+
+
+def finite_cases():
+    """Arrays whose finiteness the one-pass check must get right, with numpy's elementwise answer."""
+    rng = np.random.default_rng(10)
+    cases = [rng.normal(size=(37, 29)).astype(np.float32), np.zeros(0, dtype=np.float32),
+             np.array(2.5, dtype=np.float32), rng.normal(size=(6, 8)).T, rng.normal(size=101)[::3]]
+    for bad in (np.nan, np.inf, -np.inf):
+        array = rng.normal(size=(50, 40)).astype(np.float32)
+        array[17, 3] = bad
+        cases += [array, array.T, np.array(bad, dtype=np.float32)]
+    huge = np.full(10, 3e38, dtype=np.float32)  # finite, yet its sum of squares overflows
+    cases += [huge, -huge, np.array([1e200, -1e200]), np.full((2, 3), 6e4, dtype=np.float16)]
+    huge_then_nan = huge.copy()
+    huge_then_nan[4] = np.nan  # the overflowed sum must not hide a NaN
+    return cases + [huge_then_nan]
+
+
+def test_all_finite_agrees_with_elementwise_isfinite():
+    for array in finite_cases():
+        assert all_finite(array) == bool(np.isfinite(array).all()), (array.dtype, array.shape)
 
 
 def test_supports_only_matching_contiguous_float_arrays():
