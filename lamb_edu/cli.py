@@ -227,6 +227,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     from lamb_edu import nn, plots  # noqa: PLC0415
     from lamb_edu.data import load_mnist  # noqa: PLC0415
+    from lamb_edu.experiments import detect_divergence  # noqa: PLC0415
     from lamb_edu.train import fit, json_safe, write_atomically  # noqa: PLC0415
 
     data = load_mnist(args.data_dir)
@@ -257,7 +258,10 @@ def run_train(args: argparse.Namespace) -> int:
                       log_every=LOG_EVERY, scheduler=scheduler, progress=True, callback=record)
     seconds = time.perf_counter() - started
 
-    summary = {"settings": settings, "final": history.final(), "diverged": history.diverged, "seconds": seconds,
+    # Divergence need not mean NaN: the loss can climb back to chance level while weights explode.
+    verdict = detect_divergence(history.step_loss, history.weight_norm, history.log_steps, history.diverged)
+    summary = {"settings": settings, "final": history.final(), "diverged": history.diverged,
+               "verdict": verdict.as_dict(), "seconds": seconds,
                "steps": history.steps, "epochs": history.epochs, "parameter_names": history.parameter_names}
     text = json.dumps(json_safe(summary), indent=2) + "\n"
     write_atomically(out / "summary.json", lambda handle: handle.write(text.encode("utf-8")))
@@ -268,6 +272,9 @@ def run_train(args: argparse.Namespace) -> int:
     final = history.final()
     if history.diverged:
         print(f"diverged at step {history.diverged}; wrote {out}")
+    elif verdict.status == "diverged":
+        print(f"learned, then diverged at step {verdict.step}: {verdict.reasons[0]}")
+        print(f"final test accuracy {100 * final['test_accuracy']:.2f}% in {seconds:.1f} s; wrote {out}")
     else:
         print(f"final test accuracy {100 * final['test_accuracy']:.2f}% in {seconds:.1f} s; wrote {out}")
     return 0

@@ -169,7 +169,19 @@ def test_divergence_is_a_result_not_a_crash(tmp_path, monkeypatch, capsys):
     assert out.name.startswith("adam-lr1e+20-bs100-")
     summary = json.loads((out / "summary.json").read_text())  # strict JSON: NaN became null
     assert summary["diverged"] == 2 and summary["final"]["test_loss"] is None and len(summary["epochs"]) == 1
+    assert summary["verdict"]["step"] == 2 and "not finite" in summary["verdict"]["reasons"][0]
     assert (out / "curves.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_divergence_without_nan_is_reported(tmp_path, capsys):
+    """The article's LAMB at lr 0.1: it learns, then the loss returns to chance level with finite numbers."""
+    real_data_dir()
+    assert cli.main(["train", "--optimizer", "lamb", "--lr", "0.1", "--epochs", "3", "--out", str(tmp_path)]) == 0
+    assert "learned, then diverged at step" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["diverged"] is False  # no NaN or inf anywhere
+    assert summary["verdict"]["status"] == "diverged" and summary["verdict"]["lowest_loss"] < 1.0
+    assert summary["final"]["test_accuracy"] < 0.2  # back to about chance (10 classes)
 
 
 def test_plot_reports_a_directory_that_is_not_a_run(tmp_path, capsys):
