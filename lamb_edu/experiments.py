@@ -110,6 +110,7 @@ class DebiasResult:
         return t
 
     def summary(self) -> dict[str, Any]:
+        """The numbers ``results.json`` records: per β, the factor at t = 1, the first averages, the errors."""
         per_beta = {}
         for beta in self.betas:
             per_beta[str(beta)] = {
@@ -230,6 +231,7 @@ class TrajectoryResult:
         return int(outside[-1] + 1) if outside.size else 0
 
     def summary(self) -> dict[str, Any]:
+        """The numbers ``results.json`` records: per optimizer, its settings, final loss and step sizes."""
         out: dict[str, Any] = {"steps": self.steps, "layers": list(self.layers), "optima": self.optima.tolist()}
         for name in self.weights:
             error = self.relative_error(name)
@@ -335,6 +337,7 @@ class MnistSetting:
         )
 
     def describe(self) -> dict[str, Any]:
+        """The settings as plain JSON values, with the optimizer named as the article names it."""
         return {
             "optimizer": "LAMB" if self.use_trust_ratio else "Adam (LAMB rule, trust ratio computed but not used)",
             "lr": self.lr, "betas": list(self.betas), "weight_decay": self.weight_decay,
@@ -357,6 +360,7 @@ class Divergence:
     lowest_loss: float
 
     def as_dict(self) -> dict[str, Any]:
+        """The verdict as plain JSON values."""
         return {"status": self.status, "step": self.step, "reasons": list(self.reasons), "lowest_loss": self.lowest_loss}
 
 
@@ -449,9 +453,11 @@ class MnistRun:
 
     @property
     def final_test_accuracy(self) -> float:
+        """The test accuracy after the last epoch (NaN if no epoch finished)."""
         return float(self.test_accuracy[-1]) if len(self.test_accuracy) else math.nan
 
     def summary(self) -> dict[str, Any]:
+        """The numbers ``results.json`` records for this run: accuracies, verdict, first and last norms per layer."""
         return {
             "seed": self.seed,
             "steps": int(self.step_loss.size),
@@ -487,9 +493,11 @@ class MnistComparison:
     article: dict[str, str]  # what the article reports, per setting label
 
     def final_accuracies(self, label: str) -> Any:
+        """The final test accuracy of setting ``label`` from each seed, in the order of ``seeds``."""
         return np.array([run.final_test_accuracy for run in self.runs[label]])
 
     def summary(self) -> dict[str, Any]:
+        """The numbers ``results.json`` records: per setting, the accuracy over seeds and every run's summary."""
         out: dict[str, Any] = {
             "network": "MLP " + "-".join(str(size) for size in self.network),
             "train_examples": self.train_size, "test_examples": self.test_size, "seeds": list(self.seeds),

@@ -68,7 +68,7 @@ print("LAMB minus Adam, per seed (percentage points):", ", ".join(f"{100 * d:+.2
 # trust ratios far below 1 (notebook 3), a built-in warm-up. Where does the gap in test accuracy come
 # from? Adam moves every weight by about $\eta$ per step, whatever the size of its layer; in the
 # first layer (200 704 weights of size about 0.02) that is a large change, and its weight norm grows
-# about six-fold, against less than 1.5× with LAMB (notebook 3 shows the norms). Larger weights make
+# about six-fold, against about 1.5× with LAMB (notebook 3 shows the norms). Larger weights make
 # a sharper, more over-confident network, which here costs test accuracy.
 #
 # ## Exercises
