@@ -233,6 +233,7 @@ class Tensor:
 
     # --------------------------------------------------------- elementwise
     def exp(self) -> Tensor:
+        """e**x, elementwise; its gradient is the output itself."""
         out = self._result(xp.exp(self.data), (self,), "exp")
 
         def _backward() -> None:
@@ -242,6 +243,7 @@ class Tensor:
         return out
 
     def log(self) -> Tensor:
+        """The natural logarithm, elementwise; its gradient is 1/x."""
         out = self._result(xp.log(self.data), (self,), "log")
 
         def _backward() -> None:
@@ -251,6 +253,7 @@ class Tensor:
         return out
 
     def relu(self) -> Tensor:
+        """max(x, 0), elementwise; the gradient passes where x > 0."""
         out = self._result(xp.maximum(self.data, 0), (self,), "relu")
 
         def _backward() -> None:
@@ -260,6 +263,7 @@ class Tensor:
         return out
 
     def tanh(self) -> Tensor:
+        """tanh(x), elementwise; its gradient is 1 − tanh(x)²."""
         out = self._result(xp.tanh(self.data), (self,), "tanh")
 
         def _backward() -> None:
@@ -270,6 +274,7 @@ class Tensor:
 
     # ---------------------------------------------------------- reductions
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """The sum over ``axis`` (all axes when None); on the way back the gradient is broadcast back."""
         out = self._result(self.data.sum(axis=axis, keepdims=keepdims), (self,), "sum")
 
         def _backward() -> None:
@@ -282,6 +287,7 @@ class Tensor:
         return out
 
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """The mean over ``axis`` (all axes when None): the sum times 1/count."""
         if axis is None:
             count = self.size
         else:
@@ -306,6 +312,7 @@ class Tensor:
 
     # -------------------------------------------------------------- shape
     def reshape(self, *shape: Any) -> Tensor:
+        """The same values in a new shape (``t.reshape(2, 3)`` or ``t.reshape((2, 3))``)."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         out = self._result(self.data.reshape(shape), (self,), "reshape")
@@ -317,6 +324,7 @@ class Tensor:
         return out
 
     def transpose(self, *axes: Any) -> Tensor:
+        """Permute the axes (reverse them when none are given), as ``ndarray.transpose``."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         order = tuple(axes) if axes else tuple(reversed(range(self.ndim)))
@@ -331,6 +339,7 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
+        """The transpose (all axes reversed)."""
         return self.transpose()
 
     # ------------------------------------------------------------ backward

@@ -169,4 +169,8 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
     batch = logits.shape[0]
     if targets.shape != (batch,) or targets.dtype.kind not in "iu":
         raise ValueError(f"cross_entropy expects {batch} integer targets, got shape {targets.shape} of {targets.dtype}")
+    classes = logits.shape[1]
+    if batch and (int(targets.min()) < 0 or int(targets.max()) >= classes):  # a -1 would index the last class
+        raise ValueError(f"cross_entropy targets must be class indices in [0, {classes}), "
+                         f"got values from {int(targets.min())} to {int(targets.max())}")
     return softmax_cross_entropy(logits, targets)

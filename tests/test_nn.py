@@ -104,6 +104,10 @@ def test_cross_entropy_rejects_bad_targets():
         nn.cross_entropy(logits, np.array([0.0, 1.0, 2.0]))
     with pytest.raises(ValueError, match="integer targets"):
         nn.cross_entropy(logits, np.array([0, 1]))
+    classes = logits.shape[1]
+    for bad in (-1, classes):
+        with pytest.raises(ValueError, match=r"class indices in \[0, "):
+            nn.cross_entropy(logits, np.array([0, 1, bad]))
 
 
 def test_mlp_overfits_32_examples_with_gradient_descent():

@@ -1,10 +1,10 @@
 """Each optimizer against a plain float64 NumPy re-implementation of its equations, step by step.
 
 The references below are written straight from the papers' equations, one step at a time, sharing
-no code with ``lamb_edu.optim``. Each takes the initial weights and the list of per-step gradients (lists of arrays) and
-returns the weights after every step has been applied, plus whatever per-step records the optimizer
-keeps. They are written straight from the papers' equations, one step at a time, with no shared code
-with ``lamb_edu.optim``.
+no code with ``lamb_edu.optim``. Each takes the initial weights and the list of per-step gradients
+(lists of arrays) and returns the weights after every step has been applied, plus whatever per-step
+records the optimizer keeps. Adam, AdamW and LAMB run both their readable step (``fused=False``)
+and their fast one (``fused=True``) against the same reference.
 """
 
 from __future__ import annotations
@@ -260,12 +260,14 @@ ADAM_CASES = [
 ]
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "readable"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("settings", ADAM_CASES, ids=case_id)
 @pytest.mark.parametrize("name", ["Adam", "AdamW"])
-def test_adam_and_adamw_match_reference(name, settings, dtype):
+def test_adam_and_adamw_match_reference(name, settings, dtype, fused):
     weights, grads = make_problem(2)
-    final, optimizer, params = run_optimizer(lambda p: getattr(optim, name)(p, **settings), weights, grads, dtype)
+    final, optimizer, params = run_optimizer(lambda p: getattr(optim, name)(p, fused=fused, **settings),
+                                             weights, grads, dtype)
     expected_settings = dict(settings)
     if name == "AdamW":
         expected_settings.setdefault("weight_decay", 1e-2)  # AdamW's default
@@ -290,11 +292,12 @@ LAMB_CASES = [
 ]
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "readable"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("settings", LAMB_CASES, ids=case_id)
-def test_lamb_matches_reference(settings, dtype):
+def test_lamb_matches_reference(settings, dtype, fused):
     weights, grads = make_problem(3)
-    final, optimizer, params = run_optimizer(lambda p: optim.LAMB(p, **settings), weights, grads, dtype)
+    final, optimizer, params = run_optimizer(lambda p: optim.LAMB(p, fused=fused, **settings), weights, grads, dtype)
     expected, records = reference_lamb(weights, grads, **settings)
     assert_moved(weights, final)
     assert_matches(final, expected, dtype)

@@ -43,10 +43,7 @@ class Adagrad(Optimizer):
     def _update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
         sum_of_squares, scratch = state["sum_of_squares"], self._scratch(p.data)
         state["step"] += 1
-        if group["weight_decay"] != 0:  # g ← g + weight_decay·w
-            decayed_grad = self._scratch(p.data, 1)
-            xp.multiply(p.data, group["weight_decay"], out=decayed_grad)
-            grad = xp.add(grad, decayed_grad, out=decayed_grad)
+        grad = self._l2_gradient(p, grad, group["weight_decay"])  # g ← g + weight_decay·w
         lr_t = group["lr"] / (1.0 + (state["step"] - 1) * group["lr_decay"])
         xp.multiply(grad, grad, out=scratch)  # G ← G + g²
         xp.add(sum_of_squares, scratch, out=sum_of_squares)

@@ -66,13 +66,11 @@ class Adam(Optimizer):
                            bias_correction=group["bias_correction"])
             return
         scratch = self._scratch(p.data)
-        if weight_decay != 0:
-            if self.decoupled_weight_decay:  # w ← w − lr·weight_decay·w  (AdamW)
+        if self.decoupled_weight_decay:  # w ← w − lr·weight_decay·w  (AdamW)
+            if weight_decay != 0:
                 xp.multiply(p.data, 1.0 - lr * weight_decay, out=p.data)
-            else:  # g ← g + weight_decay·w  (L2 regularisation)
-                decayed_grad = self._scratch(p.data, 1)
-                xp.multiply(p.data, weight_decay, out=decayed_grad)
-                grad = xp.add(grad, decayed_grad, out=decayed_grad)
+        else:  # g ← g + weight_decay·w  (L2 regularisation)
+            grad = self._l2_gradient(p, grad, weight_decay)
         update_moments(m, v, grad, beta1, beta2, scratch)
         if group["amsgrad"]:  # divide by the largest v seen so far
             if "v_max" not in state:

@@ -181,7 +181,7 @@ def adam_step(
     decay_factor = 1.0 - lr * weight_decay if decoupled else 1.0
     l2 = weight_decay if not decoupled else 0.0
     if not isinstance(param, backend.np.ndarray):
-        _cupy_adam(param, grad, m, v, lr, beta1, beta2, eps_hat, step_size, decay_factor, l2)
+        _cupy_adam(param, grad, m, v, beta1, beta2, eps_hat, step_size, decay_factor, l2)
         return
     w, g, m, v = _flat(param), _flat(grad), _flat(m), _flat(v)
 
@@ -360,7 +360,7 @@ def _cupy_kernels() -> dict[str, Any]:
     return _kernels
 
 
-def _cupy_adam(param: Any, grad: Any, m: Any, v: Any, lr: float, beta1: float, beta2: float, eps_hat: float,
+def _cupy_adam(param: Any, grad: Any, m: Any, v: Any, beta1: float, beta2: float, eps_hat: float,
                step_size: float, decay_factor: float, l2: float) -> None:
     cast = param.dtype.type
     _cupy_kernels()["adam"](grad, cast(beta1), cast(beta2), cast(eps_hat), cast(step_size), cast(decay_factor),

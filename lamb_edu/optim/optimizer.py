@@ -135,6 +135,16 @@ class Optimizer:
     def _update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def _l2_gradient(self, p: Tensor, grad: Any, weight_decay: float) -> Any:
+        """g + weight_decay·w (weight decay as an L2 term on the gradient), or g itself when it is 0.
+
+        The sum goes into scratch slot 1, so the caller's ``.grad`` array is never changed.
+        """
+        if weight_decay == 0:
+            return grad
+        decayed_grad = xp.multiply(p.data, weight_decay, out=self._scratch(p.data, 1))
+        return xp.add(grad, decayed_grad, out=decayed_grad)
+
     def _scratch(self, like: Any, slot: int = 0) -> Any:
         """A temporary array shaped like ``like``: a view into one flat buffer per dtype and slot.
 

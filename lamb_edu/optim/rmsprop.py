@@ -49,10 +49,7 @@ class RMSprop(Optimizer):
     def _update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
         alpha, v, scratch = group["alpha"], state["v"], self._scratch(p.data)
         state["step"] += 1
-        if group["weight_decay"] != 0:  # g ← g + weight_decay·w
-            decayed_grad = self._scratch(p.data, 1)
-            xp.multiply(p.data, group["weight_decay"], out=decayed_grad)
-            grad = xp.add(grad, decayed_grad, out=decayed_grad)
+        grad = self._l2_gradient(p, grad, group["weight_decay"])  # g ← g + weight_decay·w
         xp.multiply(grad, grad, out=scratch)  # v ← α·v + (1 − α)·g²
         xp.multiply(scratch, 1.0 - alpha, out=scratch)
         xp.multiply(v, alpha, out=v)

@@ -61,6 +61,7 @@ class Schedule:
         return self.after_warmup(step)
 
     def after_warmup(self, step: int) -> float:
+        """The factor once warm-up is over (1 here; subclasses decay it)."""
         return 1.0
 
 
@@ -143,9 +144,11 @@ class LRScheduler:
         return [group["lr"] for group in self.optimizer.param_groups]
 
     def state_dict(self) -> dict[str, Any]:
+        """The starting lrs and the step count: plain numbers, for JSON."""
         return {"base_lrs": list(self.base_lrs), "last_step": self.last_step}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore ``state_dict()`` and set the learning rates for its step (ValueError if the groups differ)."""
         if len(state["base_lrs"]) != len(self.optimizer.param_groups):
             raise ValueError(f"state has {len(state['base_lrs'])} learning rates, the optimizer has "
                              f"{len(self.optimizer.param_groups)} groups")

@@ -47,10 +47,7 @@ class SGD(Optimizer):
         lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
         state["step"] += 1
         scratch = self._scratch(p.data)
-        if weight_decay != 0:  # g ← g + weight_decay·w, in a buffer: the caller's grad is never changed
-            decayed_grad = self._scratch(p.data, 1)
-            xp.multiply(p.data, weight_decay, out=decayed_grad)
-            grad = xp.add(grad, decayed_grad, out=decayed_grad)
+        grad = self._l2_gradient(p, grad, weight_decay)  # g ← g + weight_decay·w
         if momentum != 0:
             buffer = state.get("momentum_buffer")
             if buffer is None:  # b ← g
