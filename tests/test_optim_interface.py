@@ -345,3 +345,28 @@ def test_lamb_exempt_group_steps_with_ratio_one_but_records_it():
         if "bias" in name:
             np.testing.assert_allclose(p.data, q.data, rtol=1e-12)
             assert lamb.state[p]["trust_ratio"] != 1.0
+
+
+def test_lookahead_add_param_group_gets_slow_weights():
+    """A group added later behaves exactly as if it had been given at the start."""
+    rng = np.random.default_rng(3)
+    first, second = rng.normal(size=(4, 3)), rng.normal(size=5)
+    grads = [(rng.normal(size=(4, 3)), rng.normal(size=5)) for _ in range(7)]
+
+    def run(add_later: bool):
+        a, b = Tensor(first.copy(), requires_grad=True), Tensor(second.copy(), requires_grad=True)
+        if add_later:
+            lookahead = optim.Lookahead(optim.SGD([a], lr=0.1, momentum=0.9), k=3, alpha=0.5)
+            lookahead.add_param_group({"params": [b], "lr": 0.2})
+        else:
+            inner = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.2}], lr=0.1, momentum=0.9)
+            lookahead = optim.Lookahead(inner, k=3, alpha=0.5)
+        for grad_a, grad_b in grads:
+            a.grad, b.grad = grad_a, grad_b
+            lookahead.step()
+        return a.data, b.data, len(lookahead.slow_weights)
+
+    later, upfront = run(True), run(False)
+    assert later[2] == upfront[2] == 2
+    assert np.array_equal(later[0], upfront[0]) and np.array_equal(later[1], upfront[1])
+    assert not np.allclose(later[1], second)  # the added group really moved

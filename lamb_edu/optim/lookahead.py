@@ -46,6 +46,11 @@ class Lookahead(Optimizer):
     def _params(self) -> list[Any]:
         return [p for group in self.optimizer.param_groups for p in group["params"]]
 
+    def add_param_group(self, group: Mapping[str, Any]) -> None:
+        """Add a group to the inner optimizer; its slow weights start at its current weights."""
+        self.optimizer.add_param_group(group)
+        self.slow_weights.extend(p.data.copy() for p in self.optimizer.param_groups[-1]["params"])
+
     def zero_grad(self) -> None:
         self.optimizer.zero_grad()
 
