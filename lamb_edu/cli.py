@@ -202,6 +202,7 @@ def build_scheduler(settings: dict[str, Any], optimizer: Any) -> Any:
 
 
 def default_out_dir(settings: dict[str, Any]) -> Path:
+    """``runs/<optimizer>-lr<lr>-bs<batch>-<date>-<time>``, the output directory when ``--out`` is not given."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{settings['optimizer']}-lr{settings['lr']:g}-bs{settings['batch_size']}-{stamp}"
 
@@ -260,7 +261,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     # Divergence need not mean NaN: the loss can climb back to chance level while weights explode.
     verdict = detect_divergence(history.step_loss, history.weight_norm, history.log_steps, history.diverged)
-    summary = {"settings": settings, "final": history.final(), "diverged": history.diverged,
+    final = history.final()
+    summary = {"settings": settings, "final": final, "diverged": history.diverged,
                "verdict": verdict.as_dict(), "seconds": seconds,
                "steps": history.steps, "epochs": history.epochs, "parameter_names": history.parameter_names}
     text = json.dumps(json_safe(summary), indent=2) + "\n"
@@ -269,7 +271,6 @@ def run_train(args: argparse.Namespace) -> int:
     label = plots.settings_labels([settings])[0]
     figure = plots.plot_training_curves([plots.history_run(history, label)], title=f"MNIST, MLP {settings['hidden']}: {label}")
     write_atomically(out / "curves.png", lambda handle: figure.savefig(handle, dpi=120, format="png"))
-    final = history.final()
     if history.diverged:
         print(f"diverged at step {history.diverged}; wrote {out}")
     elif verdict.status == "diverged":
@@ -388,17 +389,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    from lamb_edu.data import MNISTError  # noqa: PLC0415
-
     try:
         return args.handler(args)
     except CommandError as error:
         print(f"lamb-edu {args.command}: error: {error}", file=sys.stderr)
         return error.exit_code
-    except MNISTError as error:
-        print(f"lamb-edu {args.command}: error: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:  # e.g. an output directory that cannot be written
+    except OSError as error:  # missing MNIST (MNISTError is a FileNotFoundError), an unwritable output directory
         print(f"lamb-edu {args.command}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -295,7 +295,8 @@ def fit(
             for xb, yb in batches(x_train, y_train, batch_size, seed, epoch, start=position["batch"]):
                 step = position["step"] + 1
                 logging = step == 1 or step % log_every == 0
-                norms_before = [_norm(p.data) for p in parameters] if logging else []
+                # Our own ‖w‖ only for optimizers that do not record theirs (LAMB and LARS already computed it).
+                norms_before = [_norm(p.data) for p in parameters] if logging and not history.records_trust else []
                 lr = _current_lr(optimizer)  # the lr this step uses (a scheduler changes it after the step)
 
                 loss_value = train_step(model, optimizer, xb, yb)
