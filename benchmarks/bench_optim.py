@@ -50,11 +50,6 @@ OPTIMIZERS = {  # name: (factory, arrays moved per parameter number per step)
 }
 
 
-def synchronize() -> None:
-    if backend.is_gpu():
-        xp.cuda.Device().synchronize()
-
-
 def parameter_sets(quick: bool) -> dict[str, list[tuple[int, ...]]]:
     mlp = [p.shape for p in nn.MLP([784, 256, 256, 10], seed=0).parameters()]
     large = [(5_000_000,)] * (1 if quick else 5)
@@ -75,12 +70,12 @@ def time_steps(step, repeats: int) -> float:
     """Median seconds per call of ``step`` (after two warm-up calls, which also create the state)."""
     step()
     step()
-    synchronize()
+    backend.synchronize()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         step()
-        synchronize()
+        backend.synchronize()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
 

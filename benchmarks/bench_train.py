@@ -23,17 +23,11 @@ import sys
 import time
 
 from lamb_edu import Tensor, backend, nn, optim
-from lamb_edu.backend import xp
 from lamb_edu.data import batches, load_mnist, prepare
 from lamb_edu.train import fit
 
 SIZES = [784, 256, 256, 10]
 BATCH = 512
-
-
-def synchronize() -> None:
-    if backend.is_gpu():
-        xp.cuda.Device().synchronize()
 
 
 def time_epochs(data, epochs: int) -> list[dict]:
@@ -58,10 +52,10 @@ def time_phases(data, steps: int = 40) -> dict[str, float]:
         forward_done = time.perf_counter()
         model.zero_grad()
         loss.backward()
-        synchronize()
+        backend.synchronize()
         backward_done = time.perf_counter()
         optimizer.step()
-        synchronize()
+        backend.synchronize()
         step_done = time.perf_counter()
         if index >= 5:
             totals["forward"] += forward_done - began

@@ -27,6 +27,7 @@ __all__ = [
     "name",
     "is_gpu",
     "to_numpy",
+    "synchronize",
     "asarray",
     "default_dtype",
     "set_default_dtype",
@@ -107,6 +108,12 @@ def to_numpy(array: Any) -> np.ndarray:
     if hasattr(array, "get") and not isinstance(array, np.ndarray):
         return array.get()
     return np.asarray(array)
+
+
+def synchronize() -> None:
+    """Wait until the GPU has finished its queued work (nothing to wait for on NumPy); for timing."""
+    if is_gpu():
+        _active.cuda.Device().synchronize()
 
 
 def asarray(array: Any, dtype: Any = None) -> Any:

@@ -270,7 +270,7 @@ def run_train(args: argparse.Namespace) -> int:
     write_atomically(out / "trust.npz", lambda handle: backend.np.savez(handle, **history.trust_arrays()))
     label = plots.settings_labels([settings])[0]
     figure = plots.plot_training_curves([plots.history_run(history, label)], title=f"MNIST, MLP {settings['hidden']}: {label}")
-    write_atomically(out / "curves.png", lambda handle: figure.savefig(handle, dpi=120, format="png"))
+    save_figure(figure, out / "curves.png", dpi=120)
     if history.diverged:
         print(f"diverged at step {history.diverged}; wrote {out}")
     elif verdict.status == "diverged":
@@ -295,7 +295,6 @@ def add_plot_command(subparsers: Any) -> None:
 def run_plot(args: argparse.Namespace) -> int:
     """Read every run directory, label each run by the settings that differ, and save one figure."""
     from lamb_edu import plots  # noqa: PLC0415
-    from lamb_edu.train import write_atomically  # noqa: PLC0415
 
     try:
         runs = [plots.load_run(directory) for directory in args.runs]
@@ -309,7 +308,7 @@ def run_plot(args: argparse.Namespace) -> int:
         raise CommandError(f"argument --out: cannot write .{image_format} images (use .png, .pdf or .svg)", 2)
     if args.out.parent != Path(""):
         args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(args.out, lambda handle: figure.savefig(handle, dpi=120, format=image_format))
+    save_figure(figure, args.out, dpi=120, image_format=image_format)
     print(f"wrote {args.out} ({len(runs)} runs)")
     return 0
 
@@ -338,7 +337,6 @@ def run_reproduce(args: argparse.Namespace) -> int:
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     from lamb_edu import experiments, plots  # noqa: PLC0415
     from lamb_edu.train import json_safe, write_atomically  # noqa: PLC0415
@@ -359,8 +357,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         result = experiments.run_experiment(name, quick=args.quick, data_dir=args.data_dir, progress=True)
         figures = plots.experiment_figures(name, result)
         for filename, figure in figures.items():
-            write_atomically(args.out / filename, lambda handle: figure.savefig(handle, dpi=110, format="png"))
-            plt.close(figure)
+            save_figure(figure, args.out / filename, dpi=110)
         results[name] = {"mode": mode, **result.summary()}
         text = json.dumps(json_safe(results), indent=1, sort_keys=True) + "\n"
         write_atomically(results_path, lambda handle: handle.write(text.encode("utf-8")))
@@ -381,6 +378,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_reproduce_command(subparsers)
     return parser
 
+
+
+def save_figure(figure: Any, path: Path, dpi: int, image_format: str = "png") -> None:
+    """Write ``figure`` to ``path`` atomically (no half-written image) and close it to free its memory."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from lamb_edu.train import write_atomically  # noqa: PLC0415
+
+    write_atomically(path, lambda handle: figure.savefig(handle, dpi=dpi, format=image_format))
+    plt.close(figure)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for bad flags, 1 for other errors, 0 for success)."""

@@ -55,3 +55,4 @@ def test_env_var_selects_backend_in_a_fresh_process():
         capture_output=True, text=True, check=True,
     )
     assert result.stdout.strip() == "numpy"
+
