@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import math
+import threading
 import tracemalloc
 
 import numpy as np
@@ -231,6 +232,75 @@ def test_fused_results_do_not_depend_on_the_thread_count(small_blocks):
         assert results[0][3] == other[3]
     with pytest.raises(ValueError, match="threads"):
         fused.set_num_threads(0)
+
+
+def many_tensors(rng):
+    """Parameters of several sizes (20 small ones and one too large to hand out whole), with gradients."""
+    shapes = [(40, 30), (7,), (61, 13), (300,)] * 5 + [(150, 150)]
+    params = [Tensor((rng.normal(size=shape) * 0.1).astype(np.float32), requires_grad=True) for shape in shapes]
+    return params, [[rng.normal(size=shape).astype(np.float32) for shape in shapes] for _ in range(4)]
+
+
+@pytest.mark.parametrize("make", [
+    lambda params: optim.LAMB(params, lr=1e-2, weight_decay=0.01),
+    lambda params: optim.Adam(params, lr=1e-2, weight_decay=1e-3),
+    lambda params: optim.AdamW(params, lr=1e-2),
+])
+def test_whole_tensors_on_threads_give_the_one_thread_numbers(small_blocks, make):
+    """The optimizers hand whole tensors to the threads (for_each_tensor): the arrays and norms do not change."""
+    results = []
+    for threads in (1, 2, 3):
+        fused.set_num_threads(threads)
+        params, gradients = many_tensors(np.random.default_rng(11))
+        optimizer = make(params)
+        for step_gradients in gradients:
+            for p, g in zip(params, step_gradients):
+                p.grad = g
+            optimizer.step()
+        results.append((params, optimizer))
+    (one_params, one_optimizer), others = results[0], results[1:]
+    for params, optimizer in others:
+        for p, q in zip(one_params, params):
+            assert np.array_equal(p.data, q.data)
+            for key, value in one_optimizer.state[p].items():
+                assert np.array_equal(value, optimizer.state[q][key]), key
+
+
+def test_for_each_tensor_visits_every_item_once_and_passes_on_errors(small_blocks):
+    arrays = [np.zeros(size, dtype=np.float32) for size in (5000, 3000, 3000, 9000, 100, 25000)]
+    seen = []
+    fused.for_each_tensor(seen.append, list(range(len(arrays))), arrays)
+    assert sorted(seen) == list(range(len(arrays)))
+    assert seen[0] == 5  # too large to hand out whole: updated first, in the calling thread
+
+    # the two largest shared tensors are updated at the same time, on two threads: each waits for the other
+    both_started = threading.Barrier(2, timeout=10)
+    names = set()
+
+    def meet(item):
+        if item in (3, 0):
+            names.add(threading.current_thread().name)
+            both_started.wait()
+
+    fused.for_each_tensor(meet, list(range(len(arrays))), arrays)
+    assert len(names) == 2
+
+    class Device:  # stands in for a CuPy array: always updated in the calling thread
+        size = 10**6
+
+    names = []
+    fused.for_each_tensor(lambda item: names.append(threading.current_thread().name), [0], [Device()])
+    assert names == [threading.current_thread().name]
+
+    def fail_on_three(item):
+        if item == 3:
+            raise RuntimeError("tensor 3 failed")
+        seen.append(item)
+
+    seen.clear()
+    with pytest.raises(RuntimeError, match="tensor 3"):
+        fused.for_each_tensor(fail_on_three, list(range(len(arrays))), arrays)
+    assert 3 not in seen
 
 
 def finite_cases():

@@ -56,11 +56,14 @@ class Adam(Optimizer):
             state["v_max"] = xp.zeros_like(p.data)
         return state
 
+    def _fast_path(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> bool:
+        return self.fused and not group["amsgrad"] and fast.supports(p.data, grad, state["m"], state["v"])
+
     def _update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
         lr, (beta1, beta2), weight_decay = group["lr"], group["betas"], group["weight_decay"]
         m, v = state["m"], state["v"]
         state["step"] += 1
-        if self.fused and not group["amsgrad"] and fast.supports(p.data, grad, m, v):
+        if self._fast_path(p, grad, group, state):
             fast.adam_step(p.data, grad, m, v, lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"],
                            weight_decay=weight_decay, decoupled=self.decoupled_weight_decay, step=state["step"],
                            bias_correction=group["bias_correction"])

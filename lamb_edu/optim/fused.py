@@ -13,7 +13,9 @@ step needs only 28 (read w, g, m, v; write w, m, v). Three changes, none of them
 1. Blocks. The update runs over slices of ``BLOCK_SIZE`` elements (128K floats, 512 KB), so the
    dozen operations work on data in the core's own cache and main memory is touched about once.
 2. Threads. A NumPy operation runs on one core, but it releases the GIL while it computes, so the
-   blocks are shared between a few threads (``set_num_threads``; the caller's thread works too).
+   work is shared between a few threads (``set_num_threads``; the caller's thread works too). A
+   model of many tensors gives each thread whole tensors (``for_each_tensor``, which the optimizers
+   call); one large tensor is cut into blocks that the threads share.
 3. Algebra. √v̂ + eps = (√v + eps·√bc2)/√bc2 with bc2 = 1 − β2ᵗ, so
    m̂/(√v̂ + eps) = (√bc2/bc1)·m/(√v + eps·√bc2): the bias corrections become one scalar factor.
 
@@ -34,13 +36,13 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from lamb_edu import backend
 from lamb_edu.backend import xp
 from lamb_edu.optim.functional import trust_ratio
 
-__all__ = ["BLOCK_SIZE", "supports", "set_num_threads", "num_threads", "adam_step", "lamb_step"]
+__all__ = ["BLOCK_SIZE", "supports", "set_num_threads", "num_threads", "for_each_tensor", "adam_step", "lamb_step"]
 
 BLOCK_SIZE = 1 << 17  # elements per block (512 KB of float32): big enough that NumPy's per-call cost is small
 MIN_BLOCK = 1 << 16  # mid-sized tensors use blocks down to this size, so that every thread gets a share
@@ -107,7 +109,8 @@ def _parallel(function: Callable[[int, int, int], Any], size: int) -> list[Any]:
     """
     block = _block_size(size)
     blocks = -(-size // block)
-    pieces = min(_threads, blocks) if size >= PARALLEL_MIN else 1
+    whole_tensors = getattr(_local, "whole_tensors", False)  # inside for_each_tensor: this thread has its own tensor
+    pieces = min(_threads, blocks) if size >= PARALLEL_MIN and not whole_tensors else 1
     if pieces == 1:
         return [function(0, size, block)]
     bounds = [min(size, (blocks * i // pieces) * block) for i in range(pieces + 1)]
@@ -116,6 +119,48 @@ def _parallel(function: Callable[[int, int, int], Any], size: int) -> list[Any]:
     results = [function(bounds[0], bounds[1], block)]
     results.extend(future.result() for future in futures)
     return results
+
+
+def for_each_tensor(update: Callable[[Any], None], items: Sequence[Any], arrays: Sequence[Any]) -> None:
+    """Call ``update(item)`` for every item, handing whole tensors to the threads; ``arrays[i]`` is item i's array.
+
+    Splitting one tensor between the threads makes them wait for each other twice per tensor (LAMB
+    needs both halves' norms before its second pass, and a woken thread starts tens of microseconds
+    late). With many tensors it is faster for each thread to take whole tensors, largest first, from
+    one shared list until it is empty: the threads wait once per step. A tensor larger than
+    1/threads of the total (it would leave the other threads idle), every CuPy array, and all of a
+    small model (under ``PARALLEL_MIN`` elements) are updated in the calling thread instead, where
+    ``update`` may still split a large tensor into blocks. A tensor's numbers do not depend on
+    which thread computes it.
+    """
+    sizes = [array.size if isinstance(array, backend.np.ndarray) else None for array in arrays]
+    total = sum(size for size in sizes if size is not None)
+    shared: list[int] = []
+    if _threads > 1 and total >= PARALLEL_MIN and not getattr(_local, "whole_tensors", False):
+        shared = [i for i, size in enumerate(sizes) if size is not None and size * _threads <= total]
+    chosen = set(shared)
+    for i, item in enumerate(items):
+        if i not in chosen:
+            update(item)
+    if not shared:
+        return
+    shared.sort(key=lambda i: -sizes[i])  # largest first, so the threads run out of work close together
+    queue = iter(shared)  # next() on a list iterator is atomic under the GIL: each tensor goes to one thread
+
+    def work() -> None:
+        _local.whole_tensors = True
+        try:
+            for i in queue:
+                update(items[i])
+        finally:
+            _local.whole_tensors = False
+
+    futures = [_worker_pool().submit(work) for _ in range(min(_threads, len(shared)) - 1)]
+    try:
+        work()
+    finally:
+        for future in futures:
+            future.result()  # waits for every thread; re-raises a worker's exception
 
 
 def _scratch(dtype: Any, slot: int) -> Any:
@@ -176,14 +221,18 @@ def adam_step(
     bias_correction1 = 1.0 - beta1**step if bias_correction else 1.0
     bias_correction2 = 1.0 - beta2**step if bias_correction else 1.0
     root_bias_correction2 = math.sqrt(bias_correction2)
-    step_size = lr * root_bias_correction2 / bias_correction1
-    eps_hat = eps * root_bias_correction2
-    decay_factor = 1.0 - lr * weight_decay if decoupled else 1.0
-    l2 = weight_decay if not decoupled else 0.0
+    constants = dict(
+        beta1=beta1, beta3=1.0 - beta1, beta2=beta2, one_minus_beta2=1.0 - beta2,
+        eps_hat=eps * root_bias_correction2, step_size=lr * root_bias_correction2 / bias_correction1,
+        decay_factor=1.0 - lr * weight_decay if decoupled else 1.0, l2=weight_decay if not decoupled else 0.0,
+    )
     if not isinstance(param, backend.np.ndarray):
-        _cupy_adam(param, grad, m, v, beta1, beta2, eps_hat, step_size, decay_factor, l2)
+        _cupy_adam(param, grad, m, v, beta1, beta2, constants["eps_hat"], constants["step_size"],
+                   constants["decay_factor"], constants["l2"])
         return
     w, g, m, v = _flat(param), _flat(grad), _flat(m), _flat(v)
+    c = _cast(constants, w.dtype)
+    np = backend.np
 
     def update(start: int, stop: int, block: int) -> None:
         t = _scratch(w.dtype, 0)
@@ -191,31 +240,36 @@ def adam_step(
         for begin in range(start, stop, block):
             end = min(begin + block, stop)
             wb, gb, mb, vb, tb = w[begin:end], g[begin:end], m[begin:end], v[begin:end], t[: end - begin]
-            if l2 != 0.0:  # Adam: g ← g + weight_decay·w
-                gb = backend.np.add(gb, backend.np.multiply(wb, l2, out=decayed[: end - begin]), out=decayed[: end - begin])
-            if decay_factor != 1.0:  # AdamW: w ← (1 − lr·weight_decay)·w
-                backend.np.multiply(wb, decay_factor, out=wb)
-            _moments_block(mb, vb, gb, tb, beta1, 1.0 - beta1, beta2)
-            backend.np.sqrt(vb, out=tb)  # w ← w − step_size·m/(√v + eps_hat)
-            backend.np.add(tb, eps_hat, out=tb)
-            backend.np.divide(mb, tb, out=tb)
-            backend.np.multiply(tb, step_size, out=tb)
-            backend.np.subtract(wb, tb, out=wb)
+            if constants["l2"] != 0.0:  # Adam: g ← g + weight_decay·w
+                gb = np.add(gb, np.multiply(wb, c["l2"], out=decayed[: end - begin]), out=decayed[: end - begin])
+            if constants["decay_factor"] != 1.0:  # AdamW: w ← (1 − lr·weight_decay)·w
+                np.multiply(wb, c["decay_factor"], out=wb)
+            _moments_block(mb, vb, gb, tb, c)
+            np.sqrt(vb, out=tb)  # w ← w − step_size·m/(√v + eps_hat)
+            np.add(tb, c["eps_hat"], out=tb)
+            np.divide(mb, tb, out=tb)
+            np.multiply(tb, c["step_size"], out=tb)
+            np.subtract(wb, tb, out=wb)
 
     _parallel(update, w.size)
 
 
-def _moments_block(m: Any, v: Any, g: Any, t: Any, beta1: float, beta3: float, beta2: float) -> None:
+def _cast(constants: dict[str, float], dtype: Any) -> dict[str, Any]:
+    """The constants as scalars of the arrays' dtype: a Python float costs a conversion in every call."""
+    return {name: dtype.type(value) for name, value in constants.items()}
+
+
+def _moments_block(m: Any, v: Any, g: Any, t: Any, c: dict[str, Any]) -> None:
     """m ← β1·m + β3·g and v ← β2·v + (1−β2)·g² on one block (t is scratch)."""
     np = backend.np
-    np.multiply(m, beta1, out=m)
-    if beta3 == 1.0:
+    np.multiply(m, c["beta1"], out=m)
+    if c["beta3"] == 1.0:
         np.add(m, g, out=m)
     else:
-        np.add(m, np.multiply(g, beta3, out=t), out=m)
-    np.multiply(v, beta2, out=v)
+        np.add(m, np.multiply(g, c["beta3"], out=t), out=m)
+    np.multiply(v, c["beta2"], out=v)
     np.multiply(g, g, out=t)
-    np.multiply(t, 1.0 - beta2, out=t)
+    np.multiply(t, c["one_minus_beta2"], out=t)
     np.add(v, t, out=v)
 
 
@@ -236,13 +290,13 @@ def lamb_step(
     bias_correction2 = 1.0 - beta2**step if bias_correction else 1.0
     root_bias_correction2 = math.sqrt(bias_correction2)
     constants = dict(
-        beta1=beta1, beta3=(1.0 - beta1) if grad_averaging else 1.0, beta2=beta2,
+        beta1=beta1, beta3=(1.0 - beta1) if grad_averaging else 1.0, beta2=beta2, one_minus_beta2=1.0 - beta2,
         eps_hat=eps * root_bias_correction2, direction_scale=root_bias_correction2 / bias_correction1,
         weight_decay=weight_decay, grad_scale=grad_scale,
     )
     if isinstance(param, backend.np.ndarray):
         # the blocks hold u/direction_scale (one pass fewer); the scale comes back in the norm and the step
-        unscaled = dict(constants, weight_decay=weight_decay / constants["direction_scale"])
+        unscaled = _cast(dict(constants, weight_decay=weight_decay / constants["direction_scale"]), param.dtype)
         sums, update = _lamb_first_pass(_flat(param), _flat(grad), _flat(m), _flat(v), unscaled)
         update_scale = constants["direction_scale"]
     else:
@@ -252,13 +306,13 @@ def lamb_step(
     ratio = trust_ratio(weight_norm, update_norm, clamp_value=clamp_value, trust_clip=trust_clip)
     scale = lr * (ratio if use_trust_ratio else 1.0) * update_scale
     if isinstance(param, backend.np.ndarray):
-        _lamb_second_pass(_flat(param), _flat(m), _flat(v), update, scale, unscaled)
+        _lamb_second_pass(_flat(param), _flat(m), _flat(v), update, param.dtype.type(scale), unscaled)
     else:
         _cupy_lamb_second_pass(param, update, scale)
     return weight_norm, update_norm, ratio
 
 
-def _direction_block(w: Any, m: Any, v: Any, u: Any, t: Any, c: dict[str, float]) -> None:
+def _direction_block(w: Any, m: Any, v: Any, u: Any, t: Any, c: dict[str, Any]) -> None:
     """u ← m/(√v + eps_hat) + weight_decay·w on one block (t is scratch).
 
     ``lamb_step`` passes weight_decay/direction_scale here, so u is LAMB's update/direction_scale.
@@ -271,25 +325,40 @@ def _direction_block(w: Any, m: Any, v: Any, u: Any, t: Any, c: dict[str, float]
         np.add(u, np.multiply(w, c["weight_decay"], out=t), out=u)
 
 
-def _lamb_first_pass(w: Any, g: Any, m: Any, v: Any, c: dict[str, float]) -> tuple[list[float], Any]:
-    """Update m and v, compute u (kept in a workspace when it fits), return [‖w‖², ‖u‖²] and u."""
+def _lamb_first_pass(w: Any, g: Any, m: Any, v: Any, c: dict[str, Any]) -> tuple[list[float], Any]:
+    """Update m and v, compute u (kept in a workspace when it fits), return [‖w‖², ‖u‖²] and u.
+
+    The loop is ``_moments_block`` and ``_direction_block`` written out, with every constant and
+    branch decided before it: it runs hundreds of times per step on each thread, and the Python work
+    in it holds the GIL that the other threads are waiting for.
+    """
     np = backend.np
     update = _workspace(w.size, w.dtype) if w.size <= WORKSPACE_LIMIT else None
+    beta1, beta3, beta2, one_minus_beta2 = c["beta1"], c["beta3"], c["beta2"], c["one_minus_beta2"]
+    eps_hat, weight_decay, grad_scale = c["eps_hat"], c["weight_decay"], c["grad_scale"]
+    scale_grad, average_grad, decay = grad_scale != 1.0, beta3 != 1.0, weight_decay != 0.0
 
     def first_pass(start: int, stop: int, block: int) -> list[tuple[float, float]]:
-        t = _scratch(w.dtype, 0)
-        scaled = _scratch(w.dtype, 1)
-        own = _scratch(w.dtype, 2)
+        t, scaled, own = _scratch(w.dtype, 0), _scratch(w.dtype, 1), _scratch(w.dtype, 2)
         sums = []
         for begin in range(start, stop, block):
             end = min(begin + block, stop)
             n = end - begin
-            wb, gb, mb, vb = w[begin:end], g[begin:end], m[begin:end], v[begin:end]
-            if c["grad_scale"] != 1.0:
-                gb = np.multiply(gb, c["grad_scale"], out=scaled[:n])
-            _moments_block(mb, vb, gb, t[:n], c["beta1"], c["beta3"], c["beta2"])
+            wb, gb, mb, vb, tb = w[begin:end], g[begin:end], m[begin:end], v[begin:end], t[:n]
             ub = update[begin:end] if update is not None else own[:n]
-            _direction_block(wb, mb, vb, ub, t[:n], c)
+            if scale_grad:
+                gb = np.multiply(gb, grad_scale, out=scaled[:n])
+            np.multiply(mb, beta1, out=mb)  # m ← β1·m + β3·g
+            np.add(mb, np.multiply(gb, beta3, out=tb) if average_grad else gb, out=mb)
+            np.multiply(vb, beta2, out=vb)  # v ← β2·v + (1 − β2)·g²
+            np.multiply(gb, gb, out=tb)
+            np.multiply(tb, one_minus_beta2, out=tb)
+            np.add(vb, tb, out=vb)
+            np.sqrt(vb, out=ub)  # u ← m/(√v + eps_hat) + weight_decay·w
+            np.add(ub, eps_hat, out=ub)
+            np.divide(mb, ub, out=ub)
+            if decay:
+                np.add(ub, np.multiply(wb, weight_decay, out=tb), out=ub)
             sums.append((float(np.dot(wb, wb)), float(np.dot(ub, ub))))
         return sums
 
@@ -298,7 +367,7 @@ def _lamb_first_pass(w: Any, g: Any, m: Any, v: Any, c: dict[str, float]) -> tup
     return [sum(pair[0] for pair in sums), sum(pair[1] for pair in sums)], update
 
 
-def _lamb_second_pass(w: Any, m: Any, v: Any, update: Any, scale: float, c: dict[str, float]) -> None:
+def _lamb_second_pass(w: Any, m: Any, v: Any, update: Any, scale: Any, c: dict[str, Any]) -> None:
     """w ← w − scale·u, with u from the workspace or recomputed from the new m and v."""
     np = backend.np
 

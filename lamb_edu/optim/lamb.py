@@ -85,10 +85,13 @@ class LAMB(Optimizer):
                 self._grad_scale = self.max_grad_norm / global_norm
         super()._update()
 
+    def _fast_path(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> bool:
+        return self.fused and fast.supports(p.data, grad, state["m"], state["v"])
+
     def _update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
         (beta1, beta2), w = group["betas"], p.data
         state["step"] += 1
-        if self.fused and fast.supports(w, grad, state["m"], state["v"]):
+        if self._fast_path(p, grad, group, state):
             state["weight_norm"], state["update_norm"], state["trust_ratio"] = fast.lamb_step(
                 w, grad, state["m"], state["v"], lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
                 weight_decay=group["weight_decay"], step=state["step"], bias_correction=group["bias_correction"],

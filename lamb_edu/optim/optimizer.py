@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Mapping
 from lamb_edu import backend
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
+from lamb_edu.optim import fused
 
 __all__ = ["Optimizer", "flatten_state_dict", "unflatten_state_dict"]
 
@@ -119,7 +120,12 @@ class Optimizer:
                     )
 
     def _update(self) -> None:
-        """Visit every parameter with a gradient, creating its state at its first step."""
+        """Visit every parameter with a gradient, creating its state at its first step.
+
+        Updates on an optimizer's fast path (``_fast_path``) touch only their own parameter's arrays,
+        so ``fused.for_each_tensor`` may run several at once on its threads; the rest run here, in order.
+        """
+        visits, fast_visits = [], []
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -127,7 +133,16 @@ class Optimizer:
                 state = self.state.get(p)
                 if state is None:
                     state = self.state[p] = self._init_state(p, group)
-                self._update_parameter(p, p.grad, group, state)
+                visit = (p, p.grad, group, state)
+                (fast_visits if self._fast_path(*visit) else visits).append(visit)
+        for visit in visits:
+            self._update_parameter(*visit)
+        fused.for_each_tensor(lambda visit: self._update_parameter(*visit), fast_visits,
+                              [visit[0].data for visit in fast_visits])
+
+    def _fast_path(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> bool:
+        """True when this parameter's update is the thread-safe ``optim.fused`` form (never, unless overridden)."""
+        return False
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
