@@ -455,7 +455,7 @@ def main() -> None:
     libraries = ["lamb_edu", "torch"] if have_torch else ["lamb_edu"]
     tasks = [("mlp 64", 200, 20), ("mlp 512", 60, 5)]
     for kind in ("lamb", "adam", "adamw"):
-        tasks += [(f"{kind} mlp", 300, 20), (f"{kind} 25M", 10, 2)]
+        tasks += [(f"{kind} mlp", 300, 20), (f"{kind} 25M", 20, 3)]
     tasks = [task for task in tasks if arguments.only in task[0]]
     if arguments.quick:
         tasks = [(name, max(5, steps // 3), max(1, warmup // 2)) for name, steps, warmup in tasks]
