@@ -372,16 +372,16 @@ def _lamb_second_pass(w: Any, m: Any, v: Any, update: Any, scale: Any, c: dict[s
     np = backend.np
 
     def second_pass(start: int, stop: int, block: int) -> None:
+        if update is not None:  # u is stored: two operations over the whole range, no blocks needed
+            np.multiply(update[start:stop], scale, out=update[start:stop])
+            np.subtract(w[start:stop], update[start:stop], out=w[start:stop])
+            return
         t = _scratch(w.dtype, 0)
         own = _scratch(w.dtype, 2)
         for begin in range(start, stop, block):
             end = min(begin + block, stop)
-            n = end - begin
-            if update is not None:
-                ub = update[begin:end]
-            else:
-                ub = own[:n]
-                _direction_block(w[begin:end], m[begin:end], v[begin:end], ub, t[:n], c)
+            ub = own[: end - begin]
+            _direction_block(w[begin:end], m[begin:end], v[begin:end], ub, t[: end - begin], c)
             np.multiply(ub, scale, out=ub)
             np.subtract(w[begin:end], ub, out=w[begin:end])
 
