@@ -397,6 +397,14 @@ def plot_weight_norm_ridges(comparison: Any, seed_index: int = 0) -> Any:
     return figure
 
 
+# The titles of the MNIST comparisons, shared by experiment_figures and the notebooks.
+MNIST_TITLES = {
+    "adam_vs_lamb": "Adam against LAMB on MNIST, lr 0.01, betas (0.9, 0.99)",
+    "lr_and_weight_decay": "Learning rate and weight decay: LAMB at lr 0.01, 0.1, 0.1 with weight decay 0.01; Adam at 0.1",
+    "article_code": "The article code's sample run: lr 0.02, batch 512, weight decay 0.01, no bias correction",
+}
+
+
 def experiment_figures(name: str, result: Any) -> dict[str, Any]:
     """The figures of experiment ``name`` (a key of ``experiments.EXPERIMENTS``), by file name."""
     if name == "debias":
@@ -417,15 +425,13 @@ def experiment_figures(name: str, result: Any) -> dict[str, Any]:
             "trust_ratio_per_layer.png": plot_trust_per_layer(result),
         }
     if name == "adam_vs_lamb":
-        return {"adam_vs_lamb.png": plot_mnist_comparison(result, "Adam against LAMB on MNIST, lr 0.01, betas (0.9, 0.99)")}
+        return {"adam_vs_lamb.png": plot_mnist_comparison(result, MNIST_TITLES["adam_vs_lamb"])}
     if name == "lr_and_weight_decay":
         return {
-            "lr_and_weight_decay.png": plot_mnist_comparison(result, "Learning rate and weight decay: LAMB at lr 0.01, 0.1, "
-                                                                     "0.1 with weight decay 0.01; Adam at 0.1"),
+            "lr_and_weight_decay.png": plot_mnist_comparison(result, MNIST_TITLES["lr_and_weight_decay"]),
             "lr_and_weight_decay_weight_norms.png": plot_weight_norm_ridges(result),
             "lr_and_weight_decay_per_layer.png": plot_trust_per_layer(result),
         }
     if name == "article_code":
-        return {"article_code.png": plot_mnist_comparison(result, "The article code's sample run: lr 0.02, batch 512, "
-                                                                 "weight decay 0.01, no bias correction")}
+        return {"article_code.png": plot_mnist_comparison(result, MNIST_TITLES["article_code"])}
     raise ValueError(f"no figures for experiment {name!r}")

@@ -47,7 +47,7 @@ print("mode:", "quick" if QUICK else "full")
 comparison = experiments.adam_vs_lamb(quick=QUICK)
 for setting in comparison.settings:
     print(setting.label, setting.describe())
-figure = plots.plot_mnist_comparison(comparison, "Adam against LAMB on MNIST, lr 0.01, betas (0.9, 0.99)")
+figure = plots.plot_mnist_comparison(comparison, plots.MNIST_TITLES["adam_vs_lamb"])
 
 # %%
 print(f"seeds: {comparison.seeds}")

@@ -55,8 +55,7 @@ print("mode:", "quick" if QUICK else "full")
 
 # %%
 comparison = experiments.learning_rate_and_weight_decay(quick=QUICK)
-figure = plots.plot_mnist_comparison(
-    comparison, "Learning rate and weight decay: LAMB at lr 0.01, 0.1, 0.1 with weight decay 0.01; Adam at 0.1")
+figure = plots.plot_mnist_comparison(comparison, plots.MNIST_TITLES["lr_and_weight_decay"])
 for label, runs in comparison.runs.items():
     below = [int((experiments.smoothed_loss(run.step_loss) < 0.5).argmax()) + 1 for run in runs
              if (experiments.smoothed_loss(run.step_loss) < 0.5).any()]
@@ -114,8 +113,7 @@ figure = plots.plot_trust_per_layer(comparison)
 
 # %%
 claim = experiments.article_code_claim(quick=QUICK)
-figure = plots.plot_mnist_comparison(claim, "The article code's sample run: lr 0.02, batch 512, weight decay 0.01, "
-                                            "no bias correction")
+figure = plots.plot_mnist_comparison(claim, plots.MNIST_TITLES["article_code"])
 for label in claim.runs:
     accuracies = claim.final_accuracies(label)
     print(f"{label:24s} final test accuracy per seed {claim.seeds}: "
