@@ -47,7 +47,7 @@ __all__ = ["BLOCK_SIZE", "supports", "set_num_threads", "num_threads", "for_each
 BLOCK_SIZE = 1 << 17  # elements per block (512 KB of float32): big enough that NumPy's per-call cost is small
 MIN_BLOCK = 1 << 16  # mid-sized tensors use blocks down to this size, so that every thread gets a share
 PARALLEL_MIN = 1 << 19  # below this many elements one thread is faster than handing work out
-WORKSPACE_LIMIT = 1 << 22  # LAMB keeps u for tensors up to this size (16 MB of float32)
+WORKSPACE_LIMIT = 1 << 22  # LAMB keeps u for tensors up to this size (16 MB of float32, one per thread)
 
 
 # ---------------------------------------------------------------------------------------- threads
