@@ -59,15 +59,17 @@ class Adam(Optimizer):
     def _fast_path(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> bool:
         return self.fused and not group["amsgrad"] and fast.supports(p.data, grad, state["m"], state["v"])
 
+    def _fused_update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
+        (beta1, beta2) = group["betas"]
+        state["step"] += 1
+        fast.adam_step(p.data, grad, state["m"], state["v"], lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                       weight_decay=group["weight_decay"], decoupled=self.decoupled_weight_decay, step=state["step"],
+                       bias_correction=group["bias_correction"])
+
     def _update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
         lr, (beta1, beta2), weight_decay = group["lr"], group["betas"], group["weight_decay"]
         m, v = state["m"], state["v"]
         state["step"] += 1
-        if self._fast_path(p, grad, group, state):
-            fast.adam_step(p.data, grad, m, v, lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"],
-                           weight_decay=weight_decay, decoupled=self.decoupled_weight_decay, step=state["step"],
-                           bias_correction=group["bias_correction"])
-            return
         scratch = self._scratch(p.data)
         if self.decoupled_weight_decay:  # w ← w − lr·weight_decay·w  (AdamW)
             if weight_decay != 0:

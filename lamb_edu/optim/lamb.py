@@ -88,16 +88,18 @@ class LAMB(Optimizer):
     def _fast_path(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> bool:
         return self.fused and fast.supports(p.data, grad, state["m"], state["v"])
 
+    def _fused_update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
+        (beta1, beta2) = group["betas"]
+        state["step"] += 1
+        state["weight_norm"], state["update_norm"], state["trust_ratio"] = fast.lamb_step(
+            p.data, grad, state["m"], state["v"], lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+            weight_decay=group["weight_decay"], step=state["step"], bias_correction=group["bias_correction"],
+            grad_scale=self._grad_scale, grad_averaging=group["grad_averaging"],
+            clamp_value=group["clamp_value"], trust_clip=group["trust_clip"], use_trust_ratio=group["use_trust_ratio"])
+
     def _update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
         (beta1, beta2), w = group["betas"], p.data
         state["step"] += 1
-        if self._fast_path(p, grad, group, state):
-            state["weight_norm"], state["update_norm"], state["trust_ratio"] = fast.lamb_step(
-                w, grad, state["m"], state["v"], lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                weight_decay=group["weight_decay"], step=state["step"], bias_correction=group["bias_correction"],
-                grad_scale=self._grad_scale, grad_averaging=group["grad_averaging"],
-                clamp_value=group["clamp_value"], trust_clip=group["trust_clip"], use_trust_ratio=group["use_trust_ratio"])
-            return
         # Adam's moments, and its (bias-corrected) direction u = m̂ / (√v̂ + eps)
         update_moments(state["m"], state["v"], grad, beta1, beta2, self._scratch(w),
                        grad_scale=self._grad_scale, grad_averaging=group["grad_averaging"])

@@ -122,8 +122,9 @@ class Optimizer:
     def _update(self) -> None:
         """Visit every parameter with a gradient, creating its state at its first step.
 
-        Updates on an optimizer's fast path (``_fast_path``) touch only their own parameter's arrays,
-        so ``fused.for_each_tensor`` may run several at once on its threads; the rest run here, in order.
+        A parameter on the optimizer's fast path (``_fast_path``) is updated by ``_fused_update_parameter``,
+        which touches only that parameter's arrays, so ``fused.for_each_tensor`` may run several at once
+        on its threads; the rest go through ``_update_parameter`` here, in order.
         """
         visits, fast_visits = [], []
         for group in self.param_groups:
@@ -137,12 +138,16 @@ class Optimizer:
                 (fast_visits if self._fast_path(*visit) else visits).append(visit)
         for visit in visits:
             self._update_parameter(*visit)
-        fused.for_each_tensor(lambda visit: self._update_parameter(*visit), fast_visits,
+        fused.for_each_tensor(lambda visit: self._fused_update_parameter(*visit), fast_visits,
                               [visit[0].data for visit in fast_visits])
 
     def _fast_path(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> bool:
-        """True when this parameter's update is the thread-safe ``optim.fused`` form (never, unless overridden)."""
+        """True when this parameter takes the thread-safe ``optim.fused`` form (never, unless overridden)."""
         return False
+
+    def _fused_update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
+        """The ``optim.fused`` form of ``_update_parameter``, for parameters where ``_fast_path`` is true."""
+        raise NotImplementedError
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
