@@ -1,0 +1,22 @@
+"""Data-parallel training on MPI: the world, flat gradients with one all-reduce, ZeRO-1, and costs.
+
+- ``world``: ``get_world()`` is ``COMM_WORLD`` under ``mpiexec`` (mpi4py, imported only then) or a
+  one-process world with the same methods.
+- ``flat``: ``FlatParameters``, every parameter and gradient in one contiguous buffer.
+- ``data_parallel``: ``DataParallel`` (the batch slice, the averaged gradient, per-step timings) and
+  ``RankFailure``.
+- ``sharded``: ``ShardedOptimizer``, ZeRO stage 1 for LAMB, LARS, Adam and AdamW.
+- ``cost``: the ring all-reduce model and the latency/bandwidth fit.
+"""
+
+from lamb_edu.distributed.cost import fit_latency_bandwidth, measure_allreduce, ring_allreduce_seconds, ring_link_from_fit
+from lamb_edu.distributed.data_parallel import DataParallel, RankFailure, check_batch_size
+from lamb_edu.distributed.flat import FlatParameters
+from lamb_edu.distributed.sharded import ShardedOptimizer
+from lamb_edu.distributed.world import LocalWorld, MPIWorld, World, get_world, launched_by_mpi
+
+__all__ = [
+    "World", "LocalWorld", "MPIWorld", "get_world", "launched_by_mpi",
+    "FlatParameters", "DataParallel", "RankFailure", "check_batch_size", "ShardedOptimizer",
+    "ring_allreduce_seconds", "fit_latency_bandwidth", "ring_link_from_fit", "measure_allreduce",
+]

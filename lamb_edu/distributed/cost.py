@@ -1,0 +1,88 @@
+"""What an all-reduce costs: measured, fitted to latency + bytes / bandwidth, and the ring model.
+
+A ring all-reduce over p workers sends the message around the ring twice in p pieces (a
+reduce-scatter, then an all-gather): 2(p−1) hops, each paying the link latency α and moving
+bytes/p at the link bandwidth β::
+
+    T(p) = 2(p−1)·α + 2(p−1)/p · bytes / β
+
+The bandwidth term hardly grows with p (it tends to 2·bytes/β), the latency term grows linearly:
+many workers want few, large all-reduces, which is what a large batch gives (fewer steps per epoch).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+from lamb_edu import backend
+from lamb_edu.backend import xp
+from lamb_edu.distributed.world import World
+
+np = backend.np  # host NumPy for the fit
+
+__all__ = ["ring_allreduce_seconds", "fit_latency_bandwidth", "ring_link_from_fit", "measure_allreduce"]
+
+
+def ring_allreduce_seconds(nbytes: float, workers: int, bandwidth: float, latency: float) -> float:
+    """2(p−1)/p · nbytes/bandwidth + 2(p−1)·latency: a ring all-reduce of ``nbytes`` over ``workers``.
+
+    ``bandwidth`` in bytes per second and ``latency`` in seconds, per link; 0 for one worker.
+    """
+    if workers < 1 or bandwidth <= 0 or latency < 0 or nbytes < 0:
+        raise ValueError(f"need workers >= 1, bandwidth > 0, latency >= 0 and nbytes >= 0; "
+                         f"got {workers}, {bandwidth}, {latency}, {nbytes}")
+    hops = 2 * (workers - 1)
+    return hops / workers * nbytes / bandwidth + hops * latency
+
+
+def fit_latency_bandwidth(nbytes: Sequence[float], seconds: Sequence[float]) -> tuple[float, float]:
+    """Least-squares fit of ``seconds ≈ latency + nbytes / bandwidth``; returns ``(latency, bandwidth)``.
+
+    A straight line through the points (bytes, seconds): its intercept is the latency and its slope
+    the inverse bandwidth (bytes per second). Needs two or more distinct sizes and a positive slope.
+    """
+    x, y = np.asarray(nbytes, dtype=np.float64), np.asarray(seconds, dtype=np.float64)
+    if x.shape != y.shape or len(np.unique(x)) < 2:
+        raise ValueError(f"need matching sizes and times with at least two distinct sizes, got {x.shape} and {y.shape}")
+    design = np.stack([np.ones_like(x), x], axis=1)
+    (intercept, slope), *_ = np.linalg.lstsq(design, y, rcond=None)
+    if slope <= 0:
+        raise ValueError(f"the fitted time does not grow with the message size (slope {slope:.3g} s/byte): "
+                         "measure larger messages")
+    return float(intercept), float(1.0 / slope)
+
+
+def ring_link_from_fit(latency: float, bandwidth: float, workers: int) -> tuple[float, float]:
+    """The per-link ``(latency, bandwidth)`` of the ring model from a fit of all-reduces over ``workers``.
+
+    The fit measures T = a + bytes/b at one p; the ring model says a = 2(p−1)·α and
+    1/b = 2(p−1)/(p·β), so α = a / 2(p−1) and β = 2(p−1)/p · b.
+    """
+    if workers < 2:
+        raise ValueError(f"a ring needs at least 2 workers, got {workers}")
+    hops = 2 * (workers - 1)
+    return latency / hops, bandwidth * hops / workers
+
+
+def measure_allreduce(world: World, sizes: Sequence[int], repeats: int = 10) -> list[dict[str, Any]]:
+    """Time an in-place all-reduce of float32 buffers of each byte size in ``sizes``: the median of ``repeats``.
+
+    Every rank must call it. Returns ``{"bytes", "seconds"}`` per size (each measurement starts
+    after a barrier, so it is not the wait for a slower rank).
+    """
+    results = []
+    for size in sizes:
+        buffer = xp.ones(max(int(size) // 4, 1), dtype=xp.float32)
+        world.allreduce_sum(buffer)  # warm-up: connections and buffers are set up on first use
+        times = []
+        for _ in range(repeats):
+            world.barrier()
+            started = time.perf_counter()
+            world.allreduce_sum(buffer)
+            backend.synchronize()
+            times.append(time.perf_counter() - started)
+        timing = np.asarray([float(np.median(times))])
+        world.allreduce_sum(timing)  # the mean over ranks of each rank's median
+        results.append({"bytes": int(buffer.nbytes), "seconds": float(timing[0]) / world.size})
+    return results

@@ -1,0 +1,145 @@
+"""The world of processes a data-parallel run is made of: ``rank`` (who am I) and ``size`` (how many).
+
+Under ``mpiexec`` the world is MPI's ``COMM_WORLD`` (through mpi4py, imported only then); anywhere
+else it is a one-process world with the same methods, whose collectives do nothing (a sum over one
+process is that process's value). So code written for N processes runs unchanged on one.
+
+Only a handful of collectives are needed, all on contiguous arrays and all in place:
+
+- ``allreduce_sum(buffer)``: every rank ends with the element-wise sum over ranks;
+- ``broadcast(buffer)``: every rank ends with rank 0's values;
+- ``allgather(full)``: ``full`` is cut into ``size`` equal parts; part r, written by rank r, is
+  copied into ``full`` on every rank.
+
+Arrays on the GPU are staged through host memory (an MPI library need not read device memory).
+A rank that dies must not leave the others waiting in a collective forever: ``MPIWorld`` installs
+an exception hook that prints the rank's error and calls ``MPI_Abort``, which ends every rank.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Any
+
+from lamb_edu import backend
+
+np = backend.np  # host buffers for MPI
+
+__all__ = ["World", "LocalWorld", "MPIWorld", "get_world", "launched_by_mpi", "MPI_ENVIRONMENT_VARIABLES"]
+
+# Set by the launchers of MPICH (hydra), Open MPI, PMIx-based launchers and Intel MPI for every rank.
+MPI_ENVIRONMENT_VARIABLES = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
+
+
+class World:
+    """The interface both worlds share; ``rank`` in ``[0, size)``, rank 0 is the one that writes outputs."""
+
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_root(self) -> bool:
+        """True on rank 0, the rank that prints and writes files."""
+        return self.rank == 0
+
+    def allreduce_sum(self, buffer: Any) -> None:
+        """In place: ``buffer`` ← the sum of ``buffer`` over all ranks."""
+
+    def broadcast(self, buffer: Any, root: int = 0) -> None:
+        """In place: ``buffer`` ← rank ``root``'s ``buffer``."""
+
+    def allgather(self, full: Any) -> None:
+        """In place: part r of ``full`` (of ``size`` equal parts) ← rank r's part r."""
+
+    def barrier(self) -> None:
+        """Wait until every rank has arrived here."""
+
+    def abort(self, code: int = 1) -> None:
+        """End every rank of the job now with exit code ``code``."""
+        raise SystemExit(code)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(rank={self.rank}, size={self.size})"
+
+
+class LocalWorld(World):
+    """A world of one process: every collective is the identity."""
+
+
+class MPIWorld(World):
+    """``COMM_WORLD`` of MPI. ``MPIWorld()`` imports mpi4py, which initialises MPI."""
+
+    def __init__(self, abort_on_error: bool = True) -> None:
+        try:
+            from mpi4py import MPI  # noqa: PLC0415  (an optional dependency, needed only under mpiexec)
+        except ImportError as error:
+            raise ImportError(f"running under mpiexec needs mpi4py ({error}); install it with `pip install mpi4py mpich`") from None
+        self._mpi = MPI
+        self.comm = MPI.COMM_WORLD
+        self.rank = self.comm.Get_rank()
+        self.size = self.comm.Get_size()
+        if abort_on_error:
+            self._install_abort_hook()
+
+    def _install_abort_hook(self) -> None:
+        # An uncaught exception on one rank would leave the others blocked in their next collective:
+        # print it, tagged with the rank, and take the whole job down.
+        def hook(kind: type, error: BaseException, trace: Any) -> None:
+            lines = traceback.format_exception(kind, error, trace)
+            sys.stderr.write(f"rank {self.rank} of {self.size} failed:\n" + "".join(lines))
+            sys.stderr.flush()
+            self.abort(1)
+
+        sys.excepthook = hook
+
+    def _on_host(self, buffer: Any) -> Any:
+        return buffer if isinstance(buffer, np.ndarray) else backend.to_numpy(buffer)
+
+    def _back(self, host: Any, buffer: Any) -> None:
+        if host is not buffer:
+            buffer[...] = backend.asarray(host)
+
+    def allreduce_sum(self, buffer: Any) -> None:
+        host = self._on_host(buffer)
+        self.comm.Allreduce(self._mpi.IN_PLACE, host, op=self._mpi.SUM)
+        self._back(host, buffer)
+
+    def broadcast(self, buffer: Any, root: int = 0) -> None:
+        host = self._on_host(buffer)
+        self.comm.Bcast(host, root=root)
+        self._back(host, buffer)
+
+    def allgather(self, full: Any) -> None:
+        host = self._on_host(full)
+        self.comm.Allgather(self._mpi.IN_PLACE, host)
+        self._back(host, full)
+
+    def barrier(self) -> None:
+        self.comm.Barrier()
+
+    def abort(self, code: int = 1) -> None:
+        self.comm.Abort(code)
+
+
+def launched_by_mpi() -> bool:
+    """True when this process was started by an MPI launcher (``mpiexec``/``mpirun``/``srun``)."""
+    return any(name in os.environ for name in MPI_ENVIRONMENT_VARIABLES)
+
+
+_world: World | None = None
+
+
+def get_world() -> World:
+    """The world of this process, made once: an ``MPIWorld`` under ``mpiexec``, else a ``LocalWorld``.
+
+    ``LAMB_EDU_MPI=1`` forces MPI (for launchers that set none of ``MPI_ENVIRONMENT_VARIABLES``) and
+    ``LAMB_EDU_MPI=0`` forbids it.
+    """
+    global _world
+    if _world is None:
+        forced = os.environ.get("LAMB_EDU_MPI", "")
+        use_mpi = forced == "1" or (forced != "0" and launched_by_mpi())
+        _world = MPIWorld() if use_mpi else LocalWorld()
+    return _world

@@ -1,0 +1,84 @@
+"""A few data-parallel steps of a small MLP on synthetic data, for tests/test_distributed.py.
+
+Run as ``mpiexec -n N python tests/mpi/data_parallel_run.py OUT.npz [--fail data|nan]``. For every
+optimizer in ``CONFIGS`` and both modes (plain: every rank steps the whole model; sharded: ZeRO-1),
+it records the mean loss of every step and the final flat weights, and rank 0 writes them to
+OUT.npz (atomically). Each rank builds its model from a different seed: the broadcast of rank 0's
+weights must make them agree. ``--fail`` injects a fault on rank 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from lamb_edu import Tensor, nn, optim
+from lamb_edu.data import batches, read_idx
+from lamb_edu.distributed import DataParallel, ShardedOptimizer, get_world
+from lamb_edu.train import write_atomically
+
+SIZES = [20, 13, 10]  # 413 parameters: every shard boundary for 2 and 4 ranks cuts a layer
+EXAMPLES, BATCH, STEPS, SEED = 256, 64, 5, 100
+CONFIGS = {
+    "lamb": lambda params: optim.LAMB(params, lr=0.02, betas=(0.9, 0.99), weight_decay=0.01),
+    "lars": lambda params: optim.LARS(params, lr=0.5, momentum=0.9, weight_decay=1e-4, trust_coefficient=0.02),
+    "adamw": lambda params: optim.AdamW(params, lr=0.01, weight_decay=0.01),
+}
+
+
+def synthetic_data() -> tuple[np.ndarray, np.ndarray]:
+    """Inputs from a seeded Gaussian, labels from a random linear teacher: the same on every rank."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((EXAMPLES, SIZES[0])).astype(np.float32)
+    y = (x @ rng.standard_normal((SIZES[0], SIZES[-1]))).argmax(axis=1).astype(np.int64)
+    return x, y
+
+
+def run(name: str, sharded: bool, fail: str) -> tuple[list[float], np.ndarray]:
+    world = get_world()
+    model = nn.MLP(SIZES, seed=SEED + world.rank)
+    parallel = DataParallel(model, world)
+    optimizer = CONFIGS[name](model.parameters())
+    if sharded:
+        optimizer = ShardedOptimizer(optimizer, parallel)
+    x, y = synthetic_data()
+    losses = []
+    for step, (xb, yb) in enumerate(batches(x, y, BATCH, seed=SEED, epoch=0), start=1):
+        if step > STEPS:
+            break
+        x_local, y_local = parallel.shard(xb, yb)
+        if fail == "nan" and world.rank == 1 and step == 3:
+            x_local = x_local.copy()
+            x_local[0, 0] = np.nan  # a fault on one rank only
+        model.zero_grad()
+        loss = nn.cross_entropy(model(Tensor(x_local)), y_local)
+        loss.backward()
+        losses.append(parallel.all_reduce_gradients(loss.item()))
+        optimizer.step()
+    return losses, parallel.flat.host_copy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--fail", choices=["none", "data", "nan"], default="none")
+    args = parser.parse_args()
+    world = get_world()
+    if args.fail == "data" and world.rank == 1:
+        read_idx("/nonexistent/train-images-idx3-ubyte")  # rank 1 cannot read its data; the others wait in a collective
+    results = {}
+    for name in CONFIGS:
+        for mode in ("plain", "sharded"):
+            losses, weights = run(name, mode == "sharded", args.fail)
+            results[f"{name}/{mode}/losses"] = np.asarray(losses)
+            results[f"{name}/{mode}/weights"] = weights
+    results["size"] = np.asarray(world.size)
+    if world.is_root:
+        write_atomically(args.out, lambda handle: np.savez(handle, **results))
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
