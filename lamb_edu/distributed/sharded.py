@@ -96,6 +96,7 @@ class ShardedOptimizer:
 
         Raises FloatingPointError, changing nothing, when a gradient holds NaN or inf.
         """
+        self.flat.gather_gradients()  # a no-op after DataParallel.all_reduce_gradients
         self.base.check_gradients()
         self.steps += 1
         {"lamb": self._lamb_step, "lars": self._lars_step, "adam": self._adam_step}[self.rule]()

@@ -1,0 +1,251 @@
+"""Data-parallel training: the same seeded run on 1, 2 and 4 ranks, plain and with ZeRO-1, equals the
+one-process optimizers; faults end the job; the all-reduce cost model against hand-computed values."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lamb_edu import Tensor, nn, optim
+from lamb_edu.data import batches
+from lamb_edu.distributed import (DataParallel, FlatParameters, LocalWorld, RankFailure, ShardedOptimizer,
+                                  check_batch_size, fit_latency_bandwidth, ring_allreduce_seconds, ring_link_from_fit)
+
+REPO = Path(__file__).resolve().parents[1]
+DRIVER = REPO / "tests" / "mpi" / "data_parallel_run.py"
+sys.path.insert(0, str(DRIVER.parent))
+import data_parallel_run as driver  # noqa: E402  (the MPI program's configuration: sizes, data, optimizers)
+
+MPI_MISSING = importlib.util.find_spec("mpi4py") is None or shutil.which("mpiexec") is None
+needs_mpi = pytest.mark.skipif(MPI_MISSING, reason="mpi4py (and mpiexec) not installed: pip install mpi4py mpich")
+
+
+def mpiexec(ranks: int, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1"}
+    return subprocess.run(["mpiexec", "-n", str(ranks), sys.executable, str(DRIVER), *args],
+                          capture_output=True, text=True, env=environment, timeout=timeout, cwd=REPO)
+
+
+def reference_run(name: str) -> tuple[list[float], np.ndarray]:
+    """One process, the plain lamb_edu.optim class, whole global batches: what every world must reproduce."""
+    model = nn.MLP(driver.SIZES, seed=driver.SEED)
+    optimizer = driver.CONFIGS[name](model.parameters())
+    x, y = driver.synthetic_data()
+    losses = []
+    for step, (xb, yb) in enumerate(batches(x, y, driver.BATCH, seed=driver.SEED, epoch=0), start=1):
+        if step > driver.STEPS:
+            break
+        model.zero_grad()
+        loss = nn.cross_entropy(model(Tensor(xb)), yb)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses, np.concatenate([p.data.reshape(-1) for p in model.parameters()])
+
+
+@pytest.fixture(scope="module")
+def references():
+    return {name: reference_run(name) for name in driver.CONFIGS}
+
+
+def assert_matches_reference(results, references):
+    for name, (losses, weights) in references.items():
+        for mode in ("plain", "sharded"):
+            assert weights.dtype == np.float32 and results[f"{name}/{mode}/weights"].dtype == np.float32
+            np.testing.assert_allclose(results[f"{name}/{mode}/losses"], losses, rtol=1e-5, err_msg=f"{name} {mode}")
+            np.testing.assert_allclose(results[f"{name}/{mode}/weights"], weights, rtol=1e-5, atol=1e-6,
+                                       err_msg=f"{name} {mode}")
+        assert results[f"{name}/plain/weights"].shape == weights.shape
+
+
+def test_one_process_world_matches_the_optimizers(references, tmp_path):
+    """Without mpiexec the driver runs in a one-process world, and must still equal the optimizers."""
+    out = tmp_path / "one.npz"
+    subprocess.run([sys.executable, str(DRIVER), str(out)], check=True, timeout=60,
+                   env={**os.environ, "PYTHONPATH": str(REPO), "LAMB_EDU_MPI": "0"})
+    with np.load(out) as results:
+        assert int(results["size"]) == 1
+        assert_matches_reference(results, references)
+
+
+@needs_mpi
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_ranks_match_one_process(ranks, references, tmp_path):
+    out = tmp_path / f"ranks{ranks}.npz"
+    result = mpiexec(ranks, str(out))
+    assert result.returncode == 0, result.stderr
+    with np.load(out) as results:
+        assert int(results["size"]) == ranks
+        assert_matches_reference(results, references)
+
+
+@needs_mpi
+def test_a_rank_that_cannot_read_its_data_ends_the_job(tmp_path):
+    out = tmp_path / "never.npz"
+    started = time.monotonic()
+    result = mpiexec(2, str(out), "--fail", "data", timeout=60)  # rank 0 waits in a broadcast: it must not hang
+    assert time.monotonic() - started < 30
+    assert result.returncode != 0
+    assert "rank 1 of 2 failed" in result.stderr and "nonexistent" in result.stderr
+    assert not out.exists() and not list(tmp_path.iterdir())  # nothing written, not even a temporary file
+
+
+@needs_mpi
+def test_a_nan_on_one_rank_ends_the_job_with_its_message(tmp_path):
+    out = tmp_path / "never.npz"
+    started = time.monotonic()
+    result = mpiexec(2, str(out), "--fail", "nan", timeout=60)
+    assert time.monotonic() - started < 30
+    assert result.returncode != 0
+    assert "RankFailure: rank 1 of 2 failed: the loss is nan at step 3" in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------------------- in one process
+def small_model(seed=0):
+    return nn.MLP([6, 5, 3], seed=seed)
+
+
+def test_flat_parameters_are_views_and_gradients_are_gathered():
+    model = small_model()
+    before = [p.data.copy() for p in model.parameters()]
+    flat = FlatParameters(list(model.named_parameters()), shards=4)
+    assert flat.numel == 6 * 5 + 5 + 5 * 3 + 3 and flat.data.size == 4 * math.ceil(flat.numel / 4)
+    for p, old in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.data, old)
+    flat.data[0] = 42.0  # the model reads the buffer
+    assert model.parameters()[0].data[0, 0] == 42.0
+    loss = nn.cross_entropy(model(Tensor(np.ones((2, 6), np.float32))), np.array([0, 2]))
+    loss.backward()
+    grads = [p.grad.copy() for p in model.parameters()]
+    flat.gather_gradients()
+    for index, (p, grad) in enumerate(zip(model.parameters(), grads)):
+        np.testing.assert_array_equal(p.grad, grad)
+        assert np.shares_memory(p.grad, flat.grad)
+        np.testing.assert_array_equal(flat.grad[flat.offsets[index] : flat.offsets[index] + grad.size], grad.ravel())
+    # shards: 53 elements over 4 ranks -> 14 each; rank 1 owns [14, 28): the end of layer 0's weight only
+    assert flat.pieces(1) == [(0, 14, 28)]
+    assert flat.pieces(2) == [(0, 28, 30), (1, 30, 35), (2, 35, 42)]
+
+
+def test_batches_must_split_evenly():
+    check_batch_size(64, 4, train_size=256)
+    with pytest.raises(ValueError, match="global batch of 30 examples cannot be split evenly over 4 ranks"):
+        check_batch_size(30, 4)
+    with pytest.raises(ValueError, match="global batch of 2 examples"):
+        check_batch_size(64, 4, train_size=258)  # the last batch has 2
+
+
+@pytest.mark.parametrize("name, make", [
+    ("lamb groups and clipping", lambda model: optim.LAMB(optim.param_groups_no_decay(model, weight_decay=0.05),
+                                                          lr=0.05, max_grad_norm=0.5, fused=False)),
+    ("lars nesterov", lambda model: optim.LARS(model.parameters(), lr=0.3, nesterov=True, weight_decay=1e-3)),
+    ("adam l2", lambda model: optim.Adam(model.parameters(), lr=0.01, weight_decay=0.1)),
+])
+def test_sharded_step_in_one_process_equals_the_optimizer(name, make):
+    x = np.random.default_rng(1).standard_normal((8, 6)).astype(np.float32)
+    y = np.arange(8) % 3
+    runs = []
+    for sharded in (False, True):
+        model = small_model()
+        optimizer = make(model)
+        if sharded:
+            optimizer = ShardedOptimizer(optimizer, DataParallel(model, LocalWorld()))
+        for _ in range(4):
+            model.zero_grad()
+            nn.cross_entropy(model(Tensor(x)), y).backward()
+            optimizer.step()
+        runs.append((model, optimizer))
+    (model, optimizer), (sharded_model, sharded_optimizer) = runs
+    for p, q in zip(model.parameters(), sharded_model.parameters()):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-5, atol=1e-7, err_msg=name)
+        for key in ("weight_norm", "update_norm", "trust_ratio"):
+            if key in optimizer.state[p]:
+                assert sharded_optimizer.state[q][key] == pytest.approx(optimizer.state[p][key], rel=1e-5)
+
+
+def test_sharded_state_dict_is_the_unsharded_one_and_resumes():
+    x = np.random.default_rng(2).standard_normal((8, 6)).astype(np.float32)
+    y = np.arange(8) % 3
+
+    def steps(model, optimizer, count):
+        for _ in range(count):
+            model.zero_grad()
+            nn.cross_entropy(model(Tensor(x)), y).backward()
+            optimizer.step()
+
+    model = small_model()
+    reference = optim.LAMB(model.parameters(), lr=0.05, weight_decay=0.01)
+    steps(model, reference, 3)
+    saved = reference.state_dict()
+    resumed_model = small_model()
+    resumed_model.load_state_dict(model.state_dict())
+    sharded = ShardedOptimizer(optim.LAMB(resumed_model.parameters(), lr=0.05, weight_decay=0.01),
+                               DataParallel(resumed_model, LocalWorld()))
+    sharded.load_state_dict(saved)
+    again = sharded.state_dict()
+    for index in saved["state"]:
+        for key in ("m", "v", "step"):
+            np.testing.assert_array_equal(again["state"][index][key], saved["state"][index][key])
+    steps(model, reference, 2)
+    steps(resumed_model, sharded, 2)
+    for p, q in zip(model.parameters(), resumed_model.parameters()):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-5, atol=1e-7)
+
+
+def test_sharding_saves_memory_by_the_world_size():
+    model = small_model()
+    world = LocalWorld()
+    world.size = 4  # the bookkeeping of rank 0 of 4 (no collective is called)
+    sharded = ShardedOptimizer(optim.LAMB(model.parameters()), DataParallel(model, world))
+    assert sharded.state_bytes() == {"per_rank": 2 * 4 * 14, "unsharded": 2 * 4 * 53}
+
+
+def test_local_world_needs_no_mpi():
+    code = ("import sys; sys.modules['mpi4py'] = None; import lamb_edu, lamb_edu.distributed as d; "
+            "w = d.get_world(); assert (w.rank, w.size) == (0, 1), w; print(type(w).__name__)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "LAMB_EDU_MPI": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "LocalWorld"
+
+
+def test_rank_failure_names_the_failing_rank():
+    model = small_model()
+    parallel = DataParallel(model, LocalWorld())
+    with pytest.raises(FloatingPointError, match="every rank"):  # all ranks (here, the only one): divergence
+        parallel.all_reduce_gradients(float("nan"))
+    assert issubclass(RankFailure, RuntimeError) and not issubclass(RankFailure, FloatingPointError)
+
+
+# ---------------------------------------------------------------------------- the cost model
+def test_ring_allreduce_model_against_hand_computed_values():
+    # p = 4, 100 MB at 10 GB/s and 5 µs: 2·3/4 · 0.01 s + 2·3 · 5e-6 s = 0.015 + 0.00003
+    assert ring_allreduce_seconds(100e6, 4, 10e9, 5e-6) == pytest.approx(0.01503)
+    # p = 2: 2·1/2 · 1e9/1e9 + 2·1e-3 = 1.002 s
+    assert ring_allreduce_seconds(1e9, 2, 1e9, 1e-3) == pytest.approx(1.002)
+    assert ring_allreduce_seconds(1e9, 1, 1e9, 1e-3) == 0.0
+    # BERT-Large's 340M float32 gradients over 1024 workers at 12.5 GB/s: 2·1023/1024 · 1.36 GB / 12.5 GB/s
+    assert ring_allreduce_seconds(340e6 * 4, 1024, 12.5e9, 0.0) == pytest.approx(2 * 1023 / 1024 * 0.1088)
+    with pytest.raises(ValueError):
+        ring_allreduce_seconds(1.0, 0, 1e9, 0.0)
+
+
+def test_fit_recovers_latency_and_bandwidth():
+    sizes = np.array([1e3, 1e4, 1e5, 1e6])
+    seconds = 20e-6 + sizes / 2e9  # 20 µs + bytes / (2 GB/s)
+    latency, bandwidth = fit_latency_bandwidth(sizes, seconds)
+    assert latency == pytest.approx(20e-6, rel=1e-6) and bandwidth == pytest.approx(2e9, rel=1e-6)
+    # on p = 4 the fitted line is 2·3·α + 2·3/4 · bytes/β: α = 20 µs / 6, β = 1.5 · 2 GB/s
+    assert ring_link_from_fit(latency, bandwidth, 4) == (pytest.approx(20e-6 / 6), pytest.approx(3e9))
+    with pytest.raises(ValueError, match="two distinct sizes"):
+        fit_latency_bandwidth([1e3, 1e3], [1.0, 2.0])
