@@ -49,7 +49,9 @@ def reference_run(name: str) -> tuple[list[float], np.ndarray]:
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    return losses, np.concatenate([p.data.reshape(-1) for p in model.parameters()])
+    first = model.parameters()[0]
+    first_state = optimizer.state[first]["momentum_buffer" if name == "lars" else "m"]
+    return losses, np.concatenate([p.data.reshape(-1) for p in model.parameters()]), first_state
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +60,14 @@ def references():
 
 
 def assert_matches_reference(results, references):
-    for name, (losses, weights) in references.items():
+    for name, (losses, weights, first_state) in references.items():
         for mode in ("plain", "sharded"):
             assert weights.dtype == np.float32 and results[f"{name}/{mode}/weights"].dtype == np.float32
             np.testing.assert_allclose(results[f"{name}/{mode}/losses"], losses, rtol=1e-5, err_msg=f"{name} {mode}")
             np.testing.assert_allclose(results[f"{name}/{mode}/weights"], weights, rtol=1e-5, atol=1e-6,
                                        err_msg=f"{name} {mode}")
+            np.testing.assert_allclose(results[f"{name}/{mode}/first_state"], first_state, rtol=1e-4, atol=1e-7,
+                                       err_msg=f"{name} {mode} state")
         assert results[f"{name}/plain/weights"].shape == weights.shape
 
 

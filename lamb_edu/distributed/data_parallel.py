@@ -65,15 +65,20 @@ class DataParallel:
         self.timings: list[dict[str, Any]] = []
         self._status = np.zeros(self.world.size + 1, dtype=np.float64)
         self._message = np.zeros(MESSAGE_BYTES, dtype=np.uint8)
-        self._step_started = time.perf_counter()
+        self._step_started, self._clock_running = time.perf_counter(), False
 
     def begin_step(self) -> None:
-        """Start the compute clock of this step (``shard`` does it too)."""
+        """Start the compute clock of this step (the first ``shard`` after an all-reduce does it too)."""
         self._step_started = time.perf_counter()
+        self._clock_running = True
 
     def shard(self, x: Any, y: Any) -> tuple[Any, Any]:
-        """This rank's slice of a global batch: examples ``[rank·n/size, (rank+1)·n/size)``."""
-        self.begin_step()
+        """This rank's slice of a global batch: examples ``[rank·n/size, (rank+1)·n/size)``.
+
+        With gradient accumulation call it for every micro-batch: the compute clock starts at the first.
+        """
+        if not self._clock_running:
+            self.begin_step()
         count, size = len(x), self.world.size
         if count % size:
             raise ValueError(f"a global batch of {count} examples cannot be split evenly over {size} ranks")
@@ -102,7 +107,7 @@ class DataParallel:
         self.timings.append({"step": self.steps, "compute_seconds": compute_seconds, "agree_seconds": agree_seconds,
                              "allreduce_seconds": time.perf_counter() - started,
                              "allreduce_bytes": self.flat.nbytes})
-        self._step_started = time.perf_counter()
+        self._step_started, self._clock_running = time.perf_counter(), False
         return mean_loss
 
     def _local_problem(self, loss: float) -> str:

@@ -2,7 +2,8 @@
 
 Run as ``mpiexec -n N python tests/mpi/data_parallel_run.py OUT.npz [--fail data|nan]``. For every
 optimizer in ``CONFIGS`` and both modes (plain: every rank steps the whole model; sharded: ZeRO-1),
-it records the mean loss of every step and the final flat weights, and rank 0 writes them to
+it records the mean loss of every step, the final flat weights and the first layer's
+``m`` (LARS: momentum) from ``optimizer.state_dict()``, and rank 0 writes them to
 OUT.npz (atomically). Each rank builds its model from a different seed: the broadcast of rank 0's
 weights must make them agree. ``--fail`` injects a fault on rank 1.
 """
@@ -36,7 +37,7 @@ def synthetic_data() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def run(name: str, sharded: bool, fail: str) -> tuple[list[float], np.ndarray]:
+def run(name: str, sharded: bool, fail: str) -> tuple[list[float], np.ndarray, np.ndarray]:
     world = get_world()
     model = nn.MLP(SIZES, seed=SEED + world.rank)
     parallel = DataParallel(model, world)
@@ -57,7 +58,10 @@ def run(name: str, sharded: bool, fail: str) -> tuple[list[float], np.ndarray]:
         loss.backward()
         losses.append(parallel.all_reduce_gradients(loss.item()))
         optimizer.step()
-    return losses, parallel.flat.host_copy()
+    # the optimizer's state as one process would save it (for the sharded one, gathered from every rank)
+    saved = optimizer.state_dict()["state"][0]  # a collective for the sharded one: every rank calls it
+    first_state = saved["momentum_buffer" if name == "lars" else "m"]
+    return losses, parallel.flat.host_copy(), first_state
 
 
 def main() -> None:
@@ -71,9 +75,10 @@ def main() -> None:
     results = {}
     for name in CONFIGS:
         for mode in ("plain", "sharded"):
-            losses, weights = run(name, mode == "sharded", args.fail)
+            losses, weights, first_state = run(name, mode == "sharded", args.fail)
             results[f"{name}/{mode}/losses"] = np.asarray(losses)
             results[f"{name}/{mode}/weights"] = weights
+            results[f"{name}/{mode}/first_state"] = first_state
     results["size"] = np.asarray(world.size)
     if world.is_root:
         write_atomically(args.out, lambda handle: np.savez(handle, **results))
