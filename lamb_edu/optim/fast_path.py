@@ -1,12 +1,11 @@
 """The fast path: Adam, AdamW and LAMB computed from the same pieces, with fewer trips to memory.
 
-An implementation detail. Every rule is written once, in ``optim.functional``, and read in its
-optimizer's ``update`` (``adam.py``, ``lamb.py``): read those to learn the method. This module runs the
-same pieces (``update_moments``, ``moment_weights``, ``add_decayed_weights``, ``trust_ratio``) the
-way a fast optimizer does; ``tests/test_fast_paths.py`` checks it equal to the readable form and to
-float64 references. ``Optimizer.step`` sends it the parameters of an optimizer with ``fused=True``
-(the default) and ``fast_rule`` set, and it hands back those it cannot take (not contiguous, mixed
-dtypes, AMSGrad); ``fused=False`` runs the readable form only.
+An implementation detail: every rule is written once, in ``optim.functional``, and read in its
+optimizer's ``update``. This module runs those pieces (``update_moments``, ``add_decayed_weights``,
+``trust_ratio``) on cache-sized blocks, on threads, or as CuPy kernels fed ``moment_weights``;
+``tests/test_fast_paths.py`` checks it equal to the readable form and to float64 references.
+``Optimizer.step`` sends it the parameters of an optimizer with ``fused=True`` (the default) and a
+``fast_rule``, and it hands back those it cannot take (not contiguous, mixed dtypes, AMSGrad).
 
 Why the readable form is slow on a large model. Each NumPy operation walks the whole array: for
 25M parameters every ``xp.multiply(m, beta1, out=m)`` reads and writes 100 MB of main memory, and an
@@ -28,9 +27,8 @@ float64) and keeps u in a reusable workspace; the second applies w ← w − lr�
 of up to ``WORKSPACE_LIMIT`` elements stays in the shared cache between the passes; a larger one
 recomputes u from the new m and v in the second pass (identical numbers) instead of storing it.
 
-On CuPy the Adam/AdamW step is one ``ElementwiseKernel`` and LAMB an elementwise kernel for m, v and
-u, a sum-of-squares ``ReductionKernel`` for the two norms and a second elementwise kernel for w; the
-moment update in both is one CUDA line (``MOMENTS_CUDA``), with ``moment_weights``' numbers.
+On CuPy, Adam/AdamW is one elementwise kernel; LAMB is one for m, v and u, a sum-of-squares reduction
+for the norms and one for w. Both hold the moment update as one CUDA line, ``MOMENTS_CUDA``.
 """
 
 from __future__ import annotations
