@@ -94,15 +94,16 @@ def check_gradient(grad: Any, group: Mapping[str, Any], group_index: int, index:
     ValueError for a wrong type, dtype or shape (a (4,) gradient of a (3, 4) parameter would
     otherwise be broadcast silently); FloatingPointError for NaN/inf.
     """
-    p = group["params"][index]
-    where = describe_parameter(group, group_index, index)
     dtype = getattr(grad, "dtype", None)
     if dtype is None or not hasattr(grad, "shape"):
-        raise ValueError(f"the gradient of {where} is a {type(grad).__name__}, not an array")
-    if dtype.kind != "f":
-        raise ValueError(f"the gradient of {where} has dtype {dtype}, not a floating type")
-    if tuple(grad.shape) != tuple(p.shape):
-        raise ValueError(f"the gradient of {where} has shape {tuple(grad.shape)}, not the parameter's shape")
-    if not all_finite(grad):
-        raise FloatingPointError(
-            f"the gradient of {where} contains NaN or inf; no parameter or optimizer state was changed")
+        problem = f"is a {type(grad).__name__}, not an array"
+    elif dtype.kind != "f":
+        problem = f"has dtype {dtype}, not a floating type"
+    elif tuple(grad.shape) != tuple(group["params"][index].shape):
+        problem = f"has shape {tuple(grad.shape)}, not the parameter's shape"
+    elif not all_finite(grad):
+        raise FloatingPointError(f"the gradient of {describe_parameter(group, group_index, index)} contains NaN "
+                                 "or inf; no parameter or optimizer state was changed")
+    else:
+        return
+    raise ValueError(f"the gradient of {describe_parameter(group, group_index, index)} {problem}")
