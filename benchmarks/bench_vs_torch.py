@@ -5,7 +5,7 @@
 
 Every measurement runs in its own subprocess (lamb-edu, then PyTorch, alternating, for several
 rounds), with the same thread count for both (``--threads``, default 2: OMP/MKL/OpenBLAS threads,
-``torch.set_num_threads`` and lamb-edu's ``optim.fused.set_num_threads``). Each process reports the
+``torch.set_num_threads`` and lamb-edu's ``optim.fast_path.set_num_threads``). Each process reports the
 median time of its timed steps; the table gives the median over rounds. PyTorch is optional: without
 it only lamb-edu's numbers are shown. It is a benchmark-only extra, never imported by the library.
 
@@ -69,9 +69,9 @@ def lamb_edu_task(task: str, steps: int, warmup: int, threads: int) -> float:
     import numpy as np
 
     from lamb_edu import Tensor, nn, optim
-    from lamb_edu.optim import fused
+    from lamb_edu.optim import fast_path
 
-    fused.set_num_threads(threads)
+    fast_path.set_num_threads(threads)
     rng = np.random.default_rng(0)
     kind, what = task.split(" ")
     if kind == "mlp":
@@ -186,9 +186,9 @@ def floors(threads: int) -> dict[str, float]:
     """Matrix-product GFLOP/s and copy GB/s (read + write) on this machine, best of a few tries."""
     import numpy as np
 
-    from lamb_edu.optim import fused
+    from lamb_edu.optim import fast_path
 
-    fused.set_num_threads(threads)
+    fast_path.set_num_threads(threads)
     a = np.random.default_rng(0).normal(size=(2048, 2048)).astype(np.float32)
     matmul = min(time_it(lambda: a @ a, 1, 1) for _ in range(5))
     source = np.ones(50_000_000, dtype=np.float32)
@@ -197,7 +197,7 @@ def floors(threads: int) -> dict[str, float]:
     def copy_piece(start, stop, block):
         np.copyto(target[start:stop], source[start:stop])
 
-    copy = min(time_it(lambda: fused._parallel(copy_piece, source.size), 1, 1) for _ in range(5))
+    copy = min(time_it(lambda: fast_path._parallel(copy_piece, source.size), 1, 1) for _ in range(5))
     return {"matmul_gflops": 2 * 2048**3 / matmul / 1e9, "copy_gbs": 2 * source.nbytes / copy / 1e9}
 
 

@@ -17,13 +17,17 @@ from typing import Any, Iterable
 
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
-from lamb_edu.optim.optimizer import Optimizer, check_non_negative
+from lamb_edu.optim.checks import check_non_negative
+from lamb_edu.optim.functional import add_decayed_weights, apply_updates, scale
+from lamb_edu.optim.optimizer import Optimizer
 
 __all__ = ["Adagrad"]
 
 
 class Adagrad(Optimizer):
     """``Adagrad(params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10)``."""
+
+    state_keys = {"step": "int", "sum_of_squares": "array"}
 
     def __init__(
         self, params: Iterable[Any], lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
@@ -40,15 +44,14 @@ class Adagrad(Optimizer):
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         return {"step": 0, "sum_of_squares": xp.full_like(p.data, group["initial_accumulator_value"])}
 
-    def _update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
-        sum_of_squares, scratch = state["sum_of_squares"], self._scratch(p.data)
+    def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
+        w, sum_of_squares, scratch = p.data, state["sum_of_squares"], self._scratch(p.data)
         state["step"] += 1
-        grad = self._l2_gradient(p, grad, group["weight_decay"])  # g ← g + weight_decay·w
+        grad = add_decayed_weights(grad, w, group["weight_decay"], out=self._scratch(w, 1))  # g ← g + λ·w
         lr_t = group["lr"] / (1.0 + (state["step"] - 1) * group["lr_decay"])
         xp.multiply(grad, grad, out=scratch)  # G ← G + g²
         xp.add(sum_of_squares, scratch, out=sum_of_squares)
         xp.sqrt(sum_of_squares, out=scratch)  # w ← w − lr_t·g / (√G + eps)
         xp.add(scratch, group["eps"], out=scratch)
         xp.divide(grad, scratch, out=scratch)
-        xp.multiply(scratch, lr_t, out=scratch)
-        xp.subtract(p.data, scratch, out=p.data)
+        apply_updates(w, scale(scratch, -lr_t, out=scratch))

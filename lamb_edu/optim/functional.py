@@ -1,23 +1,40 @@
-"""The pieces Adam, AdamW, LARS and LAMB share, each written once.
+"""The pieces every optimizer here is made of, each written once, with the papers' names.
 
-- ``update_moments``: the running averages of the gradient and of its square (Adam's m and v).
-- ``adam_direction``: m̂ / (√v̂ + eps), the bias-corrected Adam direction.
-- ``trust_ratio``: LARS's and LAMB's layer-wise ratio ‖w‖ / ‖update‖, with its rules for zero norms,
-  the clamp of ‖w‖ and the optional cap at 1.
-- ``norm``: the Euclidean norm of a whole tensor as a Python float.
+Each piece is a short pure function on arrays (optax's vocabulary): it reads its inputs and writes
+only the arrays it is given (``out=``, the moments it updates), so no array is made per step.
+Scalars are Python floats, so float32 arrays stay float32.
 
-Arrays are updated in place with ``out=`` so no new array is made per step; scalars are Python
-floats, so float32 arrays stay float32.
+- ``moment_weights`` and ``update_moments``: Adam's running averages m and v of g and g².
+- ``scale_by_adam``: the moments, then the bias-corrected direction m̂ / (√v̂ + eps).
+- ``add_decayed_weights``: u + weight_decay·w (decoupled decay in LAMB and LARS, the L2 term of
+  SGD and Adam when added to the gradient).
+- ``momentum``: b ← momentum·b + (1 − dampening)·u, the heavy-ball buffer.
+- ``trust_ratio``: the layer-wise rule coefficient·φ(‖w‖) / (‖u‖ + weight_decay·‖w‖ + eps), with its
+  zero-norm rule, clamp and clip, on two norms computed anywhere (one array, or partial sums).
+- ``scale_by_trust_ratio``: that rule on a weight and an update array, scaling the update.
+- ``scale`` and ``apply_updates``: u ← factor·u (``scale(u, -lr)``) and w ← w + u.
+- ``norm`` and ``global_norm_scale``: ‖x‖₂, and the factor of a global-norm clip.
+
+An optimizer's update is these pieces in a row; LAMB, for instance, is::
+
+    u = scale_by_adam(grad, m, v, ..., out=u)        # u ← m̂ / (√v̂ + eps)
+    add_decayed_weights(u, w, weight_decay, out=u)   # u ← u + λ·w
+    scale_by_trust_ratio(u, w, clamp_value=10.0)     # u ← φ(‖w‖)/‖u‖ · u
+    apply_updates(w, scale(u, -lr, out=u))           # w ← w − lr·u
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterable, NamedTuple
 
 from lamb_edu.backend import xp
 
-__all__ = ["norm", "update_moments", "adam_direction", "trust_ratio"]
+__all__ = [
+    "norm", "global_norm_scale", "moment_weights", "update_moments", "bias_corrections", "scale_by_adam",
+    "add_decayed_weights", "momentum", "trust_ratio", "TrustRatio", "scale_by_trust_ratio", "scale",
+    "apply_updates",
+]
 
 
 def norm(array: Any) -> float:
@@ -26,35 +43,69 @@ def norm(array: Any) -> float:
     return math.sqrt(float(xp.dot(flat, flat)))
 
 
+def global_norm_scale(grads: Iterable[Any], max_norm: float | None) -> float:
+    """The factor min(1, max_norm / ‖(g₁, g₂, …)‖) that clips the gradients' global norm to ``max_norm``.
+
+    1.0 when ``max_norm`` is None. The optimizer multiplies g by it inside the update
+    (``grad_scale``), so the caller's gradient arrays are never changed.
+    """
+    if max_norm is None:
+        return 1.0
+    global_norm = math.sqrt(sum(norm(grad) ** 2 for grad in grads))
+    return max_norm / global_norm if global_norm > max_norm else 1.0
+
+
+def moment_weights(beta1: float, beta2: float, grad_scale: float = 1.0, grad_averaging: bool = True) -> tuple[float, float]:
+    """The weights of g in m and of g² in v: ((1 − β1)·s, (1 − β2)·s²) for g = s·grad.
+
+    ``grad_averaging=False`` gives m the weight s (m ← β1·m + g, a plain momentum sum). The fast
+    path and the GPU kernels take these same two numbers, so the rule is decided here only.
+    """
+    return ((1.0 - beta1) if grad_averaging else 1.0) * grad_scale, (1.0 - beta2) * grad_scale * grad_scale
+
+
 def update_moments(
-    m: Any, v: Any, grad: Any, beta1: float, beta2: float, scratch: Any,
+    m: Any, v: Any, grad: Any, beta1: float, beta2: float, *, scratch: Any,
     grad_scale: float = 1.0, grad_averaging: bool = True,
 ) -> None:
-    """In place: m ← β1·m + (1−β1)·g and v ← β2·v + (1−β2)·g², with g = grad_scale·grad.
+    """In place: m ← β1·m + (1 − β1)·g and v ← β2·v + (1 − β2)·g², with g = grad_scale·grad.
 
-    ``grad_averaging=False`` gives m ← β1·m + g (the first moment as a plain momentum sum).
-    ``scratch`` is a temporary array of the gradient's shape.
+    ``scratch`` is a temporary array of the gradient's shape (a block of it, on the fast path).
     """
+    m_weight, v_weight = moment_weights(beta1, beta2, grad_scale, grad_averaging)
     xp.multiply(grad, grad, out=scratch)
-    xp.multiply(scratch, (1.0 - beta2) * grad_scale * grad_scale, out=scratch)
+    xp.multiply(scratch, v_weight, out=scratch)
     xp.multiply(v, beta2, out=v)
     xp.add(v, scratch, out=v)
-    xp.multiply(grad, ((1.0 - beta1) if grad_averaging else 1.0) * grad_scale, out=scratch)
     xp.multiply(m, beta1, out=m)
-    xp.add(m, scratch, out=m)
+    if m_weight == 1.0:  # g·1 is g: skip a pass
+        xp.add(m, grad, out=m)
+    else:
+        xp.add(m, xp.multiply(grad, m_weight, out=scratch), out=m)
 
 
-def adam_direction(
-    m: Any, v: Any, step: int, beta1: float, beta2: float, eps: float, bias_correction: bool, out: Any,
+def bias_corrections(step: int, beta1: float, beta2: float, bias_correction: bool = True) -> tuple[float, float]:
+    """(1 − β1ᵗ, 1 − β2ᵗ), or (1, 1) without bias correction: m̂ = m / the first, v̂ = v / the second."""
+    if not bias_correction:
+        return 1.0, 1.0
+    return 1.0 - beta1**step, 1.0 - beta2**step
+
+
+def scale_by_adam(
+    grad: Any, m: Any, v: Any, *, step: int, beta1: float, beta2: float, eps: float, out: Any,
+    bias_correction: bool = True, grad_scale: float = 1.0, grad_averaging: bool = True, v_max: Any = None,
 ) -> Any:
-    """Write m̂ / (√v̂ + eps) into ``out`` and return it.
+    """Update m and v with g, then write u = m̂ / (√v̂ + eps) into ``out`` and return it.
 
-    With bias correction m̂ = m / (1 − β1ᵗ) and v̂ = v / (1 − β2ᵗ): the moments start at zero, so
-    early averages are too small by exactly those factors. Without it m̂ = m and v̂ = v. As in
-    PyTorch, √v̂ is computed as √v / √(1 − β2ᵗ).
+    The moments start at zero, so at step t (1 at the first) their averages are too small by
+    1 − β1ᵗ and 1 − β2ᵗ: m̂ = m / (1 − β1ᵗ), v̂ = v / (1 − β2ᵗ) (Kingma & Ba 2015, Algorithm 1).
+    As in PyTorch √v̂ is computed as √v / √(1 − β2ᵗ). With ``v_max`` (AMSGrad) v̂ uses the running
+    maximum of v, kept in ``v_max``.
     """
-    bias_correction1 = 1.0 - beta1**step if bias_correction else 1.0
-    bias_correction2 = 1.0 - beta2**step if bias_correction else 1.0
+    update_moments(m, v, grad, beta1, beta2, scratch=out, grad_scale=grad_scale, grad_averaging=grad_averaging)
+    if v_max is not None:
+        v = xp.maximum(v_max, v, out=v_max)
+    bias_correction1, bias_correction2 = bias_corrections(step, beta1, beta2, bias_correction)
     xp.sqrt(v, out=out)
     xp.divide(out, math.sqrt(bias_correction2), out=out)
     xp.add(out, eps, out=out)
@@ -63,18 +114,76 @@ def adam_direction(
     return out
 
 
-def trust_ratio(
-    weight_norm: float, update_norm: float, coefficient: float = 1.0, eps: float = 0.0,
-    clamp_value: float | None = None, trust_clip: bool = False,
-) -> float:
-    """coefficient·φ(‖w‖) / (‖update‖ + eps), the layer-wise learning-rate multiplier.
+def add_decayed_weights(update: Any, weight: Any, weight_decay: float, *, out: Any, scratch: Any = None) -> Any:
+    """update + weight_decay·w, written into ``out`` and returned (``update`` itself when weight_decay is 0).
 
-    φ clips ‖w‖ to [0, clamp_value] (no clip when ``clamp_value`` is None). When either norm is 0
-    the ratio is 1: a zero weight (say, a freshly zeroed bias) or a zero update gives no scale to
-    compare against. With ``trust_clip`` the ratio is capped at 1.
+    ``out`` may be ``update`` (then ``scratch`` holds weight_decay·w) or another array; the
+    caller's gradient is never written unless it is passed as ``out``.
+    """
+    if weight_decay == 0:
+        return update
+    decayed = scratch if out is update else out
+    xp.multiply(weight, weight_decay, out=decayed)
+    return xp.add(update, decayed, out=out)
+
+
+def momentum(buffer: Any, update: Any, momentum: float, dampening: float = 0.0, *, scratch: Any = None) -> Any:
+    """In place: b ← momentum·b + (1 − dampening)·u; returns b (``scratch`` is needed when dampening ≠ 0)."""
+    xp.multiply(buffer, momentum, out=buffer)
+    if dampening != 0:
+        update = xp.multiply(update, 1.0 - dampening, out=scratch)
+    return xp.add(buffer, update, out=buffer)
+
+
+def trust_ratio(
+    weight_norm: float, update_norm: float, *, coefficient: float = 1.0, eps: float = 0.0,
+    clamp_value: float | None = None, trust_clip: bool = False, weight_decay: float = 0.0,
+) -> float:
+    """coefficient·φ(‖w‖) / (‖u‖ + weight_decay·‖w‖ + eps): the layer-wise learning-rate multiplier.
+
+    LAMB passes ‖u‖ of its whole update (decay included, ``weight_decay=0``); LARS passes ‖g‖ and
+    its weight decay, so the denominator is its bound ‖g‖ + λ‖w‖ of ‖g + λw‖. φ clips ‖w‖ to
+    [0, clamp_value] (no clip when None). When ‖w‖ or ‖u‖ is 0 the ratio is 1: a zero weight (a
+    freshly zeroed bias) or a zero update gives no scale to compare against. With ``trust_clip`` the
+    ratio is capped at 1. The norms may come from anywhere, e.g. partial sums over several processes.
     """
     if weight_norm == 0.0 or update_norm == 0.0:
         return 1.0
     clipped_weight_norm = min(weight_norm, clamp_value) if clamp_value is not None else weight_norm
-    ratio = coefficient * clipped_weight_norm / (update_norm + eps)
+    ratio = coefficient * clipped_weight_norm / (update_norm + weight_decay * weight_norm + eps)
     return min(ratio, 1.0) if trust_clip else ratio
+
+
+class TrustRatio(NamedTuple):
+    """What ``scale_by_trust_ratio`` measured: ‖w‖ (not clipped), ‖u‖ and the ratio."""
+
+    weight_norm: float
+    update_norm: float
+    trust_ratio: float
+
+
+def scale_by_trust_ratio(
+    update: Any, weight: Any, *, coefficient: float = 1.0, eps: float = 0.0, clamp_value: float | None = None,
+    trust_clip: bool = False, apply: bool = True,
+) -> TrustRatio:
+    """In place u ← trust_ratio·u with trust_ratio = ``trust_ratio(‖w‖, ‖u‖, ...)``; returns the norms and ratio.
+
+    ``apply=False`` measures without scaling (LAMB's ``use_trust_ratio=False`` steps with 1 but
+    still records the ratio).
+    """
+    weight_norm, update_norm = norm(weight), norm(update)
+    ratio = trust_ratio(weight_norm, update_norm, coefficient=coefficient, eps=eps, clamp_value=clamp_value,
+                        trust_clip=trust_clip)
+    if apply:
+        xp.multiply(update, ratio, out=update)
+    return TrustRatio(weight_norm, update_norm, ratio)
+
+
+def scale(update: Any, factor: float, *, out: Any) -> Any:
+    """factor·u into ``out`` (``scale(u, -lr, out=u)`` turns a direction into a step)."""
+    return xp.multiply(update, factor, out=out)
+
+
+def apply_updates(weight: Any, update: Any) -> Any:
+    """In place: w ← w + u."""
+    return xp.add(weight, update, out=weight)

@@ -24,10 +24,11 @@ whatever the scale of its gradient: that is what lets the batch (and the lr) gro
 After every step ``state[p]`` holds ``weight_norm`` (‖w‖ before the step, not clipped),
 ``update_norm`` (‖u‖) and ``trust_ratio`` (the ratio computed, whether or not it was used) as floats.
 
-The step below is the reference. With ``fused=True`` (the default) contiguous float arrays take
-``optim.fused.lamb_step`` instead: the same equations in two passes over cache-sized blocks on a few
-threads (or CuPy kernels), equal to float32 rounding, norms and ratio included; ``fused=False``
-always runs this code.
+``update`` below is the rule: the pieces of ``optim.functional`` in the order of the equations. With
+``fused=True`` (the default) ``optim.fast_path`` computes the same pieces in two passes over
+cache-sized blocks on a few threads (or CuPy kernels), equal to float32 rounding, norms and ratio
+included; ``fused=False`` always runs ``update``. To change one piece (say the trust ratio's
+denominator) override ``update`` in a subclass and set ``fast_rule = None``.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ from typing import Any, Iterable
 
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
-from lamb_edu.optim import fused as fast
-from lamb_edu.optim.functional import adam_direction, norm, trust_ratio, update_moments
-from lamb_edu.optim.optimizer import Optimizer, check_betas, check_non_negative
+from lamb_edu.optim.checks import check_betas, check_flag, check_non_negative, check_optional_positive
+from lamb_edu.optim.functional import add_decayed_weights, apply_updates, scale, scale_by_adam, scale_by_trust_ratio
+from lamb_edu.optim.optimizer import Optimizer
 
 __all__ = ["LAMB"]
 
@@ -47,18 +48,20 @@ class LAMB(Optimizer):
     """``LAMB(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0, bias_correction=True,
     clamp_value=10.0, trust_clip=False, use_trust_ratio=True, grad_averaging=True, max_grad_norm=None, fused=True)``."""
 
+    fast_rule = "lamb"
+    state_keys = {"step": "int", "m": "array", "v": "array",
+                  "weight_norm": "float", "update_norm": "float", "trust_ratio": "float"}
+
     def __init__(
         self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
         weight_decay: float = 0.0, bias_correction: bool = True, clamp_value: float | None = 10.0,
         trust_clip: bool = False, use_trust_ratio: bool = True, grad_averaging: bool = True,
         max_grad_norm: float | None = None, fused: bool = True,
     ) -> None:
-        if max_grad_norm is not None and (isinstance(max_grad_norm, bool) or not isinstance(max_grad_norm, (int, float))
-                                          or not max_grad_norm > 0):
-            raise ValueError(f"invalid max_grad_norm: {max_grad_norm!r} (must be a number > 0, or None)")
+        check_optional_positive("max_grad_norm", max_grad_norm, "no clipping")
+        check_flag("fused", fused)
         self.max_grad_norm = max_grad_norm
-        self.fused = bool(fused)
-        self._grad_scale = 1.0  # set by each step from the global gradient norm
+        self.fused = fused
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, (list, tuple)) else betas, eps=eps,
                         weight_decay=weight_decay, bias_correction=bias_correction, clamp_value=clamp_value,
                         trust_clip=trust_clip, use_trust_ratio=use_trust_ratio, grad_averaging=grad_averaging)
@@ -68,53 +71,25 @@ class LAMB(Optimizer):
         for name in ("lr", "eps", "weight_decay"):
             check_non_negative(name, group[name])
         check_betas(group["betas"])
-        clamp_value = group["clamp_value"]
-        if clamp_value is not None and (isinstance(clamp_value, bool) or not isinstance(clamp_value, (int, float))
-                                        or not clamp_value > 0):
-            raise ValueError(f"invalid clamp_value: {clamp_value!r} (must be a number > 0, or None for no clamp)")
+        check_optional_positive("clamp_value", group["clamp_value"], "no clamp")
+        for name in ("bias_correction", "trust_clip", "use_trust_ratio", "grad_averaging"):
+            check_flag(name, group[name])
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         return {"step": 0, "m": xp.zeros_like(p.data), "v": xp.zeros_like(p.data)}
 
-    def _update(self) -> None:
-        self._grad_scale = 1.0
-        if self.max_grad_norm is not None:  # clip the global gradient norm by scaling g inside the moments
-            grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
-            global_norm = sum(norm(grad) ** 2 for grad in grads) ** 0.5
-            if global_norm > self.max_grad_norm:
-                self._grad_scale = self.max_grad_norm / global_norm
-        super()._update()
-
-    def _fast_path(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> bool:
-        return self.fused and fast.supports(p.data, grad, state["m"], state["v"])
-
-    def _fused_update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
-        (beta1, beta2) = group["betas"]
-        state["step"] += 1
-        state["weight_norm"], state["update_norm"], state["trust_ratio"] = fast.lamb_step(
-            p.data, grad, state["m"], state["v"], lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-            weight_decay=group["weight_decay"], step=state["step"], bias_correction=group["bias_correction"],
-            grad_scale=self._grad_scale, grad_averaging=group["grad_averaging"],
-            clamp_value=group["clamp_value"], trust_clip=group["trust_clip"], use_trust_ratio=group["use_trust_ratio"])
-
-    def _update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
+    def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
         (beta1, beta2), w = group["betas"], p.data
         state["step"] += 1
-        # Adam's moments, and its (bias-corrected) direction u = m̂ / (√v̂ + eps)
-        update_moments(state["m"], state["v"], grad, beta1, beta2, self._scratch(w),
-                       grad_scale=self._grad_scale, grad_averaging=group["grad_averaging"])
-        u = adam_direction(state["m"], state["v"], state["step"], beta1, beta2, group["eps"],
-                           group["bias_correction"], out=self._scratch(w))
-        # plus decoupled weight decay: u ← u + weight_decay·w
-        if group["weight_decay"] != 0:
-            decay = xp.multiply(w, group["weight_decay"], out=self._scratch(w, 1))
-            xp.add(u, decay, out=u)
-        # times LARS's trust ratio φ(‖w‖) / ‖u‖
-        state["weight_norm"] = norm(w)
-        state["update_norm"] = norm(u)
-        state["trust_ratio"] = trust_ratio(state["weight_norm"], state["update_norm"],
-                                           clamp_value=group["clamp_value"], trust_clip=group["trust_clip"])
-        ratio = state["trust_ratio"] if group["use_trust_ratio"] else 1.0
-        # times lr: w ← w − lr·trust_ratio·u
-        xp.multiply(u, group["lr"] * ratio, out=u)
-        xp.subtract(w, u, out=w)
+        # Adam's direction u = m̂ / (√v̂ + eps), with g = grad_scale·grad (the global-norm clip)
+        u = scale_by_adam(grad, state["m"], state["v"], step=state["step"], beta1=beta1, beta2=beta2,
+                          eps=group["eps"], bias_correction=group["bias_correction"], grad_scale=grad_scale,
+                          grad_averaging=group["grad_averaging"], out=self._scratch(w))
+        # plus decoupled weight decay: u ← u + λ·w
+        add_decayed_weights(u, w, group["weight_decay"], out=u, scratch=self._scratch(w, 1))
+        # times LARS's trust ratio φ(‖w‖) / ‖u‖ (recorded even when the step uses 1)
+        measured = scale_by_trust_ratio(u, w, clamp_value=group["clamp_value"], trust_clip=group["trust_clip"],
+                                        apply=group["use_trust_ratio"])
+        state["weight_norm"], state["update_norm"], state["trust_ratio"] = measured
+        # times lr: w ← w − lr·u
+        apply_updates(w, scale(u, -group["lr"], out=u))

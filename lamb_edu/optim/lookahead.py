@@ -68,19 +68,32 @@ class Lookahead(Optimizer):
         return loss
 
     def state_dict(self) -> dict[str, Any]:
-        """The inner optimizer's state dict plus ``"lookahead"``: k, alpha, the step count and φ."""
+        """The inner optimizer's state dict, ``"optimizer": "Lookahead"``, and ``"lookahead"``: k, alpha,
+        the step count, φ and the inner optimizer's class."""
         state = self.optimizer.state_dict()
         state["lookahead"] = {
             "k": self.k,
             "alpha": self.alpha,
             "inner_steps": self.inner_steps,
+            "inner_optimizer": state["optimizer"],
             "slow_weights": {index: backend.to_numpy(slow).copy() for index, slow in enumerate(self.slow_weights)},
         }
+        state["optimizer"] = type(self).__name__
         return state
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore the inner optimizer and the slow weights; checked first, so a bad dict changes nothing."""
-        saved = state_dict["lookahead"]
+        """Restore the inner optimizer and the slow weights; all checked first, so a bad dict changes nothing."""
+        if not isinstance(state_dict, Mapping) or state_dict.get("optimizer") != type(self).__name__:
+            saved = state_dict.get("optimizer") if isinstance(state_dict, Mapping) else type(state_dict).__name__
+            raise ValueError(f"state_dict is for the optimizer {saved!r}, this optimizer is 'Lookahead'")
+        saved = state_dict.get("lookahead")
+        keys = {"k", "alpha", "inner_steps", "inner_optimizer", "slow_weights"}
+        if not isinstance(saved, Mapping) or set(saved) != keys:
+            raise ValueError(f"state_dict['lookahead'] must have the keys {sorted(keys)}, got {saved!r:.200}")
+        _check_settings(saved["k"], saved["alpha"])
+        inner_steps = saved["inner_steps"]
+        if isinstance(inner_steps, bool) or not isinstance(inner_steps, int) or inner_steps < 0:
+            raise ValueError(f"invalid inner_steps: {inner_steps!r} (must be an integer >= 0)")
         slow = {int(index): array for index, array in dict(saved["slow_weights"]).items()}
         params = self._params()
         if sorted(slow) != list(range(len(params))):
@@ -88,9 +101,10 @@ class Lookahead(Optimizer):
         for index, p in enumerate(params):
             if tuple(slow[index].shape) != p.shape:
                 raise ValueError(f"state_dict slow weight {index} has shape {tuple(slow[index].shape)}, the parameter has {p.shape}")
-        _check_settings(saved["k"], saved["alpha"])
-        self.optimizer.load_state_dict({key: value for key, value in state_dict.items() if key != "lookahead"})
-        self.k, self.alpha, self.inner_steps = saved["k"], float(saved["alpha"]), int(saved["inner_steps"])
+        inner = {key: value for key, value in state_dict.items() if key != "lookahead"}
+        inner["optimizer"] = saved["inner_optimizer"]
+        self.optimizer.load_state_dict(inner)  # checks everything before it changes anything
+        self.k, self.alpha, self.inner_steps = saved["k"], float(saved["alpha"]), inner_steps
         for index, p in enumerate(params):
             self.slow_weights[index][...] = backend.asarray(slow[index], dtype=p.dtype)
 

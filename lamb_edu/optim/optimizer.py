@@ -2,38 +2,47 @@
 
 An optimizer holds ``param_groups`` (a list of dicts: ``"params"``, a list of ``Tensor``s, plus every
 hyperparameter of that group) and ``state`` (a dict per parameter, keyed by the ``Tensor``, created at
-the parameter's first step). ``step()`` reads each ``p.grad`` and updates ``p.data`` in place;
-a parameter whose grad is ``None`` is skipped. Before anything is touched every gradient is checked,
-so a NaN or inf raises ``FloatingPointError`` and leaves all parameters and all state as they were.
+the parameter's first step). ``step()`` checks every gradient first (a floating array of its
+parameter's shape, no NaN or inf), so a bad one raises and leaves all parameters and all state as
+they were; then it calls the subclass's rule, ``update``, once per parameter with a gradient (a
+parameter whose grad is ``None`` is skipped).
 
-``state_dict()`` gives plain numbers and host NumPy arrays, shaped like PyTorch's::
+``state_dict()`` gives plain numbers and host NumPy arrays, shaped like PyTorch's, plus the class::
 
-    {"state": {0: {"step": 3, "m": array, "v": array, ...}, 1: {...}},
+    {"optimizer": "LAMB",
+     "state": {0: {"step": 3, "m": array, "v": array, ...}, 1: {...}},
      "param_groups": [{"params": [0, 1], "lr": 0.001, ...}]}
 
-where parameters are numbered across all groups in order. ``flatten_state_dict`` turns any such dict
-into ``{name: array}`` for ``np.savez`` (the non-array parts travel as one JSON string), and
-``unflatten_state_dict`` reverses it; no pickle anywhere.
+where parameters are numbered across all groups in order. ``load_state_dict`` checks all of it
+(``check_state_dict``) before it changes anything.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any, Callable, Iterable, Mapping
 
 from lamb_edu import backend
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
-from lamb_edu.optim import fused
+from lamb_edu.optim import fast_path
+from lamb_edu.optim.checks import all_finite, check_gradient, check_non_negative, describe_parameter
+from lamb_edu.optim.functional import global_norm_scale
+from lamb_edu.optim.serialization import flatten_state_dict, host_copy, unflatten_state_dict
 
-__all__ = ["Optimizer", "flatten_state_dict", "unflatten_state_dict"]
+__all__ = ["Optimizer", "flatten_state_dict", "unflatten_state_dict", "all_finite", "describe_parameter"]
 
-JSON_KEY = "__json__"
+Visit = tuple[Tensor, Any, dict[str, Any], dict[str, Any]]  # (parameter, gradient, its group, its state)
 
 
 class Optimizer:
-    """Base class: subclasses give ``defaults``, ``_check_group``, ``_init_state`` and ``_update_parameter``."""
+    """Base class: a subclass gives ``defaults``, ``_check_group``, ``_init_state`` and its rule, ``update``."""
+
+    # what a parameter's state may hold: name -> "array" (shaped like the parameter), "int" or "float"
+    state_keys: Mapping[str, str] = {"step": "int"}
+    # the name of the same rule in optim.fast_path (blocked, threaded, CuPy kernels), used when self.fused
+    fast_rule: str | None = None
+    fused = False
+    max_grad_norm: float | None = None  # clip the global gradient norm to this before the update (LAMB)
 
     def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
         self.defaults = {name: _plain(value) for name, value in defaults.items()}
@@ -102,68 +111,44 @@ class Optimizer:
         """One update of every parameter that has a gradient; returns ``closure()`` if given.
 
         The closure (which recomputes the loss and the gradients) runs first; then every gradient is
-        checked for NaN/inf before any parameter or state is changed.
+        checked before any parameter or state is changed. With ``max_grad_norm`` all gradients are
+        scaled together by ``grad_scale`` (the caller's arrays are not changed).
         """
         loss = closure() if closure is not None else None
         self.check_gradients()
-        self._update()
+        visits = self._visits()
+        grad_scale = global_norm_scale((grad for _, grad, _, _ in visits), self.max_grad_norm)
+        if self.fused and self.fast_rule is not None:  # the same rule, computed faster; returns what it cannot take
+            visits = fast_path.update(self.fast_rule, visits, grad_scale)
+        for p, grad, group, state in visits:
+            self.update(p, grad, group, state, grad_scale)
         return loss
 
+    def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
+        """The rule: update ``p.data`` and ``state`` in place from ``grad`` (times ``grad_scale``)."""
+        raise NotImplementedError
+
     def check_gradients(self) -> None:
-        """Raise FloatingPointError naming the first parameter whose gradient has a NaN or inf."""
+        """Raise (ValueError, FloatingPointError) naming the first parameter whose gradient is not usable."""
         for group_index, group in enumerate(self.param_groups):
             for index, p in enumerate(group["params"]):
-                if p.grad is not None and not all_finite(p.grad):
-                    raise FloatingPointError(
-                        f"the gradient of {describe_parameter(group, group_index, index)} contains NaN or inf; "
-                        "no parameter or optimizer state was changed"
-                    )
+                if p.grad is not None:
+                    check_gradient(p.grad, group, group_index, index)
 
-    def _update(self) -> None:
-        """Visit every parameter with a gradient, creating its state at its first step.
-
-        A parameter on the optimizer's fast path (``_fast_path``) is updated by ``_fused_update_parameter``,
-        which touches only that parameter's arrays, so ``fused.for_each_tensor`` may run several at once
-        on its threads; the rest go through ``_update_parameter`` here, in order.
-        """
-        visits, fast_visits = [], []
+    def _visits(self) -> list[Visit]:
+        """(p, grad, group, state) for every parameter with a gradient, creating state at its first step."""
+        visits = []
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = self._init_state(p, group)
-                visit = (p, p.grad, group, state)
-                (fast_visits if self._fast_path(*visit) else visits).append(visit)
-        for visit in visits:
-            self._update_parameter(*visit)
-        fused.for_each_tensor(lambda visit: self._fused_update_parameter(*visit), fast_visits,
-                              [visit[0].data for visit in fast_visits])
-
-    def _fast_path(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> bool:
-        """True when this parameter takes the thread-safe ``optim.fused`` form (never, unless overridden)."""
-        return False
-
-    def _fused_update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
-        """The ``optim.fused`` form of ``_update_parameter``, for parameters where ``_fast_path`` is true."""
-        raise NotImplementedError
+                if p.grad is not None:
+                    state = self.state.get(p)
+                    if state is None:
+                        state = self.state[p] = self._init_state(p, group)
+                    visits.append((p, p.grad, group, state))
+        return visits
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-    def _l2_gradient(self, p: Tensor, grad: Any, weight_decay: float) -> Any:
-        """g + weight_decay·w (weight decay as an L2 term on the gradient), or g itself when it is 0.
-
-        The sum goes into scratch slot 1, so the caller's ``.grad`` array is never changed.
-        """
-        if weight_decay == 0:
-            return grad
-        decayed_grad = xp.multiply(p.data, weight_decay, out=self._scratch(p.data, 1))
-        return xp.add(grad, decayed_grad, out=decayed_grad)
+        return {"step": 0}
 
     def _scratch(self, like: Any, slot: int = 0) -> Any:
         """A temporary array shaped like ``like``: a view into one flat buffer per dtype and slot.
@@ -180,7 +165,7 @@ class Optimizer:
 
     # ------------------------------------------------------------------ saving
     def state_dict(self) -> dict[str, Any]:
-        """A copy of the state and the groups: plain numbers, lists, strings and host NumPy arrays."""
+        """A copy of the class name, the state and the groups: plain numbers, lists, strings and host arrays."""
         index_of = {}
         groups = []
         for group in self.param_groups:
@@ -190,49 +175,78 @@ class Optimizer:
                 index_of[p] = len(index_of)
                 saved["params"].append(index_of[p])
             groups.append(saved)
-        state = {index_of[p]: {name: _host_copy(value) for name, value in entry.items()} for p, entry in self.state.items()}
-        return {"state": state, "param_groups": groups}
+        state = {index_of[p]: {name: host_copy(value) for name, value in entry.items()} for p, entry in self.state.items()}
+        return {"optimizer": type(self).__name__, "state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore groups and state from ``state_dict()``; everything is checked before anything changes.
+        """Restore groups and state from ``state_dict()``; ``check_state_dict`` first, so a bad one changes nothing."""
+        new_groups, new_state = self.check_state_dict(state_dict)
+        self.param_groups[:] = new_groups
+        self.state = new_state
 
-        Raises ValueError (and leaves the optimizer unchanged) for a different number of groups or of
-        parameters per group, a state entry for an unknown parameter, an array of the wrong shape or
-        a bad hyperparameter. State keys may be ints or their strings (as JSON gives them back).
+    def check_state_dict(self, state_dict: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[Tensor, dict[str, Any]]]:
+        """Raise ValueError unless ``state_dict`` fits this optimizer; return the groups and state it holds.
+
+        It must come from the same class (the error names both), with the same number of groups and
+        of parameters per group, the same hyperparameter names with valid values, and per parameter
+        exactly the state this optimizer keeps, arrays of the parameter's shape. State keys may be
+        ints or their strings (as JSON gives them back). Nothing is changed.
         """
-        groups = list(state_dict["param_groups"])
+        if not isinstance(state_dict, Mapping):
+            raise ValueError(f"state_dict must be a dict, got {type(state_dict).__name__}")
+        saved_class = state_dict.get("optimizer")
+        if saved_class != type(self).__name__:
+            raise ValueError(f"state_dict is for the optimizer {saved_class!r}, this optimizer is {type(self).__name__!r}")
+        extra = set(state_dict) - {"optimizer", "state", "param_groups"}
+        if extra or not {"state", "param_groups"} <= set(state_dict):
+            raise ValueError(f"state_dict must have the keys 'optimizer', 'state' and 'param_groups', got {sorted(state_dict)}")
+        new_groups = self._checked_groups(list(state_dict["param_groups"]))
+        params = [p for group in self.param_groups for p in group["params"]]
+        groups_of = [group for group in new_groups for _ in group["params"]]
+        new_state = {}
+        for key, entry in dict(state_dict["state"]).items():
+            index = _parameter_index(key, len(params))
+            new_state[params[index]] = self._checked_state(entry, params[index], groups_of[index], index)
+        return new_groups, new_state
+
+    def _checked_groups(self, groups: list[Any]) -> list[dict[str, Any]]:
         if len(groups) != len(self.param_groups):
             raise ValueError(f"state_dict has {len(groups)} parameter groups, the optimizer has {len(self.param_groups)}")
-        params = []
         new_groups = []
         for group_index, (saved, group) in enumerate(zip(groups, self.param_groups)):
             if len(saved["params"]) != len(group["params"]):
-                raise ValueError(
-                    f"state_dict group {group_index} has {len(saved['params'])} parameters, "
-                    f"the optimizer's has {len(group['params'])}"
-                )
-            params.extend(group["params"])
+                raise ValueError(f"state_dict group {group_index} has {len(saved['params'])} parameters, "
+                                 f"the optimizer's has {len(group['params'])}")
+            names, expected = set(saved) - {"params", "param_names"}, set(group) - {"params", "param_names"}
+            if names != expected:
+                raise ValueError(f"state_dict group {group_index}: missing hyperparameters {sorted(expected - names)}, "
+                                 f"unknown ones {sorted(names - expected)}")
             restored = {k: (tuple(v) if isinstance(v, list) and k != "param_names" else v) for k, v in saved.items()}
             restored["params"] = group["params"]
             self._check_group(restored)
             new_groups.append(restored)
-        new_state = {}
-        for key, entry in dict(state_dict["state"]).items():
-            index = int(key)
-            if not 0 <= index < len(params):
-                raise ValueError(f"state_dict has state for parameter {index}, the optimizer has {len(params)} parameters")
-            p = params[index]
-            new_state[p] = {}
-            for name, value in entry.items():
-                if hasattr(value, "shape"):
-                    if tuple(value.shape) != p.shape:
-                        raise ValueError(
-                            f"state_dict state[{index}][{name!r}] has shape {tuple(value.shape)}, the parameter has {p.shape}"
-                        )
-                    value = backend.asarray(value, dtype=p.dtype).copy()
-                new_state[p][name] = value
-        self.param_groups[:] = new_groups
-        self.state = new_state
+        return new_groups
+
+    def _checked_state(self, entry: Mapping[str, Any], p: Tensor, group: dict[str, Any], index: int) -> dict[str, Any]:
+        """A parameter's saved state, checked against ``state_keys`` and the state its first step makes."""
+        required = set(self._init_state(p, group))
+        if not required <= set(entry) or not set(entry) <= set(self.state_keys):
+            raise ValueError(f"state_dict state[{index}] has the keys {sorted(entry)}; {type(self).__name__} needs "
+                             f"{sorted(required)} and allows {sorted(self.state_keys)}")
+        state = {}
+        for name, value in entry.items():
+            kind = self.state_keys[name]
+            if kind == "array":
+                if not hasattr(value, "shape") or tuple(value.shape) != p.shape:
+                    raise ValueError(f"state_dict state[{index}][{name!r}] has shape {getattr(value, 'shape', None)}, "
+                                     f"the parameter has {p.shape}")
+                value = backend.asarray(value, dtype=p.dtype).copy()
+            elif kind == "int" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"state_dict state[{index}][{name!r}] is {value!r}, not an integer >= 0")
+            elif kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"state_dict state[{index}][{name!r}] is {value!r}, not a number")
+            state[name] = value
+        return state
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -242,101 +256,17 @@ class Optimizer:
         return "\n".join(lines + [")"])
 
 
-# ---------------------------------------------------------------------- helpers
 def _plain(value: Any) -> Any:
     """A NumPy scalar as a Python number: an np.float64 lr would otherwise promote float32 updates."""
     return value.item() if isinstance(value, backend.np.generic) else value
 
 
-def check_non_negative(name: str, value: Any) -> None:
-    """ValueError unless ``value`` is a number >= 0."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
-        raise ValueError(f"invalid {name}: {value!r} (must be a number >= 0)")
-
-
-def check_beta(name: str, value: Any) -> None:
-    """ValueError unless ``0 <= value < 1`` (a decay rate of a running average)."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
-        raise ValueError(f"invalid {name}: {value!r} (must be in [0, 1))")
-
-
-def check_betas(betas: Any) -> None:
-    """ValueError unless ``betas`` is a pair of decay rates in [0, 1)."""
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise ValueError(f"invalid betas: {betas!r} (must be a pair (beta1, beta2))")
-    check_beta("betas[0]", betas[0])
-    check_beta("betas[1]", betas[1])
-
-
-def all_finite(array: Any) -> bool:
-    """True when ``array`` has no NaN or inf, in one pass over it: the sum of squares ``array·array``.
-
-    A NaN or inf anywhere makes that sum NaN or inf, so a finite sum proves every element finite.
-    A non-finite sum may also come from huge finite values overflowing the square, so only then do
-    max and min decide exactly (a NaN makes max NaN, +inf shows in max, -inf in min). One reduction
-    instead of two, and no temporary array (``isfinite(array).all()`` would make a mask as big as the
-    gradient).
-    """
-    if math.isfinite(float(xp.vdot(array, array))):
-        return True
-    return math.isfinite(float(array.max())) and math.isfinite(float(array.min()))
-
-
-def describe_parameter(group: Mapping[str, Any], group_index: int, index: int) -> str:
-    """'parameter 1 of group 0 (shape (4, 5), name layers.0.weight)' for error messages."""
-    p = group["params"][index]
-    names = group.get("param_names")
-    name = f", name {names[index]!r}" if names else ""
-    return f"parameter {index} of group {group_index} (shape {p.shape}{name})"
-
-
-def _host_copy(value: Any) -> Any:
-    if hasattr(value, "shape") and hasattr(value, "dtype"):
-        return backend.to_numpy(value).copy()
-    return value
-
-
-# ---------------------------------------------------------------------- npz files
-def flatten_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """``{path: array}`` for ``np.savez(file, **flat)``: arrays by their path, the rest as JSON.
-
-    Every array in the nested dict is stored under its slash-joined path (``"state/0/m"``); the
-    numbers, strings and lists, with a marker where each array was, form one JSON string stored
-    under ``"__json__"``. Python floats survive JSON exactly, so a restored run is bit-identical.
-    """
-    arrays: dict[str, Any] = {}
-
-    def strip(node: Any, path: str) -> Any:
-        if isinstance(node, Mapping):
-            return {str(key): strip(value, f"{path}{key}/") for key, value in node.items()}
-        if isinstance(node, (list, tuple)):
-            return [strip(value, f"{path}{i}/") for i, value in enumerate(node)]
-        if hasattr(node, "shape") and hasattr(node, "dtype"):
-            key = path.rstrip("/")
-            arrays[key] = backend.to_numpy(node)
-            return {"__array__": key}
-        if hasattr(node, "item"):  # a NumPy scalar
-            return node.item()
-        return node
-
-    skeleton = strip(state_dict, "")
-    arrays[JSON_KEY] = backend.np.array(json.dumps(skeleton))
-    return arrays
-
-
-def unflatten_state_dict(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """The inverse of ``flatten_state_dict`` (for ``np.load(file, allow_pickle=False)``).
-
-    Dict keys come back as strings; ``load_state_dict`` accepts ``"0"`` for parameter ``0``.
-    """
-
-    def fill(node: Any) -> Any:
-        if isinstance(node, dict):
-            if set(node) == {"__array__"}:
-                return backend.np.array(flat[node["__array__"]])
-            return {key: fill(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [fill(value) for value in node]
-        return node
-
-    return fill(json.loads(str(flat[JSON_KEY][()])))
+def _parameter_index(key: Any, count: int) -> int:
+    """The parameter number of a state key (an int, or its string from JSON); ValueError if there is none."""
+    try:
+        index = int(key)
+    except (TypeError, ValueError):
+        raise ValueError(f"state_dict has state under {key!r}, not a parameter number") from None
+    if not 0 <= index < count:
+        raise ValueError(f"state_dict has state for parameter {index}, the optimizer has {count} parameters")
+    return index

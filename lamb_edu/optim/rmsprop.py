@@ -18,13 +18,17 @@ from typing import Any, Iterable
 
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
-from lamb_edu.optim.optimizer import Optimizer, check_beta, check_non_negative
+from lamb_edu.optim.checks import check_beta, check_flag, check_non_negative
+from lamb_edu.optim.functional import add_decayed_weights, apply_updates, momentum, scale
+from lamb_edu.optim.optimizer import Optimizer
 
 __all__ = ["RMSprop"]
 
 
 class RMSprop(Optimizer):
     """``RMSprop(params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False)``."""
+
+    state_keys = {"step": "int", "v": "array", "grad_average": "array", "momentum_buffer": "array"}
 
     def __init__(
         self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
@@ -34,9 +38,11 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        for name in ("lr", "eps", "weight_decay", "momentum"):
+        for name in ("lr", "eps", "weight_decay"):
             check_non_negative(name, group[name])
         check_beta("alpha", group["alpha"])
+        check_beta("momentum", group["momentum"])
+        check_flag("centered", group["centered"])
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         state = {"step": 0, "v": xp.zeros_like(p.data)}
@@ -46,10 +52,10 @@ class RMSprop(Optimizer):
             state["momentum_buffer"] = xp.zeros_like(p.data)
         return state
 
-    def _update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
+    def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
         alpha, v, scratch = group["alpha"], state["v"], self._scratch(p.data)
         state["step"] += 1
-        grad = self._l2_gradient(p, grad, group["weight_decay"])  # g ← g + weight_decay·w
+        grad = add_decayed_weights(grad, p.data, group["weight_decay"], out=self._scratch(p.data, 1))  # g ← g + λ·w
         xp.multiply(grad, grad, out=scratch)  # v ← α·v + (1 − α)·g²
         xp.multiply(scratch, 1.0 - alpha, out=scratch)
         xp.multiply(v, alpha, out=v)
@@ -67,13 +73,11 @@ class RMSprop(Optimizer):
         xp.add(scratch, group["eps"], out=scratch)
         xp.divide(grad, scratch, out=scratch)  # g / s
         if group["momentum"] > 0:  # b ← momentum·b + g / s,  w ← w − lr·b
-            buffer = _state_array(state, "momentum_buffer", p)
-            xp.multiply(buffer, group["momentum"], out=buffer)
-            xp.add(buffer, scratch, out=buffer)
-            xp.multiply(buffer, group["lr"], out=scratch)
+            buffer = momentum(_state_array(state, "momentum_buffer", p), scratch, group["momentum"])
+            scale(buffer, -group["lr"], out=scratch)
         else:  # w ← w − lr·g / s
-            xp.multiply(scratch, group["lr"], out=scratch)
-        xp.subtract(p.data, scratch, out=p.data)
+            scale(scratch, -group["lr"], out=scratch)
+        apply_updates(p.data, scratch)
 
 
 def _state_array(state: dict[str, Any], name: str, p: Tensor) -> Any:

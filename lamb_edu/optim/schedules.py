@@ -128,12 +128,16 @@ class LRScheduler:
 
     def apply(self, step: int) -> None:
         """Set every group's lr for step ``step`` (the number of optimizer steps taken)."""
-        factor = float(self.schedule(step))
-        if not (math.isfinite(factor) and factor >= 0):
-            raise ValueError(f"the schedule gave the factor {factor!r} at step {step} (must be finite and >= 0)")
+        factor = self._factor(step)
         for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base_lr * factor
         self.last_step = step
+
+    def _factor(self, step: int) -> float:
+        factor = float(self.schedule(step))
+        if not (math.isfinite(factor) and factor >= 0):
+            raise ValueError(f"the schedule gave the factor {factor!r} at step {step} (must be finite and >= 0)")
+        return factor
 
     def step(self) -> None:
         """Advance one step and set the learning rates for it."""
@@ -148,12 +152,24 @@ class LRScheduler:
         return {"base_lrs": list(self.base_lrs), "last_step": self.last_step}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore ``state_dict()`` and set the learning rates for its step (ValueError if the groups differ)."""
-        if len(state["base_lrs"]) != len(self.optimizer.param_groups):
-            raise ValueError(f"state has {len(state['base_lrs'])} learning rates, the optimizer has "
+        """Restore ``state_dict()`` and set the learning rates for its step; checked first, so a bad one changes nothing.
+
+        ValueError if the keys, the number of groups, a learning rate (finite, >= 0) or the step
+        (an integer >= 0) is wrong, or the schedule gives no valid factor at that step.
+        """
+        if not isinstance(state, Mapping) or set(state) != {"base_lrs", "last_step"}:
+            raise ValueError(f"scheduler state must have the keys 'base_lrs' and 'last_step', got {state!r:.200}")
+        base_lrs, last_step = list(state["base_lrs"]), state["last_step"]
+        if len(base_lrs) != len(self.optimizer.param_groups):
+            raise ValueError(f"state has {len(base_lrs)} learning rates, the optimizer has "
                              f"{len(self.optimizer.param_groups)} groups")
-        self.base_lrs = [float(lr) for lr in state["base_lrs"]]
-        self.apply(int(state["last_step"]))
+        for lr in base_lrs:
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 <= lr < math.inf:
+                raise ValueError(f"invalid base_lrs: {lr!r} (must be a finite number >= 0)")
+        _check_int("last_step", last_step, 0)
+        self._factor(last_step)  # raises here, before anything changed, if the schedule has no factor there
+        self.base_lrs = [float(lr) for lr in base_lrs]
+        self.apply(last_step)
 
 
 def linear_scaling(lr: float, batch_size: int, base_batch_size: int) -> float:

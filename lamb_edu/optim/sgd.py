@@ -16,13 +16,17 @@ from typing import Any, Iterable
 
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
-from lamb_edu.optim.optimizer import Optimizer, check_non_negative
+from lamb_edu.optim.checks import check_beta, check_flag, check_fraction, check_non_negative
+from lamb_edu.optim.functional import add_decayed_weights, apply_updates, momentum, scale
+from lamb_edu.optim.optimizer import Optimizer
 
 __all__ = ["SGD"]
 
 
 class SGD(Optimizer):
     """``SGD(params, lr, momentum=0, dampening=0, nesterov=False, weight_decay=0)``."""
+
+    state_keys = {"step": "int", "momentum_buffer": "array"}
 
     def __init__(
         self, params: Iterable[Any], lr: float, momentum: float = 0.0, dampening: float = 0.0,
@@ -32,34 +36,29 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        for name in ("lr", "momentum", "dampening", "weight_decay"):
+        for name in ("lr", "weight_decay"):
             check_non_negative(name, group[name])
+        check_beta("momentum", group["momentum"])
+        check_fraction("dampening", group["dampening"])
+        check_flag("nesterov", group["nesterov"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
                 f"invalid nesterov: True needs momentum > 0 and dampening 0, got momentum={group['momentum']!r}, "
                 f"dampening={group['dampening']!r}"
             )
 
-    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
-        return {"step": 0}  # the momentum buffer is made from the first gradient it sees
-
-    def _update_parameter(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
-        lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
+    def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
+        w, scratch = p.data, self._scratch(p.data)
         state["step"] += 1
-        scratch = self._scratch(p.data)
-        grad = self._l2_gradient(p, grad, weight_decay)  # g ← g + weight_decay·w
-        if momentum != 0:
+        grad = add_decayed_weights(grad, w, group["weight_decay"], out=self._scratch(w, 1))  # g ← g + λ·w
+        if group["momentum"] != 0:
             buffer = state.get("momentum_buffer")
             if buffer is None:  # b ← g
                 buffer = state["momentum_buffer"] = grad.copy()
             else:  # b ← momentum·b + (1 − dampening)·g
-                xp.multiply(buffer, momentum, out=buffer)
-                xp.multiply(grad, 1.0 - group["dampening"], out=scratch)
-                xp.add(buffer, scratch, out=buffer)
+                momentum(buffer, grad, group["momentum"], group["dampening"], scratch=scratch)
             if group["nesterov"]:  # d ← g + momentum·b
-                xp.multiply(buffer, momentum, out=scratch)
-                grad = xp.add(grad, scratch, out=scratch)
+                grad = xp.add(grad, scale(buffer, group["momentum"], out=scratch), out=scratch)
             else:  # d ← b
                 grad = buffer
-        xp.multiply(grad, lr, out=scratch)  # w ← w − lr·d
-        xp.subtract(p.data, scratch, out=p.data)
+        apply_updates(w, scale(grad, -group["lr"], out=scratch))  # w ← w − lr·d

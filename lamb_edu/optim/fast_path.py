@@ -1,33 +1,34 @@
-"""Fast forms of the Adam, AdamW and LAMB updates: the same equations, fewer trips to memory.
+"""The fast path: Adam, AdamW and LAMB computed from the same pieces, with fewer trips to memory.
 
-The readable form of each rule lives in its optimizer's file (``adam.py``, ``lamb.py``) and stays the
-reference: read those to learn the method. This file computes the same numbers, to float32
-rounding, the way a fast optimizer does. The optimizers call it for NumPy float32/float64 arrays
-and for CuPy arrays (``fused=True``, the default); ``fused=False`` runs the readable form.
+An implementation detail: every rule is written once, in ``optim.functional``, and read in its
+optimizer's ``update``. This module runs those pieces (``update_moments``, ``add_decayed_weights``,
+``trust_ratio``) on cache-sized blocks, on threads, or as CuPy kernels fed ``moment_weights``;
+``tests/test_fast_paths.py`` checks it equal to the readable form and to float64 references.
+``Optimizer.step`` sends it the parameters of an optimizer with ``fused=True`` (the default) and a
+``fast_rule``, and it hands back those it cannot take (not contiguous, mixed dtypes, AMSGrad).
 
 Why the readable form is slow on a large model. Each NumPy operation walks the whole array: for
 25M parameters every ``xp.multiply(m, beta1, out=m)`` reads and writes 100 MB of main memory, and an
 Adam step is a dozen such operations, about 100 bytes of memory traffic per parameter where the
 step needs only 28 (read w, g, m, v; write w, m, v). Three changes, none of them to the maths:
 
-1. Blocks. The update runs over slices of ``BLOCK_SIZE`` elements (128K floats, 512 KB), so the
+1. Blocks. The pieces run on slices of ``BLOCK_SIZE`` elements (128K floats, 512 KB), so the
    dozen operations work on data in the core's own cache and main memory is touched about once.
 2. Threads. A NumPy operation runs on one core, but it releases the GIL while it computes, so the
    work is shared between a few threads (``set_num_threads``; the caller's thread works too). A
-   model of many tensors gives each thread whole tensors (``for_each_tensor``, which the optimizers
-   call); one large tensor is cut into blocks that the threads share.
+   model of many tensors gives each thread whole tensors (``for_each_tensor``); one large tensor is
+   cut into blocks that the threads share.
 3. Algebra. √v̂ + eps = (√v + eps·√bc2)/√bc2 with bc2 = 1 − β2ᵗ, so
    m̂/(√v̂ + eps) = (√bc2/bc1)·m/(√v + eps·√bc2): the bias corrections become one scalar factor.
 
 LAMB needs ‖u‖ over the whole tensor before it can apply u, so it makes two passes: the first
-updates m and v, computes u block by block, adds up ‖w‖² and ‖u‖² (a float32 dot per block, summed in float64) and
-keeps u in a reusable workspace; the second applies w ← w − lr·trust_ratio·u. A tensor of up to
-``WORKSPACE_LIMIT`` elements stays in the shared cache between the passes; a larger one recomputes
-u from the new m and v in the second pass (identical numbers) instead of storing it.
+updates m and v, computes u block by block, adds up ‖w‖² and ‖u‖² (a dot per block, summed in
+float64) and keeps u in a reusable workspace; the second applies w ← w − lr·trust_ratio·u. A tensor
+of up to ``WORKSPACE_LIMIT`` elements stays in the shared cache between the passes; a larger one
+recomputes u from the new m and v in the second pass (identical numbers) instead of storing it.
 
-On CuPy the Adam/AdamW step is one ``ElementwiseKernel`` (each element read and written once), and
-LAMB is an elementwise kernel for m, v and u, a sum-of-squares ``ReductionKernel`` for the two
-norms, and a second elementwise kernel for w.
+On CuPy, Adam/AdamW is one elementwise kernel; LAMB is one for m, v and u, a sum-of-squares reduction
+for the norms and one for w. Both hold the moment update as one CUDA line, ``MOMENTS_CUDA``.
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ from typing import Any, Callable, Sequence
 
 from lamb_edu import backend
 from lamb_edu.backend import xp
-from lamb_edu.optim.functional import trust_ratio
+from lamb_edu.optim.functional import add_decayed_weights, bias_corrections, moment_weights, trust_ratio, update_moments
 
-__all__ = ["BLOCK_SIZE", "supports", "set_num_threads", "num_threads", "for_each_tensor", "adam_step", "lamb_step"]
+__all__ = ["BLOCK_SIZE", "supports", "set_num_threads", "num_threads", "for_each_tensor", "update", "adam_step", "lamb_step"]
 
 BLOCK_SIZE = 1 << 17  # elements per block (512 KB of float32): big enough that NumPy's per-call cost is small
 MIN_BLOCK = 1 << 16  # mid-sized tensors use blocks down to this size, so that every thread gets a share
@@ -207,6 +208,49 @@ def _flat(array: Any) -> Any:
     return array.reshape(-1)
 
 
+# ---------------------------------------------------------------------------------------- dispatch
+def update(rule: str, visits: list[Any], grad_scale: float) -> list[Any]:
+    """Step every (p, grad, group, state) that ``rule`` ('adam', 'adamw', 'lamb') can take; return the rest.
+
+    The taken ones go to ``for_each_tensor`` (whole tensors on threads); the rest are for the
+    optimizer's readable ``update``.
+    """
+    step = _RULES[rule]
+    taken, rest = [], []
+    for visit in visits:
+        p, grad, group, state = visit
+        fits = not group.get("amsgrad", False) and supports(p.data, grad, state["m"], state["v"])
+        (taken if fits else rest).append(visit)
+    for_each_tensor(lambda visit: step(*visit, grad_scale), taken, [visit[0].data for visit in taken])
+    return rest
+
+
+def _adam_visit(p: Any, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float,
+                decoupled: bool = False) -> None:
+    (beta1, beta2) = group["betas"]
+    state["step"] += 1
+    adam_step(p.data, grad, state["m"], state["v"], lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+              weight_decay=group["weight_decay"], decoupled=decoupled, step=state["step"],
+              bias_correction=group["bias_correction"])
+
+
+def _lamb_visit(p: Any, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
+    (beta1, beta2) = group["betas"]
+    state["step"] += 1
+    state["weight_norm"], state["update_norm"], state["trust_ratio"] = lamb_step(
+        p.data, grad, state["m"], state["v"], lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+        weight_decay=group["weight_decay"], step=state["step"], bias_correction=group["bias_correction"],
+        grad_scale=grad_scale, grad_averaging=group["grad_averaging"], clamp_value=group["clamp_value"],
+        trust_clip=group["trust_clip"], use_trust_ratio=group["use_trust_ratio"])
+
+
+_RULES: dict[str, Callable[..., None]] = {
+    "adam": _adam_visit,
+    "adamw": lambda *visit: _adam_visit(*visit, decoupled=True),
+    "lamb": _lamb_visit,
+}
+
+
 # ---------------------------------------------------------------------------------------- Adam
 def adam_step(
     param: Any, grad: Any, m: Any, v: Any, *, lr: float, beta1: float, beta2: float, eps: float,
@@ -215,62 +259,45 @@ def adam_step(
     """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step, in place on param, m and v.
 
     The equations of ``adam.py``: g ← g + weight_decay·w (Adam) or w ← (1 − lr·weight_decay)·w
-    (AdamW); m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; w ← w − lr·m̂/(√v̂ + eps). ``step`` is t
-    after this step (1 at the first). The arrays must pass ``supports``.
+    (AdamW); ``update_moments``; w ← w − lr·m̂/(√v̂ + eps). ``step`` is t after this step (1 at the
+    first). The arrays must pass ``supports``.
     """
-    bias_correction1 = 1.0 - beta1**step if bias_correction else 1.0
-    bias_correction2 = 1.0 - beta2**step if bias_correction else 1.0
-    root_bias_correction2 = math.sqrt(bias_correction2)
-    constants = dict(
-        beta1=beta1, beta3=1.0 - beta1, beta2=beta2, one_minus_beta2=1.0 - beta2,
-        eps_hat=eps * root_bias_correction2, step_size=lr * root_bias_correction2 / bias_correction1,
-        decay_factor=1.0 - lr * weight_decay if decoupled else 1.0, l2=weight_decay if not decoupled else 0.0,
-    )
+    bias_correction1, bias_correction2 = bias_corrections(step, beta1, beta2, bias_correction)
+    eps_hat = eps * math.sqrt(bias_correction2)
+    step_size = lr * math.sqrt(bias_correction2) / bias_correction1
+    decay_factor = 1.0 - lr * weight_decay if decoupled else 1.0
+    l2 = 0.0 if decoupled else weight_decay
     if not isinstance(param, backend.np.ndarray):
-        _cupy_adam(param, grad, m, v, beta1, beta2, constants["eps_hat"], constants["step_size"],
-                   constants["decay_factor"], constants["l2"])
+        m_weight, v_weight = moment_weights(beta1, beta2)
+        cast = param.dtype.type
+        _cupy_kernels()["adam"](grad, *(cast(c) for c in (beta1, beta2, m_weight, v_weight, eps_hat, step_size,
+                                                           decay_factor, l2)), param, m, v)
         return
     w, g, m, v = _flat(param), _flat(grad), _flat(m), _flat(v)
-    c = _cast(constants, w.dtype)
     np = backend.np
 
-    def update(start: int, stop: int, block: int) -> None:
-        t = _scratch(w.dtype, 0)
-        decayed = _scratch(w.dtype, 1)
+    def update_blocks(start: int, stop: int, block: int) -> None:
+        t, decayed = _scratch(w.dtype, 0), _scratch(w.dtype, 1)
         for begin in range(start, stop, block):
             end = min(begin + block, stop)
             wb, gb, mb, vb, tb = w[begin:end], g[begin:end], m[begin:end], v[begin:end], t[: end - begin]
-            if constants["l2"] != 0.0:  # Adam: g ← g + weight_decay·w
-                gb = np.add(gb, np.multiply(wb, c["l2"], out=decayed[: end - begin]), out=decayed[: end - begin])
-            if constants["decay_factor"] != 1.0:  # AdamW: w ← (1 − lr·weight_decay)·w
-                np.multiply(wb, c["decay_factor"], out=wb)
-            _moments_block(mb, vb, gb, tb, c)
-            np.sqrt(vb, out=tb)  # w ← w − step_size·m/(√v + eps_hat)
-            np.add(tb, c["eps_hat"], out=tb)
-            np.divide(mb, tb, out=tb)
-            np.multiply(tb, c["step_size"], out=tb)
+            gb = add_decayed_weights(gb, wb, l2, out=decayed[: end - begin])  # Adam: g ← g + λ·w
+            if decay_factor != 1.0:  # AdamW: w ← (1 − lr·λ)·w
+                np.multiply(wb, decay_factor, out=wb)
+            update_moments(mb, vb, gb, beta1, beta2, scratch=tb)
+            _scaled_direction(mb, vb, eps_hat, out=tb)  # w ← w − step_size·m/(√v + eps_hat)
+            np.multiply(tb, step_size, out=tb)
             np.subtract(wb, tb, out=wb)
 
-    _parallel(update, w.size)
+    _parallel(update_blocks, w.size)
 
 
-def _cast(constants: dict[str, float], dtype: Any) -> dict[str, Any]:
-    """The constants as scalars of the arrays' dtype: a Python float costs a conversion in every call."""
-    return {name: dtype.type(value) for name, value in constants.items()}
-
-
-def _moments_block(m: Any, v: Any, g: Any, t: Any, c: dict[str, Any]) -> None:
-    """m ← β1·m + β3·g and v ← β2·v + (1−β2)·g² on one block (t is scratch)."""
+def _scaled_direction(m: Any, v: Any, eps_hat: float, out: Any) -> Any:
+    """m/(√v + eps_hat): the Adam direction m̂/(√v̂ + eps) divided by √bc2/bc1 (see 3. above)."""
     np = backend.np
-    np.multiply(m, c["beta1"], out=m)
-    if c["beta3"] == 1.0:
-        np.add(m, g, out=m)
-    else:
-        np.add(m, np.multiply(g, c["beta3"], out=t), out=m)
-    np.multiply(v, c["beta2"], out=v)
-    np.multiply(g, g, out=t)
-    np.multiply(t, c["one_minus_beta2"], out=t)
-    np.add(v, t, out=v)
+    np.sqrt(v, out=out)
+    np.add(out, eps_hat, out=out)
+    return np.divide(m, out, out=out)
 
 
 # ---------------------------------------------------------------------------------------- LAMB
@@ -282,83 +309,56 @@ def lamb_step(
 ) -> tuple[float, float, float]:
     """One LAMB step in place on param, m and v; returns (weight_norm, update_norm, trust_ratio).
 
-    The equations of ``lamb.py``: g ← grad_scale·g; m ← β1·m + (1−β1)·g (β1·m + g without grad
-    averaging); v ← β2·v + (1−β2)·g²; u ← m̂/(√v̂ + eps) + weight_decay·w; trust_ratio from ‖w‖ and
-    ‖u‖ (``functional.trust_ratio``); w ← w − lr·trust_ratio·u (ratio 1 if not ``use_trust_ratio``).
+    The equations of ``lamb.py``: ``update_moments`` with g = grad_scale·grad; u ← m̂/(√v̂ + eps) +
+    weight_decay·w; the ratio from ‖w‖ and ‖u‖ (``functional.trust_ratio``); w ← w − lr·trust_ratio·u
+    (ratio 1 if not ``use_trust_ratio``).
     """
-    bias_correction1 = 1.0 - beta1**step if bias_correction else 1.0
-    bias_correction2 = 1.0 - beta2**step if bias_correction else 1.0
-    root_bias_correction2 = math.sqrt(bias_correction2)
-    constants = dict(
-        beta1=beta1, beta3=(1.0 - beta1) if grad_averaging else 1.0, beta2=beta2, one_minus_beta2=1.0 - beta2,
-        eps_hat=eps * root_bias_correction2, direction_scale=root_bias_correction2 / bias_correction1,
-        weight_decay=weight_decay, grad_scale=grad_scale,
-    )
+    bias_correction1, bias_correction2 = bias_corrections(step, beta1, beta2, bias_correction)
+    eps_hat = eps * math.sqrt(bias_correction2)
+    direction_scale = math.sqrt(bias_correction2) / bias_correction1
+    moments = dict(beta1=beta1, beta2=beta2, grad_scale=grad_scale, grad_averaging=grad_averaging)
     if isinstance(param, backend.np.ndarray):
         # the blocks hold u/direction_scale (one pass fewer); the scale comes back in the norm and the step
-        unscaled = _cast(dict(constants, weight_decay=weight_decay / constants["direction_scale"]), param.dtype)
-        sums, update = _lamb_first_pass(_flat(param), _flat(grad), _flat(m), _flat(v), unscaled)
-        update_scale = constants["direction_scale"]
+        blocks = dict(eps_hat=eps_hat, weight_decay=weight_decay / direction_scale)
+        sums, update = _lamb_first_pass(_flat(param), _flat(grad), _flat(m), _flat(v), moments, blocks)
+        update_scale = direction_scale
     else:
-        sums, update = _cupy_lamb_first_pass(param, grad, m, v, constants)
+        sums, update = _cupy_lamb_first_pass(param, grad, m, v, moments, eps_hat, direction_scale, weight_decay)
         update_scale = 1.0
     weight_norm, update_norm = math.sqrt(sums[0]), update_scale * math.sqrt(sums[1])
     ratio = trust_ratio(weight_norm, update_norm, clamp_value=clamp_value, trust_clip=trust_clip)
     scale = lr * (ratio if use_trust_ratio else 1.0) * update_scale
     if isinstance(param, backend.np.ndarray):
-        _lamb_second_pass(_flat(param), _flat(m), _flat(v), update, param.dtype.type(scale), unscaled)
+        _lamb_second_pass(_flat(param), _flat(m), _flat(v), update, scale, blocks)
     else:
-        _cupy_lamb_second_pass(param, update, scale)
+        _cupy_kernels()["lamb_apply"](update, param.dtype.type(scale), param)
     return weight_norm, update_norm, ratio
 
 
-def _direction_block(w: Any, m: Any, v: Any, u: Any, t: Any, c: dict[str, Any]) -> None:
+def _direction_block(w: Any, m: Any, v: Any, u: Any, t: Any, eps_hat: float, weight_decay: float) -> None:
     """u ← m/(√v + eps_hat) + weight_decay·w on one block (t is scratch).
 
-    ``lamb_step`` passes weight_decay/direction_scale here, so u is LAMB's update/direction_scale.
+    ``lamb_step`` passes weight_decay/direction_scale, so u is LAMB's update/direction_scale.
     """
-    np = backend.np
-    np.sqrt(v, out=u)
-    np.add(u, c["eps_hat"], out=u)
-    np.divide(m, u, out=u)
-    if c["weight_decay"] != 0.0:
-        np.add(u, np.multiply(w, c["weight_decay"], out=t), out=u)
+    _scaled_direction(m, v, eps_hat, out=u)
+    add_decayed_weights(u, w, weight_decay, out=u, scratch=t)
 
 
-def _lamb_first_pass(w: Any, g: Any, m: Any, v: Any, c: dict[str, Any]) -> tuple[list[float], Any]:
-    """Update m and v, compute u (kept in a workspace when it fits), return [‖w‖², ‖u‖²] and u.
-
-    The loop is ``_moments_block`` and ``_direction_block`` written out, with every constant and
-    branch decided before it: it runs hundreds of times per step on each thread, and the Python work
-    in it holds the GIL that the other threads are waiting for.
-    """
+def _lamb_first_pass(w: Any, g: Any, m: Any, v: Any, moments: dict[str, Any],
+                     blocks: dict[str, float]) -> tuple[list[float], Any]:
+    """Update m and v, compute u (kept in a workspace when it fits), return [‖w‖², ‖u‖²] and u."""
     np = backend.np
     update = _workspace(w.size, w.dtype) if w.size <= WORKSPACE_LIMIT else None
-    beta1, beta3, beta2, one_minus_beta2 = c["beta1"], c["beta3"], c["beta2"], c["one_minus_beta2"]
-    eps_hat, weight_decay, grad_scale = c["eps_hat"], c["weight_decay"], c["grad_scale"]
-    scale_grad, average_grad, decay = grad_scale != 1.0, beta3 != 1.0, weight_decay != 0.0
 
     def first_pass(start: int, stop: int, block: int) -> list[tuple[float, float]]:
-        t, scaled, own = _scratch(w.dtype, 0), _scratch(w.dtype, 1), _scratch(w.dtype, 2)
+        t, own = _scratch(w.dtype, 0), _scratch(w.dtype, 2)
         sums = []
         for begin in range(start, stop, block):
             end = min(begin + block, stop)
-            n = end - begin
-            wb, gb, mb, vb, tb = w[begin:end], g[begin:end], m[begin:end], v[begin:end], t[:n]
-            ub = update[begin:end] if update is not None else own[:n]
-            if scale_grad:
-                gb = np.multiply(gb, grad_scale, out=scaled[:n])
-            np.multiply(mb, beta1, out=mb)  # m ← β1·m + β3·g
-            np.add(mb, np.multiply(gb, beta3, out=tb) if average_grad else gb, out=mb)
-            np.multiply(vb, beta2, out=vb)  # v ← β2·v + (1 − β2)·g²
-            np.multiply(gb, gb, out=tb)
-            np.multiply(tb, one_minus_beta2, out=tb)
-            np.add(vb, tb, out=vb)
-            np.sqrt(vb, out=ub)  # u ← m/(√v + eps_hat) + weight_decay·w
-            np.add(ub, eps_hat, out=ub)
-            np.divide(mb, ub, out=ub)
-            if decay:
-                np.add(ub, np.multiply(wb, weight_decay, out=tb), out=ub)
+            wb, mb, vb, tb = w[begin:end], m[begin:end], v[begin:end], t[: end - begin]
+            ub = update[begin:end] if update is not None else own[: end - begin]
+            update_moments(mb, vb, g[begin:end], scratch=tb, **moments)
+            _direction_block(wb, mb, vb, ub, tb, **blocks)
             sums.append((float(np.dot(wb, wb)), float(np.dot(ub, ub))))
         return sums
 
@@ -367,7 +367,7 @@ def _lamb_first_pass(w: Any, g: Any, m: Any, v: Any, c: dict[str, Any]) -> tuple
     return [sum(pair[0] for pair in sums), sum(pair[1] for pair in sums)], update
 
 
-def _lamb_second_pass(w: Any, m: Any, v: Any, update: Any, scale: Any, c: dict[str, Any]) -> None:
+def _lamb_second_pass(w: Any, m: Any, v: Any, update: Any, scale: float, blocks: dict[str, float]) -> None:
     """w ← w − scale·u, with u from the workspace or recomputed from the new m and v."""
     np = backend.np
 
@@ -376,12 +376,11 @@ def _lamb_second_pass(w: Any, m: Any, v: Any, update: Any, scale: Any, c: dict[s
             np.multiply(update[start:stop], scale, out=update[start:stop])
             np.subtract(w[start:stop], update[start:stop], out=w[start:stop])
             return
-        t = _scratch(w.dtype, 0)
-        own = _scratch(w.dtype, 2)
+        t, own = _scratch(w.dtype, 0), _scratch(w.dtype, 2)
         for begin in range(start, stop, block):
             end = min(begin + block, stop)
             ub = own[: end - begin]
-            _direction_block(w[begin:end], m[begin:end], v[begin:end], ub, t[: end - begin], c)
+            _direction_block(w[begin:end], m[begin:end], v[begin:end], ub, t[: end - begin], **blocks)
             np.multiply(ub, scale, out=ub)
             np.subtract(w[begin:end], ub, out=w[begin:end])
 
@@ -389,6 +388,9 @@ def _lamb_second_pass(w: Any, m: Any, v: Any, update: Any, scale: Any, c: dict[s
 
 
 # ---------------------------------------------------------------------------------------- CuPy
+# ``update_moments`` as one CUDA line, in the same order of operations; m_weight and v_weight are
+# ``moment_weights(...)``, so grad_scale and grad_averaging are decided there, not here.
+MOMENTS_CUDA = "m = beta1 * m + m_weight * g; v = beta2 * v + g * g * v_weight;"
 _kernels: dict[str, Any] = {}
 
 
@@ -396,28 +398,17 @@ def _cupy_kernels() -> dict[str, Any]:
     """Compile (once, on first use) the CuPy kernels; ``T`` is the arrays' dtype."""
     if _kernels:
         return _kernels
+    moments = "T beta1, T beta2, T m_weight, T v_weight"
     # Only reached on the CuPy backend, where ``xp`` is cupy and has the kernel builders.
     _kernels["adam"] = xp.ElementwiseKernel(
-        "T grad, T beta1, T beta2, T eps_hat, T step_size, T decay_factor, T l2",
-        "T param, T m, T v",
-        """
-        T g = grad + l2 * param;             // Adam: L2 term (l2 = 0 for AdamW)
-        param = param * decay_factor;        // AdamW: decoupled decay (factor 1 for Adam)
-        m = beta1 * m + (1 - beta1) * g;
-        v = beta2 * v + (1 - beta2) * g * g;
-        param = param - step_size * m / (sqrt(v) + eps_hat);
-        """,
+        f"T grad, {moments}, T eps_hat, T step_size, T decay_factor, T l2", "T param, T m, T v",
+        "T g = grad + param * l2;  param = param * decay_factor;  " + MOMENTS_CUDA
+        + "  param = param - m / (sqrt(v) + eps_hat) * step_size;",
         "lamb_edu_adam_step",
     )
     _kernels["lamb_direction"] = xp.ElementwiseKernel(
-        "T grad, T param, T beta1, T beta3, T beta2, T eps_hat, T direction_scale, T weight_decay, T grad_scale",
-        "T m, T v, T update",
-        """
-        T g = grad_scale * grad;
-        m = beta1 * m + beta3 * g;
-        v = beta2 * v + (1 - beta2) * g * g;
-        update = direction_scale * m / (sqrt(v) + eps_hat) + weight_decay * param;
-        """,
+        f"T grad, T param, {moments}, T eps_hat, T direction_scale, T weight_decay", "T m, T v, T update",
+        "T g = grad;  " + MOMENTS_CUDA + "  update = direction_scale * (m / (sqrt(v) + eps_hat)) + param * weight_decay;",
         "lamb_edu_lamb_direction",
     )
     _kernels["squared_norm"] = xp.ReductionKernel(
@@ -429,21 +420,12 @@ def _cupy_kernels() -> dict[str, Any]:
     return _kernels
 
 
-def _cupy_adam(param: Any, grad: Any, m: Any, v: Any, beta1: float, beta2: float, eps_hat: float,
-               step_size: float, decay_factor: float, l2: float) -> None:
-    cast = param.dtype.type
-    _cupy_kernels()["adam"](grad, cast(beta1), cast(beta2), cast(eps_hat), cast(step_size), cast(decay_factor),
-                            cast(l2), param, m, v)
-
-
-def _cupy_lamb_first_pass(param: Any, grad: Any, m: Any, v: Any, c: dict[str, float]) -> tuple[list[float], Any]:
+def _cupy_lamb_first_pass(param: Any, grad: Any, m: Any, v: Any, moments: dict[str, Any], eps_hat: float,
+                          direction_scale: float, weight_decay: float) -> tuple[list[float], Any]:
     kernels, cast = _cupy_kernels(), param.dtype.type
+    m_weight, v_weight = moment_weights(**moments)
     update = _workspace(param.size, param.dtype).reshape(param.shape)
-    kernels["lamb_direction"](grad, param, *(cast(c[name]) for name in (
-        "beta1", "beta3", "beta2", "eps_hat", "direction_scale", "weight_decay", "grad_scale")), m, v, update)
+    kernels["lamb_direction"](grad, param, *(cast(c) for c in (
+        moments["beta1"], moments["beta2"], m_weight, v_weight, eps_hat, direction_scale, weight_decay)), m, v, update)
     sums = [float(kernels["squared_norm"](param)), float(kernels["squared_norm"](update))]
     return sums, update
-
-
-def _cupy_lamb_second_pass(param: Any, update: Any, scale: float) -> None:
-    _cupy_kernels()["lamb_apply"](update, param.dtype.type(scale), param)

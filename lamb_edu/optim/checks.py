@@ -1,0 +1,109 @@
+"""Checks that run before an optimizer changes anything: hyperparameters, gradients, saved state.
+
+Each raises an error that names the bad argument and its value (ValueError for a hyperparameter,
+FloatingPointError for a NaN/inf gradient), so a failed call leaves every parameter and all state
+as they were.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+from lamb_edu.backend import xp
+
+__all__ = [
+    "check_non_negative", "check_positive", "check_fraction", "check_beta", "check_betas", "check_flag",
+    "check_optional_positive", "all_finite", "describe_parameter", "check_gradient",
+]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_non_negative(name: str, value: Any) -> None:
+    """ValueError unless ``value`` is a finite number >= 0 (lr, weight_decay, eps, ...)."""
+    if not _is_number(value) or not 0 <= value < math.inf:
+        raise ValueError(f"invalid {name}: {value!r} (must be a finite number >= 0)")
+
+
+def check_positive(name: str, value: Any) -> None:
+    """ValueError unless ``value`` is a finite number > 0."""
+    if not _is_number(value) or not 0 < value < math.inf:
+        raise ValueError(f"invalid {name}: {value!r} (must be a finite number > 0)")
+
+
+def check_optional_positive(name: str, value: Any, meaning: str) -> None:
+    """ValueError unless ``value`` is None (``meaning``) or a finite number > 0."""
+    if value is not None and (not _is_number(value) or not 0 < value < math.inf):
+        raise ValueError(f"invalid {name}: {value!r} (must be a finite number > 0, or None for {meaning})")
+
+
+def check_fraction(name: str, value: Any) -> None:
+    """ValueError unless ``0 <= value <= 1`` (a momentum or a dampening: more than 1 makes steps grow)."""
+    if not _is_number(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"invalid {name}: {value!r} (must be in [0, 1])")
+
+
+def check_beta(name: str, value: Any) -> None:
+    """ValueError unless ``0 <= value < 1`` (a decay rate of a running average)."""
+    if not _is_number(value) or not 0.0 <= value < 1.0:
+        raise ValueError(f"invalid {name}: {value!r} (must be in [0, 1))")
+
+
+def check_betas(betas: Any) -> None:
+    """ValueError unless ``betas`` is a pair of decay rates in [0, 1)."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"invalid betas: {betas!r} (must be a pair (beta1, beta2))")
+    check_beta("betas[0]", betas[0])
+    check_beta("betas[1]", betas[1])
+
+
+def check_flag(name: str, value: Any) -> None:
+    """ValueError unless ``value`` is True or False."""
+    if not isinstance(value, bool):
+        raise ValueError(f"invalid {name}: {value!r} (must be True or False)")
+
+
+def all_finite(array: Any) -> bool:
+    """True when ``array`` has no NaN or inf, in one pass over it: the sum of squares ``array·array``.
+
+    A NaN or inf anywhere makes that sum NaN or inf, so a finite sum proves every element finite.
+    A non-finite sum may also come from huge finite values overflowing the square, so only then do
+    max and min decide exactly (a NaN makes max NaN, +inf shows in max, -inf in min). One reduction
+    instead of two, and no temporary array (``isfinite(array).all()`` would make a mask as big as the
+    gradient).
+    """
+    if math.isfinite(float(xp.vdot(array, array))):
+        return True
+    return math.isfinite(float(array.max())) and math.isfinite(float(array.min()))
+
+
+def describe_parameter(group: Mapping[str, Any], group_index: int, index: int) -> str:
+    """'parameter 1 of group 0 (shape (4, 5), name layers.0.weight)' for error messages."""
+    p = group["params"][index]
+    names = group.get("param_names")
+    name = f", name {names[index]!r}" if names else ""
+    return f"parameter {index} of group {group_index} (shape {p.shape}{name})"
+
+
+def check_gradient(grad: Any, group: Mapping[str, Any], group_index: int, index: int) -> None:
+    """Raise unless ``grad`` is a floating array of its parameter's shape with no NaN or inf.
+
+    ValueError for a wrong type, dtype or shape (a (4,) gradient of a (3, 4) parameter would
+    otherwise be broadcast silently); FloatingPointError for NaN/inf.
+    """
+    dtype = getattr(grad, "dtype", None)
+    if dtype is None or not hasattr(grad, "shape"):
+        problem = f"is a {type(grad).__name__}, not an array"
+    elif dtype.kind != "f":
+        problem = f"has dtype {dtype}, not a floating type"
+    elif tuple(grad.shape) != tuple(group["params"][index].shape):
+        problem = f"has shape {tuple(grad.shape)}, not the parameter's shape"
+    elif not all_finite(grad):
+        raise FloatingPointError(f"the gradient of {describe_parameter(group, group_index, index)} contains NaN "
+                                 "or inf; no parameter or optimizer state was changed")
+    else:
+        return
+    raise ValueError(f"the gradient of {describe_parameter(group, group_index, index)} {problem}")
