@@ -326,9 +326,38 @@ def test_mnist_runs_are_deterministic():
     small = mnist._replace(test_images=mnist.test_images[:500], test_labels=mnist.test_labels[:500])
     setting = experiments.MnistSetting("check", lr=0.01, betas=(0.9, 0.99), epochs=1)
     first = experiments.train_mnist(setting, 7, small, train_size=2048, log_every=3)
-    experiments._RUN_CACHE.clear()
+    experiments.mnist._RUNS.clear()
     second = experiments.train_mnist(setting, 7, small, train_size=2048, log_every=3)
     assert first is not second
     np.testing.assert_array_equal(first.step_loss, second.step_loss)
     np.testing.assert_array_equal(first.trust_ratio, second.trust_ratio)
     assert first.final_test_accuracy == second.final_test_accuracy
+
+
+def test_a_trained_run_is_reused_only_for_the_same_data():
+    mnist = _mnist_or_skip()
+    small = mnist._replace(test_images=mnist.test_images[:300], test_labels=mnist.test_labels[:300])
+    setting = experiments.MnistSetting("cache", lr=0.01, betas=(0.9, 0.99), epochs=1)
+    first = experiments.train_mnist(setting, 5, small, train_size=1024)
+    # an equal copy of the same examples is the same run: trained once
+    copy = small._replace(train_images=small.train_images.copy(), test_labels=small.test_labels.copy())
+    assert experiments.train_mnist(setting, 5, copy, train_size=1024) is first
+    # other training examples, or other test examples, are another run
+    shifted = small._replace(train_images=mnist.train_images[1024:2048])
+    other = experiments.train_mnist(setting, 5, shifted, train_size=1024)
+    assert other is not first and not np.array_equal(other.step_loss, first.step_loss)
+    retested = small._replace(test_images=mnist.test_images[300:600], test_labels=mnist.test_labels[300:600])
+    other = experiments.train_mnist(setting, 5, retested, train_size=1024)
+    assert other is not first and other.test_loss[0] != first.test_loss[0]
+
+
+def test_run_experiment_gives_each_experiment_only_the_options_it_takes():
+    from lamb_edu import plots
+
+    result = experiments.run_experiment("debias", quick=True, data_dir="/no/such/dir", progress=True)
+    assert result.betas == (0.5, 0.7, 0.9, 0.99)
+    with pytest.raises(ValueError, match="nosuch"):
+        experiments.run_experiment("nosuch")
+    with pytest.raises(ValueError, match="nosuch"):
+        plots.experiment_figures("nosuch", result)
+    assert set(plots.FIGURES) == set(experiments.EXPERIMENTS)  # every experiment has its figures

@@ -1,0 +1,74 @@
+"""The experiments of "An intuitive understanding of the LAMB optimizer" (Ben Mann, 2019), as data.
+
+Each experiment is a function that runs it and returns a dataclass of NumPy arrays and numbers; it
+draws nothing. ``lamb_edu.plots`` turns each result into a figure, and the ``lamb-edu reproduce``
+command, the notebooks and the tests all call these same functions, so they all see the same
+numbers. Every experiment takes ``quick``: a smaller, faster version for CI and classrooms on a
+laptop (``LAMB_EDU_QUICK=1`` forces it, see ``quick_mode``). Results are host (NumPy) arrays; a
+result's ``summary()`` gives the numbers that ``results.json`` records.
+
+1. ``debias``: exponential moving averages with and without bias correction.
+2. ``from_sgd_to_lamb``: SGD, momentum, Adam, AdamW, LARS and LAMB on a two-"layer" loss.
+3. ``trust_ratio_histograms``: r, r1 = ‖w‖ and r2 = ‖u‖ per layer over MNIST training.
+4. ``adam_vs_lamb``: Adam against LAMB on MNIST at lr 0.01.
+5. ``learning_rate_and_weight_decay``: LAMB at lr 0.01, 0.1, 0.1 with weight decay; Adam at 0.1.
+6. ``article_code_claim``: lr 0.02, batch 512, weight decay 0.01, as in the article's code.
+
+The modules, one concept each:
+
+- ``bias_correction``: experiment 1 (``debias``).
+- ``sgd_to_lamb``: experiment 2 (``from_sgd_to_lamb``).
+- ``mnist``: one MNIST run (``MnistSetting``, ``MnistRun``, ``train_mnist``).
+- ``comparison``: several settings × seeds (``MnistComparison``, ``compare_settings``).
+- ``article_mnist``: experiments 3 to 6, the article's MNIST runs.
+- ``divergence``: did a run learn, diverge, or never learn (``detect_divergence``).
+- ``registry``: ``EXPERIMENTS`` by name, ``run_experiment`` and ``quick_mode``.
+"""
+
+from lamb_edu.experiments.article_mnist import (
+    ADAM_VS_LAMB,
+    ARTICLE_CODE,
+    LEARNING_RATE_AND_WEIGHT_DECAY,
+    adam_vs_lamb,
+    article_code_claim,
+    learning_rate_and_weight_decay,
+    trust_ratio_histograms,
+)
+from lamb_edu.experiments.bias_correction import DebiasResult, bias_correction_factor, debias, exponential_moving_average
+from lamb_edu.experiments.comparison import QUICK_TEST_SIZE, QUICK_TRAIN_SIZE, SEEDS, MnistComparison, compare_settings
+from lamb_edu.experiments.divergence import CHANCE_LOSS, Divergence, detect_divergence, smoothed_loss
+from lamb_edu.experiments.mnist import MNIST_NETWORK, MnistRun, MnistSetting, train_mnist
+from lamb_edu.experiments.registry import EXPERIMENTS, QUICK_ENVIRONMENT_VARIABLE, quick_mode, run_experiment
+from lamb_edu.experiments.sgd_to_lamb import (
+    LAYER_OPTIMA,
+    LAYER_STARTS,
+    TWO_LAYER_OPTIMIZERS,
+    TrajectoryResult,
+    from_sgd_to_lamb,
+    two_layer_loss,
+)
+
+__all__ = [
+    "quick_mode",
+    "exponential_moving_average",
+    "bias_correction_factor",
+    "DebiasResult",
+    "debias",
+    "two_layer_loss",
+    "TrajectoryResult",
+    "from_sgd_to_lamb",
+    "MnistSetting",
+    "MnistRun",
+    "MnistComparison",
+    "compare_settings",
+    "Divergence",
+    "smoothed_loss",
+    "detect_divergence",
+    "train_mnist",
+    "trust_ratio_histograms",
+    "adam_vs_lamb",
+    "learning_rate_and_weight_decay",
+    "article_code_claim",
+    "EXPERIMENTS",
+    "run_experiment",
+]

@@ -1,0 +1,64 @@
+"""Figures: functions that take recorded results and draw them with Matplotlib.
+
+Nothing here trains or runs anything; each function reads data that training or an experiment
+returned and gives back a ``matplotlib.figure.Figure`` (save it with ``fig.savefig(path)``).
+One module per figure family:
+
+- ``debias``: experiment 1, moving averages and the bias-correction factor.
+- ``trajectories``: experiment 2, paths on the two-layer loss.
+- ``trust_ratio``: experiments 3 and 5, per-layer r, ‖w‖ and ‖u‖ through MNIST training.
+- ``mnist``: experiments 4 to 6, loss and accuracy of MNIST comparisons (``MNIST_TITLES``).
+- ``training_curves``: the runs of ``lamb-edu train`` and ``lamb-edu plot``.
+- ``colors``: the colour of each MNIST setting.
+- ``registry``: ``experiment_figures(name, result)``, the figures of each experiment by file name.
+"""
+
+from lamb_edu.plots.colors import SETTING_COLORS, setting_color
+from lamb_edu.plots.debias import debias_figures, plot_bias_correction_factor, plot_moving_averages
+from lamb_edu.plots.mnist import (
+    MNIST_TITLES,
+    adam_vs_lamb_figures,
+    article_code_figures,
+    lr_and_weight_decay_figures,
+    plot_mnist_comparison,
+)
+from lamb_edu.plots.registry import FIGURES, experiment_figures
+from lamb_edu.plots.training_curves import LABEL_KEYS, history_run, load_run, plot_training_curves, settings_labels
+from lamb_edu.plots.trajectories import (
+    OPTIMIZER_COLORS,
+    TRAJECTORY_PANELS,
+    plot_two_layer_convergence,
+    plot_two_layer_trajectories,
+    plot_two_layer_trust_ratio,
+    sgd_to_lamb_figures,
+)
+from lamb_edu.plots.trust_ratio import (
+    TRUST_STATISTICS,
+    plot_trust_per_layer,
+    plot_trust_ridges,
+    plot_weight_norm_ridges,
+    trust_ratio_figures,
+)
+
+__all__ = [
+    "plot_moving_averages",
+    "plot_bias_correction_factor",
+    "TRAJECTORY_PANELS",
+    "OPTIMIZER_COLORS",
+    "plot_two_layer_trajectories",
+    "plot_two_layer_convergence",
+    "plot_two_layer_trust_ratio",
+    "history_run",
+    "load_run",
+    "settings_labels",
+    "plot_training_curves",
+    "SETTING_COLORS",
+    "TRUST_STATISTICS",
+    "plot_mnist_comparison",
+    "plot_trust_ridges",
+    "plot_trust_per_layer",
+    "plot_weight_norm_ridges",
+    "MNIST_TITLES",
+    "FIGURES",
+    "experiment_figures",
+]
