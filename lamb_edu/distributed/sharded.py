@@ -14,7 +14,6 @@ partial sums (two numbers per layer) gives every rank every layer's norms, befor
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 from lamb_edu import backend
@@ -22,7 +21,8 @@ from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
 from lamb_edu.distributed.data_parallel import DataParallel
 from lamb_edu.optim.adam import Adam
-from lamb_edu.optim.functional import adam_direction, trust_ratio, update_moments
+from lamb_edu.optim.functional import (add_decayed_weights, apply_updates, global_norm_scale, momentum, scale,
+                                       scale_by_adam, trust_ratio)
 from lamb_edu.optim.lamb import LAMB
 from lamb_edu.optim.lars import LARS
 
@@ -109,7 +109,7 @@ class ShardedOptimizer:
         for (index, start, stop), piece in zip(self.pieces, self._piece_tensors):
             state = {"step": self.steps - 1, "m": self._local(self.shard_state["m"], start, stop),
                      "v": self._local(self.shard_state["v"], start, stop)}
-            self.base._update_parameter(piece, self.flat.grad[start:stop], self.groups[index], state)
+            self.base.update(piece, self.flat.grad[start:stop], self.groups[index], state, 1.0)
 
     def _layer_norms(self, first: Callable[[int, int], Any], second: Callable[[int, int], Any]) -> tuple[Any, Any]:
         """Per layer, ‖first‖ and ‖second‖ over all ranks; ``first(start, stop)`` gives a piece's array."""
@@ -136,44 +136,38 @@ class ShardedOptimizer:
 
     def _lamb_step(self) -> None:
         base, (update, work) = self.base, self._work
-        grad_scale = 1.0
-        if base.max_grad_norm is not None:  # the whole averaged gradient is on every rank
-            global_norm = math.sqrt(float(xp.dot(self.flat.grad, self.flat.grad)))
-            grad_scale = min(1.0, base.max_grad_norm / global_norm) if global_norm > 0 else 1.0
+        grad_scale = global_norm_scale([self.flat.grad], base.max_grad_norm)  # the whole averaged gradient is here
         for index, start, stop in self.pieces:  # pass 1, local: u = Adam's direction + weight_decay·w
             group, (beta1, beta2) = self.groups[index], self.groups[index]["betas"]
             m, v = self._local(self.shard_state["m"], start, stop), self._local(self.shard_state["v"], start, stop)
             u, scratch = self._local(update, start, stop), self._local(work, start, stop)
-            update_moments(m, v, self.flat.grad[start:stop], beta1, beta2, scratch,
-                           grad_scale=grad_scale, grad_averaging=group["grad_averaging"])
-            adam_direction(m, v, self.steps, beta1, beta2, group["eps"], group["bias_correction"], out=u)
-            if group["weight_decay"] != 0:
-                xp.add(u, xp.multiply(self.flat.data[start:stop], group["weight_decay"], out=scratch), out=u)
+            scale_by_adam(self.flat.grad[start:stop], m, v, step=self.steps, beta1=beta1, beta2=beta2,
+                          eps=group["eps"], bias_correction=group["bias_correction"], grad_scale=grad_scale,
+                          grad_averaging=group["grad_averaging"], out=u)
+            add_decayed_weights(u, self.flat.data[start:stop], group["weight_decay"], out=u, scratch=scratch)
         weight_norms, update_norms = self._layer_norms(lambda a, b: self.flat.data[a:b],
                                                        lambda a, b: self._local(update, a, b))
         ratios = self._record(weight_norms, update_norms, lambda i: trust_ratio(
             weight_norms[i], update_norms[i], clamp_value=self.groups[i]["clamp_value"],
             trust_clip=self.groups[i]["trust_clip"]))
         for index, start, stop in self.pieces:  # pass 2, local: w ← w − lr·trust_ratio·u
-            u, w = self._local(update, start, stop), self.flat.data[start:stop]
-            xp.multiply(u, self.groups[index]["lr"] * ratios[index], out=u)
-            xp.subtract(w, u, out=w)
+            u = self._local(update, start, stop)
+            apply_updates(self.flat.data[start:stop], scale(u, -self.groups[index]["lr"] * ratios[index], out=u))
 
     def _lars_step(self) -> None:
         weight_norms, grad_norms = self._layer_norms(lambda a, b: self.flat.data[a:b], lambda a, b: self.flat.grad[a:b])
         update_norms = grad_norms + np.asarray([group["weight_decay"] for group in self.groups]) * weight_norms
-        ratios = self._record(weight_norms, update_norms, lambda i: 1.0 if grad_norms[i] == 0.0 else trust_ratio(
-            weight_norms[i], update_norms[i], coefficient=self.groups[i]["trust_coefficient"], eps=self.groups[i]["eps"]))
+        ratios = self._record(weight_norms, update_norms, lambda i: trust_ratio(
+            weight_norms[i], grad_norms[i], coefficient=self.groups[i]["trust_coefficient"], eps=self.groups[i]["eps"],
+            weight_decay=self.groups[i]["weight_decay"]))
         for index, start, stop in self.pieces:  # LARS's momentum step with the layer's local_lr, on this piece
             group = self.groups[index]
-            w, grad = self.flat.data[start:stop], self.flat.grad[start:stop]
-            v = self._local(self.shard_state["momentum_buffer"], start, stop)
-            step, look_ahead = (self._local(work, start, stop) for work in self._work)
-            xp.multiply(w, group["weight_decay"], out=step)  # step = lr·local_lr·(g + weight_decay·w)
-            xp.add(step, grad, out=step)
-            xp.multiply(step, group["lr"] * ratios[index], out=step)
-            xp.multiply(v, group["momentum"], out=v)
-            xp.add(v, step, out=v)
+            w, v = self.flat.data[start:stop], self._local(self.shard_state["momentum_buffer"], start, stop)
+            step_buffer, look_ahead = (self._local(work, start, stop) for work in self._work)
+            # v ← momentum·v + lr·local_lr·(g + λ·w)
+            step = add_decayed_weights(self.flat.grad[start:stop], w, group["weight_decay"], out=step_buffer)
+            step = scale(step, group["lr"] * ratios[index], out=step_buffer)
+            momentum(v, step, group["momentum"])
             if group["nesterov"]:  # w ← w − (momentum·v + step)
                 xp.add(step, xp.multiply(v, group["momentum"], out=look_ahead), out=step)
                 xp.subtract(w, step, out=w)
