@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from lamb_edu import backend, nn, optim, train
 from lamb_edu.autograd import Tensor
+from lamb_edu.train.divergence import Divergence, detect_divergence, smoothed_loss
 
 np = backend.np  # experiment data are small host arrays, drawn and saved on the host
 
@@ -344,91 +345,6 @@ class MnistSetting:
             "bias_correction": self.bias_correction, "clamp_value": self.clamp_value,
             "batch_size": self.batch_size, "epochs": self.epochs,
         }
-
-
-@dataclass
-class Divergence:
-    """The verdict on one run: ``status`` is "learned", "diverged" or "did not learn".
-
-    ``step`` is the first step at which a sign of divergence appeared (None if none), ``reasons``
-    says which signs, and ``lowest_loss`` is the lowest smoothed training loss the run reached.
-    """
-
-    status: str
-    step: int | None
-    reasons: list[str]
-    lowest_loss: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """The verdict as plain JSON values."""
-        return {"status": self.status, "step": self.step, "reasons": list(self.reasons), "lowest_loss": self.lowest_loss}
-
-
-def smoothed_loss(step_loss: Sequence[float], window: int = 20) -> Any:
-    """The mean of the last ``window`` step losses at each step (fewer at the start)."""
-    losses = np.asarray(step_loss, dtype=np.float64)
-    sums = np.cumsum(np.concatenate([[0.0], losses]))
-    ends = np.arange(1, losses.size + 1)
-    starts = np.maximum(ends - window, 0)
-    return (sums[ends] - sums[starts]) / (ends - starts)
-
-
-def detect_divergence(
-    step_loss: Sequence[float],
-    weight_norm: Any = None,
-    log_steps: Sequence[int] | None = None,
-    stopped_at: int | bool = False,
-    *,
-    window: int = 20,
-    learned_below: float = 1.0,
-    chance_loss: float = CHANCE_LOSS,
-    chance_margin: float = 0.1,
-    norm_growth: float = 10.0,
-) -> Divergence:
-    """Decide whether a run learned, diverged, or never learned, from its losses and weight norms.
-
-    Divergence need not produce NaN. Three signs count, each dated by its first step:
-    - a non-finite loss or gradient stopped training (``stopped_at``, the step ``fit`` reports);
-    - after the ``window``-step mean loss fell below ``learned_below``, it climbed back to within
-      ``chance_margin`` of chance level ln(10) ≈ 2.30: the network forgot everything it learned;
-    - the norm of all parameters together, √(Σ‖w_layer‖²), grew more than ``norm_growth`` times its
-      first logged value (``weight_norm`` has a row per entry of ``log_steps``, a column per parameter).
-    A run whose mean loss never fell below ``learned_below`` "did not learn" (its signs are still
-    listed); one that learned and then showed a sign "diverged"; otherwise it "learned".
-    """
-    losses = np.asarray(step_loss, dtype=np.float64)
-    smooth = smoothed_loss(losses, window) if losses.size else np.empty(0)
-    finite = smooth[np.isfinite(smooth)]
-    lowest = float(finite.min()) if finite.size else math.inf
-    signs: list[tuple[int, str]] = []
-    if stopped_at:
-        signs.append((int(stopped_at), f"the loss or a gradient was not finite at step {int(stopped_at)}"))
-    below = np.flatnonzero(smooth < learned_below)
-    learned = below.size > 0
-    if learned:
-        later = np.flatnonzero(smooth[below[0]:] >= chance_loss - chance_margin)
-        if later.size:
-            step = int(below[0] + later[0] + 1)
-            signs.append((step, f"the {window}-step mean loss fell to {lowest:.3f}, then returned to chance level "
-                                f"(≥ {chance_loss - chance_margin:.2f}) at step {step}"))
-    if weight_norm is not None and log_steps is not None and len(log_steps):
-        # the norm of all parameters together: one small bias growing from 0.1 to 1 is not an explosion
-        norms = np.asarray(weight_norm, dtype=np.float64).reshape(len(log_steps), -1)
-        total = np.sqrt(np.sum(norms**2, axis=1))
-        exploded = np.flatnonzero(~(total <= norm_growth * total[0]))  # a NaN/inf norm counts as exploded
-        if exploded.size and total[0] > 0:
-            row = exploded[0]
-            step = int(log_steps[row])
-            signs.append((step, f"the norm of all weights grew more than {norm_growth:g}× "
-                                f"(from {total[0]:.3g} to {total[row]:.3g}) by step {step}"))
-    signs.sort()
-    reasons = [reason for _, reason in signs]
-    first = signs[0][0] if signs else None
-    if stopped_at or (learned and signs):
-        return Divergence("diverged", first, reasons, lowest)
-    if not learned:
-        return Divergence("did not learn", first, reasons, lowest)
-    return Divergence("learned", None, [], lowest)
 
 
 @dataclass
