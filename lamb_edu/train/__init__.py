@@ -16,14 +16,14 @@ from lamb_edu.train.checkpoint import (CHECKPOINT_JSON, CHECKPOINT_NPZ, describe
 from lamb_edu.train.divergence import CHANCE_LOSS, Divergence, all_finite, detect_divergence, smoothed_loss
 from lamb_edu.train.files import RunFileError, read_json, write_atomically, write_json
 from lamb_edu.train.history import History, json_safe
-from lamb_edu.train.loop import fit
+from lamb_edu.train.loop import TrainingStopped, fit
 from lamb_edu.train.metrics import evaluate, trust_statistics
 from lamb_edu.train.position import Position
 from lamb_edu.train.step import accumulate_gradients, micro_batches, train_step
 from lamb_edu.train.workers import SingleProcess, Workers
 
 __all__ = [
-    "fit", "History", "evaluate", "trust_statistics", "train_step", "accumulate_gradients", "micro_batches",
+    "fit", "TrainingStopped", "History", "evaluate", "trust_statistics", "train_step", "accumulate_gradients", "micro_batches",
     "Workers", "SingleProcess", "Divergence", "smoothed_loss", "detect_divergence", "all_finite", "CHANCE_LOSS",
     "save_checkpoint", "load_checkpoint", "read_checkpoint", "has_checkpoint", "describe_optimizer",
     "describe_model", "Position", "CHECKPOINT_NPZ", "CHECKPOINT_JSON", "RunFileError", "read_json",

@@ -37,9 +37,9 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) 
         temporary.unlink(missing_ok=True)
 
 
-def write_json(path: str | os.PathLike, value: Any, indent: int | None = None) -> None:
+def write_json(path: str | os.PathLike, value: Any, indent: int | None = None, sort_keys: bool = False) -> None:
     """Write ``value`` as strict JSON (NaN and inf become null), atomically."""
-    text = json.dumps(json_safe(value), indent=indent, allow_nan=False) + "\n"
+    text = json.dumps(json_safe(value), indent=indent, sort_keys=sort_keys, allow_nan=False) + "\n"
     write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))
 
 

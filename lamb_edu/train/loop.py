@@ -25,7 +25,15 @@ from lamb_edu.train.progress import EpochProgress
 from lamb_edu.train.step import train_step
 from lamb_edu.train.workers import SingleProcess, Workers
 
-__all__ = ["fit", "Checkpointer"]
+__all__ = ["fit", "Checkpointer", "TrainingStopped"]
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """``fit`` stopped because ``stop()`` asked it to, between two steps; ``history`` is what it measured."""
+
+    def __init__(self, history: History, checkpointed: bool) -> None:
+        super().__init__(f"training stopped after step {history.steps}")
+        self.history, self.checkpointed = history, checkpointed
 
 
 @dataclass
@@ -63,6 +71,7 @@ class _Run:
     workers: Workers
     micro_batch_size: int
     started: float
+    stop: Callable[[], bool] | None = None
 
     def diverge(self, step: int) -> None:
         self.history.diverged = step
@@ -80,6 +89,10 @@ def _train_epoch(run: _Run, x: Any, y: Any, epochs: int, epoch_started: float, s
     position, history = run.position, run.history
     with EpochProgress(show_progress, position.steps_per_epoch, position.batch, f"epoch {position.epoch + 1}/{epochs}") as bar:
         for xb, yb in batches(x, y, position.batch_size, position.seed, position.epoch, start=position.batch):
+            if run.stop is not None and run.stop():
+                position.epoch_seconds = time.perf_counter() - epoch_started
+                run.checkpointer.save(history, position, run.started)
+                raise TrainingStopped(history, checkpointed=run.checkpointer.directory is not None)
             step = position.step + 1
             run.logger.before_step(step)
             loss = train_step(run.model, run.optimizer, xb, yb, micro_batch_size=run.micro_batch_size,
@@ -138,6 +151,7 @@ def fit(
     callback: Callable[[dict[str, Any]], Any] | None = None,
     accumulate: int = 1,
     workers: Workers | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> History:
     """Train ``model`` on ``data`` (an ``MNIST`` of host arrays) and return its ``History``.
 
@@ -148,7 +162,9 @@ def fit(
     (``type`` "step") and every epoch (``type`` "epoch"). With ``checkpoint_dir`` a checkpoint is
     written every ``checkpoint_every`` steps and at the end of every epoch; ``resume=True`` starts from
     it when it exists. A non-finite loss, gradient or weight ends training: ``history.diverged`` holds
-    the step. ``workers`` (default: this process alone) is the seam for data-parallel training.
+    the step. ``stop()`` is asked before every step; when it says True, ``fit`` checkpoints and raises
+    ``TrainingStopped`` (a KeyboardInterrupt). ``workers`` (default: this process alone) is the seam
+    for data-parallel training.
     """
     workers = workers if workers is not None else SingleProcess()
     count = _check_arguments(data, epochs, batch_size, train_size, log_every, checkpoint_every, accumulate,
@@ -163,7 +179,7 @@ def fit(
     run = _Run(model, optimizer, scheduler, history, position,
                StepLogger(history, optimizer, [p for _, p in named], log_every, callback),
                Checkpointer(checkpoint_dir if workers.is_main else None, checkpoint_every, model, optimizer, scheduler),
-               workers, -(-batch_size // accumulate), time.perf_counter() - history.seconds)
+               workers, -(-batch_size // accumulate), time.perf_counter() - history.seconds, stop)
     while position.epoch < epochs and history.diverged is None:
         epoch_started = time.perf_counter() - position.epoch_seconds
         _train_epoch(run, x_train, y_train, epochs, epoch_started, progress and workers.is_main)
