@@ -12,7 +12,8 @@ import pytest
 
 from lamb_edu import backend, nn, optim
 from lamb_edu.data import MNIST, load_mnist, prepare
-from lamb_edu.train import History, evaluate, fit
+from lamb_edu.train import (History, RunFileError, TrainingStopped, accumulate_gradients, detect_divergence, evaluate,
+                             fit, micro_batches, train_step)
 
 NAMES = ["layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias"]
 
@@ -236,3 +237,227 @@ def test_bad_arguments_raise_value_error():
         fit(model, optimizer, data, 1, 0, progress=False)
     with pytest.raises(ValueError, match="checkpoint_dir"):
         fit(model, optimizer, data, 1, 10, resume=True, progress=False)
+
+
+# ----------------------------------------------------------------------------- gradient accumulation
+def _one_step(make_optimizer, x, y, micro_batch_size):
+    model = nn.MLP([784, 16, 10], seed=4)
+    optimizer = make_optimizer(model.named_parameters())
+    loss = train_step(model, optimizer, x, y, micro_batch_size=micro_batch_size)
+    return loss, weights(model)
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda params: optim.LAMB(params, lr=0.01, weight_decay=0.01),
+    lambda params: optim.SGD(params, lr=0.5, momentum=0.9),
+], ids=["lamb", "sgd"])
+@pytest.mark.parametrize("micro_batch_size", [5, 3], ids=["4x5", "3+3+3+3+3+3+2"])
+def test_a_step_over_micro_batches_equals_the_step_over_the_whole_batch(make_optimizer, micro_batch_size):
+    data = synthetic_mnist(train=20)
+    x, y = prepare(data.train_images, data.train_labels)
+    whole_loss, whole = _one_step(make_optimizer, x, y, None)
+    loss, accumulated = _one_step(make_optimizer, x, y, micro_batch_size)
+    assert loss == pytest.approx(whole_loss, rel=1e-6)
+    for name in NAMES:
+        np.testing.assert_allclose(accumulated[name], whole[name], rtol=1e-5, atol=1e-7)
+
+
+def test_micro_batches_are_weighted_by_their_share_of_the_examples():
+    """With a last micro-batch of 2 of 20 examples, a plain mean of the micro-batch gradients is wrong."""
+    data = synthetic_mnist(train=20)
+    x, y = prepare(data.train_images, data.train_labels)
+    model = nn.MLP([784, 16, 10], seed=4)
+    accumulate_gradients(model, x, y, 20, 20)
+    whole = [backend.to_numpy(p.grad).copy() for p in model.parameters()]
+    accumulate_gradients(model, x, y, 6, 20)  # 6 + 6 + 6 + 2
+    weighted = [backend.to_numpy(p.grad).copy() for p in model.parameters()]
+    plain_mean = [np.zeros_like(g) for g in whole]
+    for part in micro_batches(20, 6):
+        accumulate_gradients(model, x[part], y[part], 6, part.stop - part.start)
+        for total, p in zip(plain_mean, model.parameters()):
+            total += backend.to_numpy(p.grad) / 4
+    for exact, mine, naive in zip(whole, weighted, plain_mean):
+        np.testing.assert_allclose(mine, exact, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(plain_mean[0], whole[0], rtol=1e-3, atol=1e-6)
+    assert [s.stop - s.start for s in micro_batches(10, 3)] == [3, 3, 3, 1]
+
+
+def test_fit_with_accumulation_trains_like_fit_without():
+    data = synthetic_mnist()
+
+    def run(accumulate):
+        model = nn.MLP([784, 16, 10], seed=0)
+        history = fit(model, optim.LAMB(model.parameters(), lr=0.01), data, 1, 64, accumulate=accumulate, progress=False)
+        return history, weights(model)
+
+    (plain, plain_weights), (accumulated, accumulated_weights) = run(1), run(3)  # micro-batches of 22, 22, 20
+    assert accumulated.steps == plain.steps == 5
+    np.testing.assert_allclose(accumulated.step_loss, plain.step_loss, rtol=1e-5)
+    for name in NAMES:
+        np.testing.assert_allclose(accumulated_weights[name], plain_weights[name], rtol=1e-4, atol=1e-6)
+
+
+def test_shards_of_a_global_batch_add_up_to_its_gradient():
+    """The data-parallel seam: each worker's share, summed (the all-reduce), is the whole batch's gradient."""
+    data = synthetic_mnist(train=30)
+    x, y = prepare(data.train_images, data.train_labels)
+    model = nn.MLP([784, 8, 10], seed=1)
+    whole_loss = accumulate_gradients(model, x, y, 30, 30)
+    whole = [backend.to_numpy(p.grad).copy() for p in model.parameters()]
+    summed, loss = [np.zeros_like(g) for g in whole], 0.0
+    for shard in (slice(0, 11), slice(11, 30)):  # two uneven "ranks"
+        loss += accumulate_gradients(model, x[shard], y[shard], 4, 30)
+        for total, p in zip(summed, model.parameters()):
+            total += backend.to_numpy(p.grad)
+    assert loss == pytest.approx(whole_loss, rel=1e-6)
+    for exact, reduced in zip(whole, summed):
+        np.testing.assert_allclose(reduced, exact, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("kwargs, named", [
+    ({"accumulate": 0}, "accumulate"),
+    ({"accumulate": 11}, "accumulate"),
+    ({"train_size": 5}, "batch_size 10 is larger than the 5"),
+])
+def test_bad_accumulation_or_batch_raises_value_error(kwargs, named):
+    data = synthetic_mnist()
+    model = nn.MLP([784, 8, 10], seed=0)
+    with pytest.raises(ValueError, match=named):
+        fit(model, optim.SGD(model.parameters(), lr=0.1), data, 1, 10, progress=False, **kwargs)
+
+
+# ----------------------------------------------------------------------------- divergence
+def test_weights_made_infinite_by_the_last_step_are_divergence():
+    """lr 1e308: the one step of this run makes the weights ±inf with a finite loss; it is not "no divergence"."""
+    data = synthetic_mnist()
+    model = nn.MLP([784, 8, 10], seed=0)
+    history = fit(model, optim.SGD(model.parameters(), lr=1e308), data, 1, 300, progress=False)
+    assert history.steps == 1 and history.diverged == 1
+    assert history.epochs[0]["diverged"] == 1
+    assert detect_divergence(history.step_loss, stopped_at=history.diverged).status == "diverged"
+
+
+def test_divergence_lives_in_the_training_layer():
+    from lamb_edu import experiments, train
+
+    assert experiments.detect_divergence is train.detect_divergence and experiments.Divergence is train.Divergence
+    assert train.smoothed_loss([1.0, 3.0, 5.0], 2).tolist() == [1.0, 2.0, 4.0]
+
+
+def test_history_holds_read_only_arrays():
+    data = synthetic_mnist()
+    model = nn.MLP([784, 8, 10], seed=0)
+    history = fit(model, optim.LAMB(model.parameters(), lr=0.01), data, 1, 100, log_every=2, progress=False)
+    assert history.step_loss.dtype == np.float64 and history.log_steps.dtype == np.int64
+    assert history.trust_ratio.shape == (len(history.log_steps), len(NAMES))
+    with pytest.raises(ValueError):
+        history.step_loss[0] = 0.0
+    np.testing.assert_array_equal(history.epoch_values("test_accuracy"), [history.epochs[0]["test_accuracy"]])
+    old = {**history.to_dict(), "diverged": False}  # summary files before 0.2 said false
+    assert History.from_dict(old).diverged is None
+
+
+# ----------------------------------------------------------------------------- checkpoints, checked first
+def _checkpointed_lamb_run(directory):
+    data = synthetic_mnist()
+    model = nn.MLP([784, 16, 10], seed=0)
+    fit(model, optim.LAMB(model.named_parameters(), lr=0.01), data, 1, 40, progress=False, checkpoint_dir=directory)
+    return data
+
+
+@pytest.mark.parametrize("make_optimizer, saved_as", [
+    (lambda params: optim.Adam(params, lr=0.01), "Adam"),
+    (lambda params: optim.AdamW(params, lr=0.01), "AdamW"),
+    (lambda params: optim.SGD(params, lr=0.01), "SGD"),
+    (lambda params: optim.Lookahead(optim.LAMB(params, lr=0.01)), r"Lookahead\(LAMB\)"),
+])
+def test_resuming_into_another_optimizer_is_refused_before_anything_loads(tmp_path, make_optimizer, saved_as):
+    data = _checkpointed_lamb_run(tmp_path)
+    model = nn.MLP([784, 16, 10], seed=7)
+    before = weights(model)
+    optimizer = make_optimizer(model.named_parameters())
+    with pytest.raises(ValueError, match=f"LAMB optimizer, this run uses {saved_as}"):
+        fit(model, optimizer, data, 2, 40, progress=False, checkpoint_dir=tmp_path, resume=True)
+    for name in NAMES:
+        np.testing.assert_array_equal(weights(model)[name], before[name])
+
+
+def test_resuming_into_another_architecture_names_both(tmp_path):
+    data = _checkpointed_lamb_run(tmp_path)
+    model = nn.MLP([784, 8, 10], seed=0)
+    with pytest.raises(ValueError, match=r"layers.0.weight \(16, 784\).*layers.0.weight \(8, 784\)"):
+        fit(model, optim.LAMB(model.parameters(), lr=0.01), data, 2, 40, progress=False, checkpoint_dir=tmp_path,
+            resume=True)
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda doc: doc["position"].update(epoch="1"), "position.epoch must be an integer"),
+    (lambda doc: doc["position"].pop("batch"), r"lacks \['batch'\]"),
+    (lambda doc: doc["position"].update(epoch=-1), "position.epoch must be an integer >= 0"),
+    (lambda doc: doc["position"].update(batch=8, step=16, epoch_examples=320), "past the end of an epoch"),
+    (lambda doc: doc["position"].update(step=9), "does not match"),
+    (lambda doc: doc.pop("history"), "lacks"),
+    (lambda doc: doc["history"].update(step_loss=[1.0]), "step losses"),
+    (lambda doc: doc.update(scheduler={"base_lrs": "x"}), "scheduler"),
+])
+def test_a_damaged_checkpoint_json_is_refused_naming_it(tmp_path, edit, problem):
+    data = _checkpointed_lamb_run(tmp_path)
+    path = tmp_path / "checkpoint.json"
+    document = json.loads(path.read_text())
+    edit(document)
+    path.write_text(json.dumps(document))
+    model = nn.MLP([784, 16, 10], seed=5)
+    before = weights(model)
+    optimizer = optim.LAMB(model.named_parameters(), lr=0.01)
+    scheduler = cosine(optimizer, 10) if "scheduler" in problem else None
+    with pytest.raises(RunFileError, match=problem) as caught:
+        fit(model, optimizer, data, 2, 40, progress=False, checkpoint_dir=tmp_path, resume=True, scheduler=scheduler)
+    assert str(path) in str(caught.value)
+    assert all(np.array_equal(weights(model)[name], before[name]) for name in NAMES)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garble", "nan"])
+def test_a_truncated_or_corrupt_npz_is_one_clear_error(tmp_path, damage):
+    data = _checkpointed_lamb_run(tmp_path)
+    path = tmp_path / "checkpoint.npz"
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "garble":
+        raw = bytearray(path.read_bytes())
+        raw[200:260] = b"\x00" * 60
+        path.write_bytes(bytes(raw))
+    else:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+        arrays["model/layers.0.bias"][0] = np.nan
+        np.savez(path, **arrays)
+    model = nn.MLP([784, 16, 10], seed=0)
+    with pytest.raises(RunFileError, match="checkpoint.npz") as caught:
+        fit(model, optim.LAMB(model.named_parameters(), lr=0.01), data, 2, 40, progress=False,
+            checkpoint_dir=tmp_path, resume=True)
+    assert str(path) in str(caught.value)
+
+
+def test_stop_between_steps_checkpoints_and_resumes_bit_identically(tmp_path):
+    data = synthetic_mnist()
+
+    def new_run():
+        model = nn.MLP([784, 16, 10], seed=0)
+        return model, optim.AdamW(model.named_parameters(), lr=0.003)
+
+    model, optimizer = new_run()
+    straight = fit(model, optimizer, data, 2, 30, accumulate=2, progress=False)
+    expected = weights(model)
+    model, optimizer = new_run()
+    calls = iter(range(1000))
+    with pytest.raises(TrainingStopped) as caught:  # stop() is asked before each step: True before step 14
+        fit(model, optimizer, data, 2, 30, accumulate=2, progress=False, checkpoint_dir=tmp_path,
+            stop=lambda: next(calls) == 13)
+    assert caught.value.history.steps == 13 and caught.value.checkpointed
+    model, optimizer = new_run()
+    resumed = fit(model, optimizer, data, 2, 30, accumulate=2, progress=False, checkpoint_dir=tmp_path, resume=True)
+    np.testing.assert_array_equal(resumed.step_loss, straight.step_loss)
+    for name in NAMES:
+        np.testing.assert_array_equal(weights(model)[name], expected[name])
+    with pytest.raises(ValueError, match="accumulate=2"):
+        fit(model, optimizer, data, 2, 30, accumulate=3, progress=False, checkpoint_dir=tmp_path, resume=True)
