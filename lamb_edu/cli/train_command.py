@@ -146,7 +146,7 @@ def _settings_to_resume(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]
     summary = read_summary(args.resume)
     if summary.get("status") == "finished":
         raise CommandError(f"argument --resume: the run in {args.resume} has finished; nothing to resume", 2)
-    settings = {**summary["settings"], "backend": args.backend,
+    settings = {**RUN_DEFAULTS, **summary["settings"], "backend": args.backend,
                 "data_dir": str(args.data_dir) if args.data_dir is not None else summary["settings"].get("data_dir")}
     return args.resume, settings
 
