@@ -170,7 +170,7 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
     if targets.shape != (batch,) or targets.dtype.kind not in "iu":
         raise ValueError(f"cross_entropy expects {batch} integer targets, got shape {targets.shape} of {targets.dtype}")
     classes = logits.shape[1]
-    if batch and (int(targets.min()) < 0 or int(targets.max()) >= classes):  # a -1 would index the last class
+    if batch and bool(((targets < 0) | (targets >= classes)).any()):  # a -1 would index the last class; one wait on a GPU
         raise ValueError(f"cross_entropy targets must be class indices in [0, {classes}), "
                          f"got values from {int(targets.min())} to {int(targets.max())}")
     return softmax_cross_entropy(logits, targets)
