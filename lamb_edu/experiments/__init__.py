@@ -34,7 +34,13 @@ from lamb_edu.experiments.article_mnist import (
     learning_rate_and_weight_decay,
     trust_ratio_histograms,
 )
-from lamb_edu.experiments.bias_correction import DebiasResult, bias_correction_factor, debias, exponential_moving_average
+from lamb_edu.experiments.bias_correction import (
+    DebiasResult,
+    bias_correction_factor,
+    debias,
+    exponential_moving_average,
+    uncorrected_step_ratio,
+)
 from lamb_edu.experiments.comparison import QUICK_TEST_SIZE, QUICK_TRAIN_SIZE, SEEDS, MnistComparison, compare_settings
 from lamb_edu.experiments.divergence import CHANCE_LOSS, Divergence, detect_divergence, smoothed_loss
 from lamb_edu.experiments.mnist import MNIST_NETWORK, MnistRun, MnistSetting, train_mnist
@@ -45,18 +51,25 @@ from lamb_edu.experiments.sgd_to_lamb import (
     TWO_LAYER_OPTIMIZERS,
     TrajectoryResult,
     from_sgd_to_lamb,
+    lamb_on_vector_layers,
+    run_two_layers,
     two_layer_loss,
+    vector_layers_problem,
 )
 
 __all__ = [
     "quick_mode",
     "exponential_moving_average",
     "bias_correction_factor",
+    "uncorrected_step_ratio",
     "DebiasResult",
     "debias",
     "two_layer_loss",
     "TrajectoryResult",
     "from_sgd_to_lamb",
+    "run_two_layers",
+    "vector_layers_problem",
+    "lamb_on_vector_layers",
     "MnistSetting",
     "MnistRun",
     "MnistComparison",
