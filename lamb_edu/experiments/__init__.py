@@ -21,6 +21,7 @@ The modules, one concept each:
 - ``mnist``: one MNIST run (``MnistSetting``, ``MnistRun``, ``train_mnist``).
 - ``comparison``: several settings × seeds (``MnistComparison``, ``compare_settings``).
 - ``article_mnist``: experiments 3 to 6, the article's MNIST runs.
+- ``misquotes``: notebook 08, the paper's LAMB against ``optim.variants`` (``misquotes_on_mnist``).
 - ``divergence``: did a run learn, diverge, or never learn (``detect_divergence``).
 - ``registry``: ``EXPERIMENTS`` by name, ``run_experiment`` and ``quick_mode``.
 """
@@ -43,6 +44,7 @@ from lamb_edu.experiments.bias_correction import (
 )
 from lamb_edu.experiments.comparison import QUICK_TEST_SIZE, QUICK_TRAIN_SIZE, SEEDS, MnistComparison, compare_settings
 from lamb_edu.experiments.divergence import CHANCE_LOSS, Divergence, detect_divergence, smoothed_loss
+from lamb_edu.experiments.misquotes import MISQUOTES, RuleSetting, misquotes_on_mnist
 from lamb_edu.experiments.mnist import MNIST_NETWORK, MnistRun, MnistSetting, train_mnist
 from lamb_edu.experiments.registry import EXPERIMENTS, QUICK_ENVIRONMENT_VARIABLE, quick_mode, run_experiment
 from lamb_edu.experiments.sgd_to_lamb import (
@@ -82,6 +84,9 @@ __all__ = [
     "adam_vs_lamb",
     "learning_rate_and_weight_decay",
     "article_code_claim",
+    "RuleSetting",
+    "MISQUOTES",
+    "misquotes_on_mnist",
     "EXPERIMENTS",
     "run_experiment",
 ]
