@@ -25,6 +25,9 @@ if importlib.util.find_spec("lamb_edu") is None:
     if subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "lamb-edu"]).returncode != 0:
         raise RuntimeError("lamb-edu is not installed and `pip install lamb-edu` failed: clone the project's "
                            "repository, run `pip install -e .` in it, and restart the kernel")
+import lamb_edu
+
+print("lamb-edu", lamb_edu.__version__)
 
 # %%
 QUICK = False  # True: the small, fast settings; the committed outputs use the setting printed below
@@ -141,6 +144,7 @@ figure = classroom.debias_view(beta=0.9, steps=50)
 # %%
 classroom.sliders(classroom.debias_view, beta=(0.5, 0.999, 0.001, 0.9), steps=(1, 200, 1, 50))
 
+# %% [markdown]
 # ## Exercises
 #
 # 1. Show that the weights of $m_t$ sum to $1-\beta^t$, and check it numerically: run
