@@ -119,8 +119,9 @@ for name in ("LAMB without trust ratio", "LAMB"):
 # %% [markdown]
 # **A caveat about this toy.** Each "layer" here is a single number, so $u/\lVert u\rVert = \pm 1$: LAMB on
 # one-weight layers is *sign descent* with step $\eta\lvert w\rvert$. It cannot slow down as it nears the
-# optimum except through the decaying learning rate, so it overshoots and rings; the "within 10 %"
-# count above hides how far each layer ends from its optimum:
+# optimum except through the decaying learning rate: it rings around the optimum and settles only as
+# the lr goes to 0. The "within 10 %" count above says nothing about how far each layer ends from its
+# optimum; here are the final distances:
 
 # %%
 for name in plots.TRAJECTORY_PANELS:
