@@ -14,7 +14,13 @@ One module per figure family:
 """
 
 from lamb_edu.plots.colors import SETTING_COLORS, setting_color
-from lamb_edu.plots.debias import debias_figures, plot_bias_correction_factor, plot_moving_averages
+from lamb_edu.plots.debias import (
+    debias_figures,
+    plot_bias_correction_factor,
+    plot_debias_view,
+    plot_moving_averages,
+    plot_uncorrected_step_ratio,
+)
 from lamb_edu.plots.mnist import (
     MNIST_TITLES,
     adam_vs_lamb_figures,
@@ -27,9 +33,11 @@ from lamb_edu.plots.training_curves import LABEL_KEYS, history_run, load_run, pl
 from lamb_edu.plots.trajectories import (
     OPTIMIZER_COLORS,
     TRAJECTORY_PANELS,
+    optimizer_color,
     plot_two_layer_convergence,
     plot_two_layer_trajectories,
     plot_two_layer_trust_ratio,
+    plot_vector_layers,
     sgd_to_lamb_figures,
 )
 from lamb_edu.plots.trust_ratio import (
@@ -43,11 +51,15 @@ from lamb_edu.plots.trust_ratio import (
 __all__ = [
     "plot_moving_averages",
     "plot_bias_correction_factor",
+    "plot_uncorrected_step_ratio",
+    "plot_debias_view",
     "TRAJECTORY_PANELS",
     "OPTIMIZER_COLORS",
     "plot_two_layer_trajectories",
     "plot_two_layer_convergence",
     "plot_two_layer_trust_ratio",
+    "plot_vector_layers",
+    "optimizer_color",
     "history_run",
     "load_run",
     "settings_labels",
