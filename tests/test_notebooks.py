@@ -27,7 +27,7 @@ NAMES = [
     "08_spot_the_misquote",
 ]
 MNIST_NOTEBOOKS = {"03_trust_ratio", "04_adam_vs_lamb_mnist", "05_learning_rate_and_weight_decay", "06_large_batches",
-                   "08_spot_the_misquote"}
+                   "07_data_parallel", "08_spot_the_misquote"}
 ROOT = NOTEBOOKS.parent
 
 

@@ -9,11 +9,13 @@ One module per figure family:
 - ``trust_ratio``: experiments 3 and 5, per-layer r, ‖w‖ and ‖u‖ through MNIST training.
 - ``mnist``: experiments 4 to 6, loss and accuracy of MNIST comparisons (``MNIST_TITLES``).
 - ``training_curves``: the runs of ``lamb-edu train`` and ``lamb-edu plot``.
+- ``data_parallel``: measured data-parallel scaling, the all-reduce fit, predicted efficiency.
 - ``colors``: the colour of each MNIST setting.
 - ``registry``: ``experiment_figures(name, result)``, the figures of each experiment by file name.
 """
 
 from lamb_edu.plots.colors import SETTING_COLORS, setting_color
+from lamb_edu.plots.data_parallel import plot_allreduce_fit, plot_predicted_scaling, plot_scaling
 from lamb_edu.plots.debias import (
     debias_figures,
     plot_bias_correction_factor,
@@ -73,4 +75,7 @@ __all__ = [
     "MNIST_TITLES",
     "FIGURES",
     "experiment_figures",
+    "plot_scaling",
+    "plot_allreduce_fit",
+    "plot_predicted_scaling",
 ]
