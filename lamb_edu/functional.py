@@ -167,13 +167,15 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 
         if weight.requires_grad:
             weight._accumulate((grad @ columns.T).reshape(weight.shape).astype(weight.dtype, copy=False))
         if x.requires_grad:
-            grad_padded = xp.zeros(padded.shape, dtype=dtype)
-            grad_windows = _windows(grad_padded, (kernel_h, kernel_w), stride, (out_h, out_w))
             grad_columns = (weight_matrix.T @ grad).reshape(channels, kernel_h, kernel_w, batch, out_h, out_w)
-            for i in range(kernel_h):  # col2im
+            # col2im, into an image gradient laid out (C, N, H, W) like the columns, so both sides
+            # of each addition are read in the same order; transposed to NCHW once at the end.
+            grad_padded = xp.zeros((channels, batch, *padded.shape[2:]), dtype=dtype)
+            grad_windows = _windows(grad_padded, (kernel_h, kernel_w), stride, (out_h, out_w))
+            for i in range(kernel_h):
                 for j in range(kernel_w):
-                    grad_windows[:, :, i, j] += grad_columns[:, i, j].transpose(1, 0, 2, 3)
-            grad_x = grad_padded[:, :, padding:padding + height, padding:padding + width]
+                    grad_windows[:, :, i, j] += grad_columns[:, i, j]
+            grad_x = grad_padded[:, :, padding:padding + height, padding:padding + width].transpose(1, 0, 2, 3)
             x._accumulate(xp.ascontiguousarray(grad_x, dtype=x.dtype))
 
     out._backward = _backward
