@@ -90,6 +90,25 @@ def softmax_cross_entropy(logits: Tensor, targets: Any) -> Tensor:
 
 
 # ----------------------------------------------------------------------- convolution and pooling
+_spare_buffers: dict[tuple[tuple[int, ...], str], Any] = {}  # one free array per shape and dtype
+
+
+def _borrow(shape: tuple[int, ...], dtype: Any) -> Any:
+    """An uninitialised array, reused from an earlier step when one of this shape was given back.
+
+    The im2col matrices are tens of megabytes; a fresh one each step costs the page faults of
+    new memory, so each convolution borrows them here and gives them back when done with them.
+    """
+    spare = _spare_buffers.pop((shape, str(xp.dtype(dtype))), None)
+    return spare if spare is not None else xp.empty(shape, dtype=dtype)
+
+
+def _give_back(array: Any) -> None:
+    """Return a borrowed array (nothing may use it afterwards); at most a few shapes are kept."""
+    if len(_spare_buffers) >= 8:
+        _spare_buffers.pop(next(iter(_spare_buffers)))
+    _spare_buffers[(tuple(array.shape), str(array.dtype))] = array
+
 def _windows(x: Any, kernel: tuple[int, int], stride: int, out_size: tuple[int, int]) -> Any:
     """The view ``windows[n, c, i, j, p, q] = x[n, c, p·stride + i, q·stride + j]`` of an NCHW array.
 
@@ -143,9 +162,9 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 
     if padding:
         padded = xp.pad(padded, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     windows = _windows(padded, (kernel_h, kernel_w), stride, (out_h, out_w))
-    columns = xp.empty((channels, kernel_h, kernel_w, batch, out_h, out_w), dtype=dtype)
-    columns[...] = windows.transpose(1, 2, 3, 0, 4, 5)  # im2col: the one copy of the input
-    columns = columns.reshape(channels * kernel_h * kernel_w, batch * out_h * out_w)
+    columns = _borrow((channels * kernel_h * kernel_w, batch * out_h * out_w), dtype)
+    # im2col: the one copy of the input, row (c, i, j) and column (n, p, q)
+    columns.reshape(channels, kernel_h, kernel_w, batch, out_h, out_w)[...] = windows.transpose(1, 2, 3, 0, 4, 5)
     weight_matrix = weight.data.reshape(out_channels, -1)
     product = (weight_matrix @ columns).reshape(out_channels, batch, out_h, out_w)
     data = xp.empty((batch, out_channels, out_h, out_w), dtype=dtype)
@@ -156,6 +175,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 
     parents = (x, weight) if bias is None else (x, weight, bias)
     out = x._result(data, parents, "conv2d")
     if not out.requires_grad:
+        _give_back(columns)
         return out
 
     def _backward() -> None:
@@ -167,7 +187,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 
         if weight.requires_grad:
             weight._accumulate((grad @ columns.T).reshape(weight.shape).astype(weight.dtype, copy=False))
         if x.requires_grad:
-            grad_columns = (weight_matrix.T @ grad).reshape(channels, kernel_h, kernel_w, batch, out_h, out_w)
+            grad_columns = xp.matmul(weight_matrix.T, grad, out=columns)  # columns are no longer needed
+            grad_columns = grad_columns.reshape(channels, kernel_h, kernel_w, batch, out_h, out_w)
             # col2im, into an image gradient laid out (C, N, H, W) like the columns, so both sides
             # of each addition are read in the same order; transposed to NCHW once at the end.
             grad_padded = xp.zeros((channels, batch, *padded.shape[2:]), dtype=dtype)
@@ -177,6 +198,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 
                     grad_windows[:, :, i, j] += grad_columns[:, i, j]
             grad_x = grad_padded[:, :, padding:padding + height, padding:padding + width].transpose(1, 0, 2, 3)
             x._accumulate(xp.ascontiguousarray(grad_x, dtype=x.dtype))
+        _give_back(columns)
 
     out._backward = _backward
     return out

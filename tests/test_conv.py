@@ -206,3 +206,25 @@ def test_cnn_learns_a_small_batch_with_lamb():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.1 * losses[0]
+
+
+def test_reused_im2col_buffers_never_mix_two_passes():
+    weight = rng.normal(size=(3, 2, 3, 3))
+    inputs = [rng.normal(size=(2, 2, 6, 6)) for _ in range(3)]
+
+    def gradients(x, w):
+        x, w = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+        return x, w, (conv2d(x, w) * 1.5).sum()
+
+    expected = []
+    for x in inputs[:2]:
+        tx, tw, loss = gradients(x, weight)
+        loss.backward()
+        expected.append((to_numpy(tx.grad), to_numpy(tw.grad)))
+    first, second = gradients(inputs[0], weight), gradients(inputs[1], weight)  # two graphs alive at once
+    conv2d(Tensor(inputs[2]), Tensor(weight))  # and a pass without a graph in between
+    second[2].backward()
+    first[2].backward()
+    for (tx, tw, _), (grad_x, grad_w) in zip((first, second), expected):
+        np.testing.assert_array_equal(to_numpy(tx.grad), grad_x)
+        np.testing.assert_array_equal(to_numpy(tw.grad), grad_w)
