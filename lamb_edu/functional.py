@@ -99,7 +99,7 @@ def _borrow(shape: tuple[int, ...], dtype: Any) -> Any:
     The im2col matrices are tens of megabytes; a fresh one each step costs the page faults of
     new memory, so each convolution borrows them here and gives them back when done with them.
     """
-    spare = _spare_buffers.pop((shape, str(xp.dtype(dtype))), None)
+    spare = _spare_buffers.pop((shape, str(dtype)), None)
     return spare if spare is not None else xp.empty(shape, dtype=dtype)
 
 

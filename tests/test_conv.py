@@ -159,10 +159,16 @@ def test_cnn_is_the_articles_network():
         model(Tensor(np.zeros((3, 785))))
 
 
-def reference_cnn(weights, x):
-    """The CNN's forward pass from its weights, with the loop convolution and pooling of this file."""
-    hidden = np.maximum(loop_conv2d(x, weights["conv1.weight"], weights["conv1.bias"], 1, 0), 0)
-    hidden = np.maximum(loop_conv2d(loop_max_pool2d(hidden, 2, 2), weights["conv2.weight"], weights["conv2.bias"], 1, 0), 0)
+def einsum_conv2d(x, weight, bias, stride, padding):
+    """The same sum as loop_conv2d, over NumPy's own sliding windows: fast enough for finite differences."""
+    windows = np.lib.stride_tricks.sliding_window_view(x, weight.shape[2:], axis=(2, 3))
+    return np.einsum("nchwij,ocij->nohw", windows, weight) + bias[:, None, None]
+
+
+def reference_cnn(weights, x, conv=loop_conv2d):
+    """The CNN's forward pass from its weights, with the convolution and pooling of this file."""
+    hidden = np.maximum(conv(x, weights["conv1.weight"], weights["conv1.bias"], 1, 0), 0)
+    hidden = np.maximum(conv(loop_max_pool2d(hidden, 2, 2), weights["conv2.weight"], weights["conv2.bias"], 1, 0), 0)
     hidden = loop_max_pool2d(hidden, 2, 2).reshape(len(x), -1)
     hidden = np.maximum(hidden @ weights["fc1.weight"].T + weights["fc1.bias"], 0)
     return hidden @ weights["fc2.weight"].T + weights["fc2.bias"]
@@ -174,8 +180,10 @@ def test_cnn_forward_and_gradients_in_float64():
     weights = model.state_dict()
     np.testing.assert_allclose(to_numpy(model(Tensor(x)).data), reference_cnn(weights, x), rtol=1e-10, atol=1e-10)
 
+    np.testing.assert_allclose(reference_cnn(weights, x, einsum_conv2d), reference_cnn(weights, x), rtol=1e-12)
+
     def loss_of(values):
-        logits = reference_cnn(values, x)
+        logits = reference_cnn(values, x, einsum_conv2d)
         shifted = logits - logits.max(axis=1, keepdims=True)
         return (np.log(np.exp(shifted).sum(axis=1)) - shifted[[0, 1], targets]).mean()
 
@@ -228,3 +236,18 @@ def test_reused_im2col_buffers_never_mix_two_passes():
     for (tx, tw, _), (grad_x, grad_w) in zip((first, second), expected):
         np.testing.assert_array_equal(to_numpy(tx.grad), grad_x)
         np.testing.assert_array_equal(to_numpy(tw.grad), grad_w)
+
+
+def test_cnn_trains_through_fit_with_the_loops_flat_batches():
+    from lamb_edu.data import MNIST
+    from lamb_edu.train import fit
+
+    images = np.random.default_rng(1)
+    data = MNIST(images.integers(0, 256, size=(96, 28, 28), dtype=np.uint8), images.integers(0, 10, size=96),
+                 images.integers(0, 256, size=(40, 28, 28), dtype=np.uint8), images.integers(0, 10, size=40))
+    model = nn.CNN(seed=0)
+    optimizer = optim.LAMB(model.parameters(), lr=0.02, weight_decay=0.01, bias_correction=False)
+    history = fit(model, optimizer, data, epochs=1, batch_size=32, log_every=1, progress=False)
+    assert history.parameter_names[:2] == ["conv1.weight", "conv1.bias"] and history.steps == 3
+    assert len(history.trust_ratio) == 3 and all(np.isfinite(row).all() for row in history.trust_ratio)
+    assert 0.0 <= history.epochs[-1]["test_accuracy"] <= 1.0
