@@ -150,8 +150,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 
     Channel and kernel offset index the rows and batch and position the columns: both operands are
     contiguous, and the product (O, N·OH·OW) is NCHW after one small transpose. Backward:
     grad_weight = grad @ columns.T, grad_bias sums grad, and grad_columns = weight.T @ grad is added
-    back into the image through the same windows (col2im), one kernel offset at a time because
-    windows overlap: a loop over kh·kw offsets, never over pixels.
+    back into the image through the same windows (``_col2im``).
     """
     x = x if isinstance(x, Tensor) else weight._lift(x)
     out_h, out_w = _conv_output_size(x, weight, bias, stride, padding)
@@ -188,20 +187,31 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 
             weight._accumulate((grad @ columns.T).reshape(weight.shape).astype(weight.dtype, copy=False))
         if x.requires_grad:
             grad_columns = xp.matmul(weight_matrix.T, grad, out=columns)  # columns are no longer needed
-            grad_columns = grad_columns.reshape(channels, kernel_h, kernel_w, batch, out_h, out_w)
-            # col2im, into an image gradient laid out (C, N, H, W) like the columns, so both sides
-            # of each addition are read in the same order; transposed to NCHW once at the end.
-            grad_padded = xp.zeros((channels, batch, *padded.shape[2:]), dtype=dtype)
-            grad_windows = _windows(grad_padded, (kernel_h, kernel_w), stride, (out_h, out_w))
-            for i in range(kernel_h):
-                for j in range(kernel_w):
-                    grad_windows[:, :, i, j] += grad_columns[:, i, j]
+            grad_padded = _col2im(grad_columns, padded.shape, (kernel_h, kernel_w), stride, (out_h, out_w))
             grad_x = grad_padded[:, :, padding:padding + height, padding:padding + width].transpose(1, 0, 2, 3)
             x._accumulate(xp.ascontiguousarray(grad_x, dtype=x.dtype))
         _give_back(columns)
 
     out._backward = _backward
     return out
+
+
+def _col2im(grad_columns: Any, image_shape: tuple[int, ...], kernel: tuple[int, int], stride: int,
+            out_size: tuple[int, int]) -> Any:
+    """Add each column's gradient back to the pixels its window was copied from (im2col's adjoint).
+
+    The result is laid out (C, N, H, W), like the columns' rows and columns, so both sides of each
+    addition are read in the same order; the caller transposes it to NCHW once. Windows overlap,
+    so the additions go one kernel offset (i, j) at a time: a loop over kh·kw, never over pixels.
+    """
+    batch, channels, height, width = image_shape
+    grad_columns = grad_columns.reshape(channels, *kernel, batch, *out_size)
+    grad_image = xp.zeros((channels, batch, height, width), dtype=grad_columns.dtype)
+    grad_windows = _windows(grad_image, kernel, stride, out_size)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            grad_windows[:, :, i, j] += grad_columns[:, i, j]
+    return grad_image
 
 
 def max_pool2d(x: Tensor, kernel_size: int, stride: int | None = None) -> Tensor:
