@@ -378,3 +378,45 @@ def test_resume_of_a_damaged_checkpoint_exits_1_naming_it(tmp_path, capsys):
     assert cli.main(["train", "--resume", str(out)]) == 1
     error = capsys.readouterr().err
     assert "checkpoint.npz" in error and "corrupt" in error and error.count("\n") == 1
+
+
+# ----------------------------------------------------------------------------- --model cnn
+def test_hidden_is_refused_for_the_cnn(tmp_path, capsys):
+    assert cli.main(["train", "--model", "cnn", "--hidden", "8", "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--hidden" in error and "cnn" in error and "Traceback" not in error
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluation_batches_keep_2000_for_the_mlp_and_500_for_the_cnn():
+    from lamb_edu.train.metrics import evaluation_batch_size
+
+    assert evaluation_batch_size(nn.MLP([784, 16, 10], seed=0)) == 2000
+    assert evaluation_batch_size(nn.CNN(seed=0)) == 500
+
+
+@pytest.mark.mnist
+def test_a_checkpoint_of_one_model_does_not_resume_into_the_other(tmp_path, capsys):
+    real_data_dir()
+    mlp, cnn = tmp_path / "mlp", tmp_path / "cnn"
+    assert _train(mlp) == 0
+    assert cli.main(["train", "--model", "cnn", "--epochs", "1", "--train-size", "200", "--batch-size", "100",
+                     "--out", str(cnn)]) == 0
+    summary = json.loads((cnn / "summary.json").read_text())
+    assert summary["settings"]["model"] == "cnn" and summary["settings"]["hidden"] is None
+    assert summary["architecture"]["class"] == "CNN" and summary["architecture"]["parameters"][0] == ["conv1.weight", [20, 1, 5, 5]]
+    assert 0.0 <= summary["final"]["test_accuracy"] <= 1.0
+    files = {}
+    for run in (mlp, cnn):  # both runs "interrupted", then each gets the other's checkpoint
+        document = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps({**document, "status": "interrupted"}))
+        files[run] = {name: (run / name).read_bytes() for name in ("checkpoint.json", "checkpoint.npz")}
+    for source, target in ((mlp, cnn), (cnn, mlp)):
+        for name, content in files[source].items():
+            (target / name).write_bytes(content)
+    capsys.readouterr()
+    for run, saved, wanted in ((mlp, "CNN", "MLP"), (cnn, "MLP", "CNN")):
+        assert cli.main(["train", "--resume", str(run)]) == 1
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "cannot resume" in error
+        assert f"saved from {saved}" in error and f"this run's model is {wanted}" in error

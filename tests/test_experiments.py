@@ -361,3 +361,110 @@ def test_run_experiment_gives_each_experiment_only_the_options_it_takes():
     with pytest.raises(ValueError, match="nosuch"):
         plots.experiment_figures("nosuch", result)
     assert set(plots.FIGURES) == set(experiments.EXPERIMENTS)  # every experiment has its figures
+
+
+# ---------------------------------------------- the network of each experiment, and scoring every few steps
+def test_article_experiments_train_the_cnn_in_full_mode_and_the_mlp_in_quick_mode():
+    from lamb_edu.experiments.article_mnist import default_network
+
+    assert default_network(None, quick=False) == "cnn" and default_network(None, quick=True) == "mlp"
+    assert default_network("mlp", quick=False) == "mlp"
+    assert experiments.NETWORKS["mlp"] == "MLP 784-256-256-10"  # results.json of the MLP runs unchanged
+    with pytest.raises(ValueError, match="nosuch"):
+        experiments.mnist.build_network("nosuch", 0)
+
+
+def test_quick_results_name_their_network(quick_reproduction):
+    import json
+
+    results = json.loads((quick_reproduction / "results.json").read_text())
+    for name in ("trust_ratio", "adam_vs_lamb", "lr_and_weight_decay", "article_code"):
+        assert results[name]["network"] == "MLP 784-256-256-10", name
+
+
+def test_a_cnn_run_records_the_articles_layer_names():
+    mnist = _mnist_or_skip()
+    small = mnist._replace(test_images=mnist.test_images[:200], test_labels=mnist.test_labels[:200])
+    setting = experiments.MnistSetting("cnn", lr=0.02, betas=(0.9, 0.999), weight_decay=0.01, batch_size=100, epochs=1)
+    run = experiments.train_mnist(setting, 0, small, train_size=200, log_every=1, network="cnn")
+    assert run.network == "cnn" and run.step_loss.size == 2
+    assert run.parameter_names == ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
+                                   "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    # the logged ‖w‖ at step 1 is the norm of the freshly initialised conv1 kernel: 500 values, uniform in ±1/√25
+    assert 0.9 * math.sqrt(500 / 75) < run.weight_norm[0, 0] < 1.1 * math.sqrt(500 / 75)
+
+
+def test_scoring_every_few_steps_equals_the_epoch_end_test_and_changes_nothing():
+    mnist = _mnist_or_skip()
+    small = mnist._replace(test_images=mnist.test_images[:400], test_labels=mnist.test_labels[:400])
+    setting = experiments.MnistSetting("scored", lr=0.01, betas=(0.9, 0.99), batch_size=100, epochs=2)
+    plain = experiments.train_mnist(setting, 3, small, train_size=600, log_every=2)
+    scored = experiments.train_mnist(setting, 3, small, train_size=600, log_every=2, evaluate_every=6,
+                                     evaluation_size=400)
+    assert plain.evaluation_steps is None and scored is not plain
+    np.testing.assert_array_equal(scored.step_loss, plain.step_loss)  # scoring does not touch the run
+    # 6 steps per epoch: the scores at steps 6 and 12 are the epoch-end tests on the same 400 images
+    np.testing.assert_array_equal(scored.evaluation_steps, [6, 12])
+    np.testing.assert_array_equal(scored.evaluation_accuracy, plain.test_accuracy)
+    summary = scored.summary()
+    assert summary["evaluation_steps"] == [6, 12] and "evaluation_steps" not in plain.summary()
+    with pytest.raises(ValueError, match="multiple of log_every"):
+        experiments.train_mnist(setting, 3, small, train_size=600, log_every=4, evaluate_every=6)
+
+
+def test_lr_and_weight_decay_scores_every_20_steps(quick_reproduction):
+    comparison = experiments.learning_rate_and_weight_decay(quick=True)
+    run = comparison.runs["LAMB lr 0.01"][0]
+    np.testing.assert_array_equal(run.evaluation_steps, np.arange(20, run.step_loss.size + 1, 20))
+    assert run.evaluation_accuracy[0] > 0.5 and run.evaluation_accuracy[-1] > 0.85  # it learns early
+
+
+# ---------------------------------------------- 2b. the six rules' successors on two vector layers
+def _independent_vector_run(rule, lr, steps, size=50):
+    """SGD, Adam or LAMB (bias-corrected, eps as each default, clamp 10) in float64 NumPy on the vector problem."""
+    problem = experiments.vector_layers_problem(size)
+    errors = []
+    state = {}
+    weights = {layer: problem["starts"][layer].astype(np.float64) for layer in problem["optima"]}
+    for step in range(steps + 1):
+        errors.append([np.linalg.norm(weights[layer] - problem["optima"][layer]) / np.linalg.norm(problem["optima"][layer])
+                       for layer in weights])
+        if step == steps:
+            break
+        rate = lr * (1 - step / steps)
+        for layer, w in weights.items():
+            target = problem["optima"][layer]
+            g = problem["curvature"] * (w - target) / target**2
+            if rule == "SGD":
+                weights[layer] = w - rate * g
+                continue
+            m, v = state.get(layer, (np.zeros(size), np.zeros(size)))
+            m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+            state[layer] = (m, v)
+            t = step + 1
+            u = (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + (1e-8 if rule == "Adam" else 1e-6))
+            ratio = min(np.linalg.norm(w), 10.0) / np.linalg.norm(u) if rule == "LAMB" else 1.0
+            weights[layer] = w - rate * ratio * u
+    return np.array(errors)
+
+
+def test_vector_layers_comparison_matches_an_independent_computation():
+    runs = experiments.vector_layers_comparison(steps=60)
+    assert list(runs) == ["SGD", "Adam", "LAMB without trust ratio", "LAMB"]
+    for name, rule in (("SGD", "SGD"), ("Adam", "Adam"), ("LAMB", "LAMB")):
+        expected = _independent_vector_run(rule, runs[name]["settings"]["lr"], 60)
+        np.testing.assert_allclose(runs[name]["relative_error"], expected, rtol=2e-3, atol=1e-5, err_msg=name)
+    # LAMB moves each layer by lr·φ(‖w‖): the step norms follow the rule, and only LAMB records a trust ratio
+    lamb = runs["LAMB"]
+    lr = 0.05 * (1 - np.arange(60) / 60)
+    np.testing.assert_allclose(lamb["step_norm"], lr[:, None] * np.minimum(lamb["weight_norm"], 10), rtol=1e-3)
+    assert np.isnan(runs["SGD"]["trust_ratio"]).all()
+
+
+def test_on_vector_layers_only_lamb_brings_both_layers_near_their_optimum():
+    runs = experiments.vector_layers_comparison(quick=True)
+    final = {name: run["relative_error"][-1] for name, run in runs.items()}
+    assert final["SGD"][0] > 0.7  # layer A does not move under the lr layer B allows
+    assert final["Adam"][0] > 0.1 and final["Adam"][1] < 0.01  # Adam: B done, A far behind
+    assert final["LAMB"].max() < 0.01  # LAMB: both layers within 1 %
+    np.testing.assert_allclose(final["LAMB without trust ratio"], final["Adam"], rtol=1e-3)

@@ -90,8 +90,15 @@ def _mlp(settings: dict[str, Any]) -> Any:
     return nn.MLP([784, *settings["hidden"], 10], seed=settings["seed"])
 
 
+def _cnn(settings: dict[str, Any]) -> Any:
+    from lamb_edu import nn  # noqa: PLC0415
+
+    return nn.CNN(seed=settings["seed"])
+
+
 MODELS: dict[str, ModelEntry] = {
     "mlp": ModelEntry(_mlp, {"hidden": [256, 256]}, "nn.MLP: Linear/ReLU layers of the --hidden widths"),
+    "cnn": ModelEntry(_cnn, {}, "nn.CNN: the article's network, conv 5x5 20 and 50 channels, max-pool, fc 500"),
 }
 
 

@@ -45,7 +45,7 @@ from lamb_edu.experiments.bias_correction import (
 from lamb_edu.experiments.comparison import QUICK_TEST_SIZE, QUICK_TRAIN_SIZE, SEEDS, MnistComparison, compare_settings
 from lamb_edu.experiments.misquotes import MISQUOTES, RuleSetting, misquotes_on_mnist
 from lamb_edu.train.divergence import CHANCE_LOSS, Divergence, detect_divergence, smoothed_loss
-from lamb_edu.experiments.mnist import MNIST_NETWORK, MnistRun, MnistSetting, train_mnist
+from lamb_edu.experiments.mnist import MNIST_NETWORK, NETWORKS, MnistRun, MnistSetting, train_mnist
 from lamb_edu.experiments.registry import EXPERIMENTS, QUICK_ENVIRONMENT_VARIABLE, quick_mode, run_experiment
 from lamb_edu.experiments.sgd_to_lamb import (
     LAYER_OPTIMA,
@@ -53,9 +53,12 @@ from lamb_edu.experiments.sgd_to_lamb import (
     TWO_LAYER_OPTIMIZERS,
     TrajectoryResult,
     from_sgd_to_lamb,
+    VECTOR_LAYER_OPTIMIZERS,
     lamb_on_vector_layers,
     run_two_layers,
+    run_vector_layers,
     two_layer_loss,
+    vector_layers_comparison,
     vector_layers_problem,
 )
 
@@ -72,6 +75,10 @@ __all__ = [
     "run_two_layers",
     "vector_layers_problem",
     "lamb_on_vector_layers",
+    "run_vector_layers",
+    "vector_layers_comparison",
+    "VECTOR_LAYER_OPTIMIZERS",
+    "NETWORKS",
     "MnistSetting",
     "MnistRun",
     "MnistComparison",

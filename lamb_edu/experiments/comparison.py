@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from lamb_edu import backend, data
-from lamb_edu.experiments.mnist import MNIST_NETWORK, MnistRun, MnistSetting, train_mnist
+from lamb_edu.experiments.mnist import NETWORKS, MnistRun, MnistSetting, train_mnist
 
 np = backend.np  # experiment data are small host arrays, drawn and saved on the host
 
@@ -30,7 +30,7 @@ class MnistComparison:
     settings: list[MnistSetting]
     seeds: tuple[int, ...]
     runs: dict[str, list[MnistRun]]  # setting label -> one run per seed, in the order of ``seeds``
-    network: tuple[int, ...]
+    network: str  # a key of ``experiments.mnist.NETWORKS``
     train_size: int
     test_size: int
     quick: bool
@@ -40,10 +40,15 @@ class MnistComparison:
         """The final test accuracy of setting ``label`` from each seed, in the order of ``seeds``."""
         return np.array([run.final_test_accuracy for run in self.runs[label]])
 
+    @property
+    def network_name(self) -> str:
+        """The network as results and figures name it, e.g. "MLP 784-256-256-10"."""
+        return NETWORKS[self.network]
+
     def summary(self) -> dict[str, Any]:
         """The numbers ``results.json`` records: per setting, the accuracy over seeds and every run's summary."""
         out: dict[str, Any] = {
-            "network": "MLP " + "-".join(str(size) for size in self.network),
+            "network": self.network_name,
             "train_examples": self.train_size, "test_examples": self.test_size, "seeds": list(self.seeds),
             "quick": self.quick, "settings": {},
         }
@@ -65,15 +70,18 @@ class MnistComparison:
 
 def compare_settings(
     name: str, settings: Sequence[MnistSetting], seeds: Sequence[int] | None, quick: bool, data_dir: Any,
-    progress: bool, article: dict[str, str], quick_epochs: int,
+    progress: bool, article: dict[str, str], quick_epochs: int, network: str = "mlp", evaluate_every: int | None = None,
 ) -> MnistComparison:
     """Train every setting from every seed on MNIST and collect the runs as the comparison ``name``.
 
     Full: all 60000 training images, tested on all 10000, from ``seeds`` (default ``SEEDS``). Quick:
     the first ``QUICK_TRAIN_SIZE`` training and ``QUICK_TEST_SIZE`` test images, ``quick_epochs``
     epochs, from seed 0 by default. ``article`` says what the article reports per setting label;
-    ``progress`` shows one progress bar over all the runs.
+    ``progress`` shows one progress bar over all the runs. ``network`` and ``evaluate_every`` go to
+    ``train_mnist`` (the network trained; every how many steps a test subset is scored).
     """
+    if network not in NETWORKS:
+        raise ValueError(f"unknown network {network!r}; choose from {', '.join(NETWORKS)}")
     full = data.load_mnist(data_dir)
     train_size = QUICK_TRAIN_SIZE if quick else len(full.train_labels)
     test_size = QUICK_TEST_SIZE if quick else len(full.test_labels)
@@ -90,13 +98,14 @@ def compare_settings(
         if bar is not None:
             bar.set_postfix_str(f"{setting.label}, seed {seed}")
         on_step = (lambda step, start=done: bar.update(start + step - bar.n)) if bar is not None else None
-        runs[setting.label].append(train_mnist(setting, seed, subset, train_size if quick else None, on_step=on_step))
+        runs[setting.label].append(train_mnist(setting, seed, subset, train_size if quick else None, on_step=on_step,
+                                               network=network, evaluate_every=evaluate_every))
         done += steps
         if bar is not None:
             bar.update(done - bar.n)  # a run that stopped early, or came from the cache
     if bar is not None:
         bar.close()
-    return MnistComparison(name, list(settings), seeds, runs, MNIST_NETWORK, train_size, test_size, quick, article)
+    return MnistComparison(name, list(settings), seeds, runs, network, train_size, test_size, quick, article)
 
 
 def _progress(enabled: bool, total: int, description: str) -> Any:

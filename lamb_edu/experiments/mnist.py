@@ -1,7 +1,7 @@
 """One MNIST run: its optimizer settings (``MnistSetting``), what it recorded (``MnistRun``), and ``train_mnist``.
 
-One network for every MNIST experiment: an MLP 784 → 256 → ReLU → 256 → ReLU → 10 (the article's
-code used a small CNN; lamb-edu has no convolutions). Every run uses the LAMB rule of the article's
+Two networks (``NETWORKS``): the MLP 784 → 256 → ReLU → 256 → ReLU → 10, fast enough for every
+study, and the article's own CNN (``nn.CNN``), which its code trained. Every run uses the LAMB rule of the article's
 code (pytorch-lamb): no bias correction, ‖w‖ clamped at 10. Its "Adam" is the same rule with the
 trust ratio computed but not used (``use_trust_ratio=False``), so both sides record r, r1 = ‖w‖ and
 r2 = ‖u‖.
@@ -15,13 +15,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from lamb_edu import backend, nn, optim, train
+from lamb_edu.data import prepare
 from lamb_edu.train.divergence import Divergence, detect_divergence
 
 np = backend.np  # experiment data are small host arrays, drawn and saved on the host
 
-__all__ = ["MNIST_NETWORK", "MnistSetting", "MnistRun", "train_mnist"]
+__all__ = ["MNIST_NETWORK", "NETWORKS", "build_network", "MnistSetting", "MnistRun", "train_mnist"]
 
-MNIST_NETWORK = (784, 256, 256, 10)
+MNIST_NETWORK = (784, 256, 256, 10)  # the MLP's layer widths
+# network name -> how results and figures name it
+NETWORKS = {
+    "mlp": "MLP " + "-".join(str(size) for size in MNIST_NETWORK),
+    "cnn": "CNN (the article's): conv 5x5 1-20, max-pool 2, conv 5x5 20-50, max-pool 2, fc 800-500-10",
+}
+
+
+def build_network(network: str, seed: int) -> nn.Module:
+    """The network called ``network`` (a key of ``NETWORKS``), its weights drawn from ``seed``."""
+    if network not in NETWORKS:
+        raise ValueError(f"unknown network {network!r}; choose from {', '.join(NETWORKS)}")
+    return nn.MLP(list(MNIST_NETWORK), seed=seed) if network == "mlp" else nn.CNN(seed=seed)
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,9 @@ class MnistRun:
     stopped_at: int | bool
     divergence: Divergence
     seconds: float
+    network: str = "mlp"
+    evaluation_steps: Any = None  # steps at which a test subset was scored (``evaluate_every``), else None
+    evaluation_accuracy: Any = None  # fraction, one per evaluation step
 
     @property
     def final_test_accuracy(self) -> float:
@@ -99,6 +115,9 @@ class MnistRun:
                 }
                 for index, name in enumerate(self.parameter_names)
             } if len(self.log_steps) else {},
+            **({"evaluation_steps": [int(step) for step in self.evaluation_steps],
+                "evaluation_accuracy": [float(a) for a in self.evaluation_accuracy]}
+               if self.evaluation_steps is not None else {}),
         }
 
 
@@ -121,27 +140,60 @@ def _data_digest(data: Any, train_size: int | None) -> str:
 
 def train_mnist(
     setting: MnistSetting, seed: int, data: Any, train_size: int | None = None, log_every: int = 5,
-    on_step: Any = None,
+    on_step: Any = None, network: str = "mlp", evaluate_every: int | None = None, evaluation_size: int = 2000,
 ) -> MnistRun:
-    """Train ``MLP(MNIST_NETWORK)`` from ``seed`` with ``setting`` on ``data`` (``data.MNIST``) and record it.
+    """Train ``network`` (a key of ``NETWORKS``) from ``seed`` with ``setting`` on ``data`` (``data.MNIST``) and record it.
 
     The seed fixes the initial weights and the order of the batches, so a run is deterministic. The
     per-layer norms and trust ratios are logged every ``log_every`` steps; ``on_step(step)``, if
-    given, is called at each of those steps (for a progress bar). A run this process has already
-    trained with the same setting, seed, logging, backend and data is returned as it was.
+    given, is called at each of those steps (for a progress bar). With ``evaluate_every`` (a multiple
+    of ``log_every``) the first ``evaluation_size`` test images are also scored every that many steps,
+    which the epoch-end test cannot show early in training; scoring changes nothing in the run. A run
+    this process has already trained with the same arguments, backend and data is returned as it was.
     """
-    key = (setting, seed, log_every, backend.name(), str(backend.default_dtype()), _data_digest(data, train_size))
+    if evaluate_every is not None and (evaluate_every < 1 or evaluate_every % log_every):
+        raise ValueError(f"evaluate_every must be a positive multiple of log_every ({log_every}), got {evaluate_every}")
+    key = (setting, seed, log_every, network, evaluate_every, evaluation_size if evaluate_every else None,
+           backend.name(), str(backend.default_dtype()), _data_digest(data, train_size))
     if key in _RUNS:
         return _RUNS[key]
-    model = nn.MLP(list(MNIST_NETWORK), seed=seed)
+    model = build_network(network, seed)
     optimizer = setting.make_optimizer(model.parameters())
+    scored = _Scorer(model, data, evaluation_size) if evaluate_every is not None else None
 
     def callback(event: dict[str, Any]) -> None:
-        if on_step is not None and event["type"] == "step":
+        if event["type"] != "step":
+            return
+        if on_step is not None:
             on_step(event["step"])
+        if scored is not None and event["step"] % evaluate_every == 0:
+            scored(event["step"])
 
     history = train.fit(model, optimizer, data, epochs=setting.epochs, batch_size=setting.batch_size, seed=seed,
                         train_size=train_size, log_every=log_every, progress=False, callback=callback)
+    run = _run_from_history(setting, seed, history, network)
+    if scored is not None:
+        run.evaluation_steps, run.evaluation_accuracy = np.array(scored.steps), np.array(scored.accuracy)
+    _RUNS[key] = run
+    return run
+
+
+class _Scorer:
+    """Scores ``model`` on the first ``size`` test images of ``data`` when called with a step, and keeps the results."""
+
+    def __init__(self, model: Any, data: Any, size: int) -> None:
+        self.model = model
+        self.x, self.y = prepare(data.test_images[:size], data.test_labels[:size])
+        self.steps: list[int] = []
+        self.accuracy: list[float] = []
+
+    def __call__(self, step: int) -> None:
+        self.steps.append(step)
+        self.accuracy.append(train.evaluate(self.model, self.x, self.y)[1])
+
+
+def _run_from_history(setting: MnistSetting, seed: int, history: Any, network: str) -> MnistRun:
+    """The ``MnistRun`` of a finished ``fit``: its history as host arrays, with the divergence verdict."""
     names = list(history.parameter_names)
 
     def table(rows: list[list[float]]) -> Any:
@@ -157,8 +209,7 @@ def train_mnist(
         log_steps=np.asarray(history.log_steps), parameter_names=names,
         weight_norm=table(history.weight_norm), update_norm=table(history.update_norm),
         trust_ratio=table(history.trust_ratio), stopped_at=history.diverged, seconds=history.seconds,
-        divergence=Divergence("learned", None, [], math.nan),
+        divergence=Divergence("learned", None, [], math.nan), network=network,
     )
     run.divergence = detect_divergence(run.step_loss, run.weight_norm, run.log_steps, run.stopped_at)
-    _RUNS[key] = run
     return run

@@ -16,7 +16,8 @@ from lamb_edu.autograd import Tensor
 np = backend.np  # experiment data are small host arrays, drawn and saved on the host
 
 __all__ = ["LAYER_OPTIMA", "LAYER_STARTS", "TWO_LAYER_OPTIMIZERS", "two_layer_loss", "TrajectoryResult", "run_two_layers", "from_sgd_to_lamb",
-           "vector_layers_problem", "lamb_on_vector_layers"]
+           "vector_layers_problem", "VECTOR_LAYER_OPTIMIZERS", "run_vector_layers", "vector_layers_comparison",
+           "lamb_on_vector_layers"]
 
 # Two one-number "layers" whose weights live on scales 100× apart, like the first and last layer of a
 # network: layer A's best weight is 4, layer B's is 0.04. In each layer's own units the loss is round,
@@ -177,35 +178,66 @@ def vector_layers_problem(size: int = 50, seed: int = 0) -> dict[str, Any]:
     return {"optima": optima, "curvature": curvature, "starts": {layer: 0.25 * w for layer, w in optima.items()}}
 
 
-def lamb_on_vector_layers(
-    lr: float = 0.05, weight_decay: float = 0.0, clamp_value: float | None = 10.0, steps: int = 200, size: int = 50,
-) -> dict[str, Any]:
-    """LAMB (bias-corrected, lr decaying linearly to 0) on ``vector_layers_problem``: per layer and step, r, ‖w‖, ‖Δw‖.
+# name -> (optimizer class name, keyword arguments) on ``vector_layers_problem``: SGD's lr is just
+# below the largest that the steepest coordinate of layer B tolerates (2·0.02²/10 = 8e-5).
+VECTOR_LAYER_OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "SGD": ("SGD", {"lr": 7e-5}),
+    "Adam": ("Adam", {"lr": 0.05}),
+    "LAMB without trust ratio": ("LAMB", {"lr": 0.05, "use_trust_ratio": False}),
+    "LAMB": ("LAMB", {"lr": 0.05}),
+}
+
+
+def run_vector_layers(optimizer_class: Any, settings: dict[str, Any], steps: int = 200, size: int = 50) -> dict[str, Any]:
+    """Step ``optimizer_class(params, **settings)`` on ``vector_layers_problem``, lr decaying linearly to 0.
 
     The loss is ½ Σ c_i ((w_i − w*_i)/w*_i)² per layer, so each layer is round only in its own
-    units and, unlike the one-weight layers, u/‖u‖ is not sign(g). Returns host arrays (steps, 2)
-    ``trust_ratio``, ``weight_norm`` (before each step), ``step_norm`` and ``relative_error``
-    ‖w − w*‖/‖w*‖ (steps + 1, 2), with ``layers``, ``lr`` and ``clamp_value``.
+    units and, unlike the one-weight layers, u/‖u‖ is not sign(g). Returns host arrays
+    ``relative_error`` ‖w − w*‖/‖w*‖ (steps + 1, 2), and (steps, 2) ``step_norm`` ‖Δw‖,
+    ``weight_norm`` ‖w‖ before each step and ``trust_ratio`` (NaN for optimizers that keep none).
     """
     problem = vector_layers_problem(size)
     layers = tuple(LAYER_OPTIMA)
     params = [Tensor(problem["starts"][layer].copy(), requires_grad=True) for layer in layers]
     targets = [problem["optima"][layer] for layer in layers]
-    optimizer = optim.LAMB(params, lr=lr, weight_decay=weight_decay, clamp_value=clamp_value, fused=False)
-    out = {key: np.empty((steps, 2)) for key in ("trust_ratio", "weight_norm", "step_norm")}
+    optimizer = optimizer_class(params, **settings)
+    out = {key: np.full((steps, 2), np.nan) for key in ("trust_ratio", "weight_norm", "step_norm")}
     out["relative_error"] = np.empty((steps + 1, 2))
     for step in range(steps + 1):
-        out["relative_error"][step] = [np.linalg.norm(backend.to_numpy(p.data) - w) / np.linalg.norm(w)
-                                       for p, w in zip(params, targets)]
+        now = [backend.to_numpy(p.data).astype(np.float64) for p in params]
+        out["relative_error"][step] = [np.linalg.norm(w - target) / np.linalg.norm(target) for w, target in zip(now, targets)]
         if step == steps:
             break
-        optimizer.param_groups[0]["lr"] = lr * (1.0 - step / steps)
-        before = [backend.to_numpy(p.data).copy() for p in params]
-        for p, w in zip(params, targets):  # the gradient c·(w − w*)/w*², written out: no autograd needed
-            p.grad = problem["curvature"] * (p.data - w) / w**2
+        for group in optimizer.param_groups:
+            group["lr"] = settings["lr"] * (1.0 - step / steps)
+        for p, target in zip(params, targets):  # the gradient c·(w − w*)/w*², written out: no autograd needed
+            p.grad = backend.asarray((problem["curvature"] * (backend.to_numpy(p.data) - target) / target**2).astype(p.data.dtype))
         optimizer.step()
-        for index, (p, old) in enumerate(zip(params, before)):
-            out["trust_ratio"][step, index] = optimizer.state[p]["trust_ratio"]
-            out["weight_norm"][step, index] = optimizer.state[p]["weight_norm"]
+        for index, (p, old) in enumerate(zip(params, now)):
+            out["weight_norm"][step, index] = np.linalg.norm(old)
             out["step_norm"][step, index] = np.linalg.norm(backend.to_numpy(p.data) - old)
-    return {**out, "layers": layers, "lr": lr, "clamp_value": clamp_value, "weight_decay": weight_decay}
+            out["trust_ratio"][step, index] = optimizer.state[p].get("trust_ratio", np.nan)
+    return {**out, "layers": layers}
+
+
+def vector_layers_comparison(quick: bool = False, steps: int | None = None) -> dict[str, dict[str, Any]]:
+    """SGD, Adam, "LAMB without trust ratio" and LAMB (``VECTOR_LAYER_OPTIMIZERS``) on ``vector_layers_problem``.
+
+    Each takes ``steps`` full-gradient steps (200; 120 in quick mode) with its lr decaying linearly to
+    0; returns ``run_vector_layers``'s arrays per optimizer name, with its ``settings``.
+    """
+    steps = int(steps if steps is not None else (120 if quick else 200))
+    return {name: {**run_vector_layers(getattr(optim, class_name), settings, steps), "settings": settings}
+            for name, (class_name, settings) in VECTOR_LAYER_OPTIMIZERS.items()}
+
+
+def lamb_on_vector_layers(
+    lr: float = 0.05, weight_decay: float = 0.0, clamp_value: float | None = 10.0, steps: int = 200, size: int = 50,
+) -> dict[str, Any]:
+    """LAMB (bias-corrected, lr decaying linearly to 0) on ``vector_layers_problem``: per layer and step, r, ‖w‖, ‖Δw‖.
+
+    ``run_vector_layers`` with ``optim.LAMB``; returns its arrays with ``lr``, ``clamp_value`` and ``weight_decay``.
+    """
+    settings = dict(lr=lr, weight_decay=weight_decay, clamp_value=clamp_value, fused=False)
+    run = run_vector_layers(optim.LAMB, settings, steps, size)
+    return {**run, "lr": lr, "clamp_value": clamp_value, "weight_decay": weight_decay}

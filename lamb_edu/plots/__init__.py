@@ -40,6 +40,7 @@ from lamb_edu.plots.trajectories import (
     plot_two_layer_trajectories,
     plot_two_layer_trust_ratio,
     plot_vector_layers,
+    plot_vector_layers_comparison,
     sgd_to_lamb_figures,
 )
 from lamb_edu.plots.trust_ratio import (
@@ -61,6 +62,7 @@ __all__ = [
     "plot_two_layer_convergence",
     "plot_two_layer_trust_ratio",
     "plot_vector_layers",
+    "plot_vector_layers_comparison",
     "optimizer_color",
     "history_run",
     "load_run",

@@ -40,7 +40,7 @@ def plot_mnist_comparison(comparison: Any, title: str, window: int = 20) -> Any:
 
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
     seeds = ("seeds " if len(comparison.seeds) > 1 else "seed ") + ", ".join(str(seed) for seed in comparison.seeds)
-    figure.suptitle(f"{title}\nMLP {'-'.join(map(str, comparison.network))}, {comparison.train_size} training examples, "
+    figure.suptitle(f"{title}\n{comparison.network_name}, {comparison.train_size} training examples, "
                     f"{seeds}" + (" (first solid, others dashed)" if len(comparison.seeds) > 1 else "")
                     + (" (quick mode)" if comparison.quick else ""))
     for setting in comparison.settings:
@@ -51,7 +51,12 @@ def plot_mnist_comparison(comparison: Any, title: str, window: int = 20) -> Any:
             label = setting.label if index == 0 else None
             steps = range(1, run.step_loss.size + 1)
             loss_axis.plot(steps, smoothed_loss(run.step_loss, window), label=label, **style)
-            accuracy_axis.plot(run.epoch_steps, 100 * run.test_accuracy, marker="o", markersize=3, label=label, **style)
+            if run.evaluation_steps is not None:  # the test subset scored every few steps, with the epoch ends as dots
+                accuracy_axis.plot(run.evaluation_steps, 100 * run.evaluation_accuracy, label=label, **style)
+                accuracy_axis.plot(run.epoch_steps, 100 * run.test_accuracy, "o", markersize=3, color=color,
+                                   alpha=style["alpha"])
+            else:
+                accuracy_axis.plot(run.epoch_steps, 100 * run.test_accuracy, marker="o", markersize=3, label=label, **style)
             if run.divergence.status == "diverged":
                 step = min(run.divergence.step, run.step_loss.size)
                 loss_axis.plot(step, smoothed_loss(run.step_loss, window)[step - 1], "x", color=color, markersize=10,
@@ -63,13 +68,21 @@ def plot_mnist_comparison(comparison: Any, title: str, window: int = 20) -> Any:
     loss_axis.set_title("training loss (✕: first sign of divergence)")
     accuracy_axis.set_xlabel("step (one mini-batch of 512)")
     accuracy_axis.set_ylabel("test accuracy (%)")
-    accuracy_axis.set_title("test accuracy after each epoch")
+    accuracy_axis.set_title(_accuracy_title(comparison))
     lowest = min(float(min(run.test_accuracy, default=0.0)) for runs in comparison.runs.values() for run in runs)
     accuracy_axis.set_ylim(0 if lowest < 0.6 else 100 * lowest - 1, 100)  # zoom in when every run learned
     for axis in (loss_axis, accuracy_axis):
         axis.grid(alpha=0.3, which="both")
         axis.legend(fontsize=8)
     return figure
+
+
+def _accuracy_title(comparison: Any) -> str:
+    first = next(iter(comparison.runs.values()))[0]
+    if first.evaluation_steps is None or len(first.evaluation_steps) < 2:
+        return "test accuracy after each epoch"
+    every = int(first.evaluation_steps[1] - first.evaluation_steps[0])
+    return f"test accuracy: first {min(2000, comparison.test_size)} test images every {every} steps (lines), all {comparison.test_size} after each epoch (dots)"
 
 
 def adam_vs_lamb_figures(comparison: Any) -> dict[str, Any]:

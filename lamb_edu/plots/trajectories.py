@@ -16,6 +16,7 @@ __all__ = [
     "plot_two_layer_trust_ratio",
     "optimizer_color",
     "plot_vector_layers",
+    "plot_vector_layers_comparison",
     "sgd_to_lamb_figures",
 ]
 
@@ -134,6 +135,23 @@ def plot_vector_layers(run: dict[str, Any]) -> Any:
         axis.set_xlabel("step")
         axis.grid(alpha=0.3, which="both")
         axis.legend(fontsize=7)
+    return figure
+
+
+def plot_vector_layers_comparison(runs: dict[str, dict[str, Any]]) -> Any:
+    """Optimizers on two vector layers (``experiments.vector_layers_comparison``): ‖w − w*‖/‖w*‖ per layer against the step."""
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True, sharey=True)
+    size = len(next(iter(runs.values()))["relative_error"]) - 1
+    figure.suptitle(f"Two layers of 50 weights, 100x apart in scale, mixed curvature: distance to the optimum ({size} steps)")
+    for index, axis in enumerate(axes):
+        for number, (name, run) in enumerate(runs.items()):
+            axis.semilogy(run["relative_error"][:, index], color=optimizer_color(name, number),
+                          linestyle="--" if "without" in name else "-", label=f"{name} (lr {run['settings']['lr']:g})")
+        axis.set_title(next(iter(runs.values()))["layers"][index])
+        axis.set_xlabel("step")
+        axis.set_ylabel("‖w − w*‖ / ‖w*‖")
+        axis.grid(alpha=0.3, which="both")
+    axes[1].legend(fontsize=8)
     return figure
 
 

@@ -60,8 +60,8 @@ def plot_trust_ridges(comparison: Any, seed_index: int = 0) -> Any:
     """
     labels = [setting.label for setting in comparison.settings]
     figure, axes = plt.subplots(len(labels), 3, figsize=(14, 4.2 * len(labels)), constrained_layout=True, squeeze=False)
-    figure.suptitle("Per-layer trust ratio r, weight norm r1 and update norm r2 through MNIST training "
-                    f"(seed {comparison.seeds[seed_index]}; each ridge: distribution over the {len(comparison.runs[labels[0]][0].parameter_names)} parameters)")
+    figure.suptitle("Per-layer trust ratio r, weight norm r1 and update norm r2 through MNIST training\n"
+                    f"{comparison.network_name} (seed {comparison.seeds[seed_index]}; each ridge: distribution over the {len(comparison.runs[labels[0]][0].parameter_names)} parameters)")
     for column, (key, name) in enumerate(TRUST_STATISTICS):
         tables = [getattr(comparison.runs[label][seed_index], key) for label in labels]
         lo, hi = _log_range(tables)
@@ -81,7 +81,7 @@ def plot_trust_per_layer(comparison: Any, seed_index: int = 0) -> Any:
     labels = [setting.label for setting in comparison.settings]
     figure, axes = plt.subplots(2, len(labels), figsize=(6.5 * len(labels), 8), constrained_layout=True,
                                 squeeze=False, sharex=True)
-    figure.suptitle(f"Trust ratio and weight norm of every layer (seed {comparison.seeds[seed_index]})")
+    figure.suptitle(f"Trust ratio and weight norm of every layer: {comparison.network_name} (seed {comparison.seeds[seed_index]})")
     for column, label in enumerate(labels):
         run = comparison.runs[label][seed_index]
         for index, name in enumerate(run.parameter_names):
@@ -107,7 +107,7 @@ def plot_weight_norm_ridges(comparison: Any, seed_index: int = 0) -> Any:
     """
     labels = [setting.label for setting in comparison.settings]
     figure, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 5.5), constrained_layout=True, squeeze=False)
-    figure.suptitle(f"Weight norms ‖w‖ of the layers through training (seed {comparison.seeds[seed_index]}; "
+    figure.suptitle(f"Weight norms ‖w‖ of the layers through training: {comparison.network_name} (seed {comparison.seeds[seed_index]}; "
                     "each ridge: distribution over the parameters at one step)")
     tables = [comparison.runs[label][seed_index].weight_norm for label in labels]
     lo, hi = _log_range(tables)
