@@ -161,7 +161,7 @@ for label in claim.runs:
 # and our earlier full runs) the Adam baseline ends at 11 % to 31 % over three seeds (mean about
 # 22 %), LAMB at about 97 %. On the article's CNN the Adam baseline stays at chance, as in the article
 # (about 11 %, MNIST's most common digit), and LAMB reaches the article's level: our check through the
-# command line (`lamb-edu train --model cnn`, seed 0, 2 epochs) gave LAMB_CNN_CHECK; the full run's
+# command line (`lamb-edu train --model cnn`, seed 0, 2 epochs) gave LAMB 97.96 % and the Adam baseline 11.35 % (chance from the first epoch on); the full run's
 # numbers from every seed are printed above when this notebook runs in full mode.
 #
 # ## Exercises
