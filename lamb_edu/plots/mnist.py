@@ -82,7 +82,7 @@ def _accuracy_title(comparison: Any) -> str:
     if first.evaluation_steps is None or len(first.evaluation_steps) < 2:
         return "test accuracy after each epoch"
     every = int(first.evaluation_steps[1] - first.evaluation_steps[0])
-    return f"test accuracy: first {min(2000, comparison.test_size)} test images every {every} steps (lines), all {comparison.test_size} after each epoch (dots)"
+    return f"test accuracy: {min(2000, comparison.test_size)} images every {every} steps (lines), {comparison.test_size} each epoch (dots)"
 
 
 def adam_vs_lamb_figures(comparison: Any) -> dict[str, Any]:

@@ -103,8 +103,8 @@ for label, runs in comparison.runs.items():
 #   after about 30 steps (LAMB at lr 0.01 needs about 45), then it creeps up and returns to chance
 #   level after 250 to 300 steps, with no NaN anywhere. The ✕ marks the first sign, here the norm of
 #   all weights passing ten times its start (around step 250). The test accuracy every 20 steps
-#   shows the same story on held-out images: its best comes within the first hundred steps, and it
-#   falls back to chance as the loss does (the lines printed under each run give the steps).
+#   shows the same story on held-out images: its best comes early (about step 100 to 120), then it
+#   falls steadily as the loss rises (the lines printed under each run give the steps).
 # - **LAMB at lr 0.1 with weight decay 0.01 also diverges in our runs**, a little later: its loss
 #   returns to chance level between steps 280 and 355. This is where we differ from the article,
 #   which reports that weight decay kept the run stable. At this learning rate the runs are chaotic:
