@@ -22,8 +22,9 @@ NAMES = [
     "03_trust_ratio",
     "04_adam_vs_lamb_mnist",
     "05_learning_rate_and_weight_decay",
+    "06_large_batches",
 ]
-MNIST_NOTEBOOKS = {"03_trust_ratio", "04_adam_vs_lamb_mnist", "05_learning_rate_and_weight_decay"}
+MNIST_NOTEBOOKS = {"03_trust_ratio", "04_adam_vs_lamb_mnist", "05_learning_rate_and_weight_decay", "06_large_batches"}
 
 
 def _load_builder():

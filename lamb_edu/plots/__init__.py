@@ -8,6 +8,7 @@ One module per figure family:
 - ``trajectories``: experiment 2, paths on the two-layer loss.
 - ``trust_ratio``: experiments 3 and 5, per-layer r, ‖w‖ and ‖u‖ through MNIST training.
 - ``mnist``: experiments 4 to 6, loss and accuracy of MNIST comparisons (``MNIST_TITLES``).
+- ``large_batch``: the large-batch study, accuracy and steps against batch size, lr × batch heatmaps.
 - ``training_curves``: the runs of ``lamb-edu train`` and ``lamb-edu plot``.
 - ``colors``: the colour of each MNIST setting.
 - ``registry``: ``experiment_figures(name, result)``, the figures of each experiment by file name.
@@ -15,6 +16,13 @@ One module per figure family:
 
 from lamb_edu.plots.colors import SETTING_COLORS, setting_color
 from lamb_edu.plots.debias import debias_figures, plot_bias_correction_factor, plot_moving_averages
+from lamb_edu.plots.large_batch import (
+    BATCH_COLORS,
+    large_batch_figures,
+    plot_accuracy_vs_batch,
+    plot_lr_batch_heatmaps,
+    plot_steps_to_target,
+)
 from lamb_edu.plots.mnist import (
     MNIST_TITLES,
     adam_vs_lamb_figures,
@@ -59,6 +67,11 @@ __all__ = [
     "plot_trust_per_layer",
     "plot_weight_norm_ridges",
     "MNIST_TITLES",
+    "BATCH_COLORS",
+    "plot_accuracy_vs_batch",
+    "plot_lr_batch_heatmaps",
+    "plot_steps_to_target",
+    "large_batch_figures",
     "FIGURES",
     "experiment_figures",
 ]
