@@ -6,8 +6,10 @@ import importlib.util
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +57,7 @@ def test_train_end_to_end_writes_every_file(tmp_path):
     settings = summary["settings"]
     assert (settings["optimizer"], settings["lr"], settings["batch_size"], settings["hidden"]) == ("lamb", 0.02, 100, [32])
     assert (settings["weight_decay"], settings["eps"], settings["beta2"], settings["train_size"]) == (0.01, 1e-6, 0.999, 1000)
-    assert summary["diverged"] is False and summary["steps"] == 20 and summary["seconds"] > 0
+    assert summary["status"] == "finished" and summary["diverged"] is None and summary["steps"] == 20 and summary["seconds"] > 0
 
     # The same run in this process gives the same numbers: the flags reached the optimizer and the loop.
     model = nn.MLP([784, 32, 10], seed=3)
@@ -179,7 +181,7 @@ def test_divergence_without_nan_is_reported(tmp_path, capsys):
     assert cli.main(["train", "--optimizer", "lamb", "--lr", "0.1", "--epochs", "3", "--out", str(tmp_path)]) == 0
     assert "learned, then diverged at step" in capsys.readouterr().out
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["diverged"] is False  # no NaN or inf anywhere
+    assert summary["diverged"] is None  # no NaN or inf anywhere
     assert summary["verdict"]["status"] == "diverged" and summary["verdict"]["lowest_loss"] < 1.0
     assert summary["final"]["test_accuracy"] < 0.2  # back to about chance (10 classes)
 
@@ -196,3 +198,183 @@ def test_legend_names_only_settings_that_differ():
     assert labels == ["lamb lr=0.01 weight_decay=0.0", "lamb lr=0.01 weight_decay=0.01", "sgd lr=0.01 weight_decay=0.0"]
     assert plots.settings_labels([{**base, "no_trust_ratio": True}, {**base, "no_trust_ratio": False}]) == ["lamb lr=0.01 no-trust-ratio", "lamb lr=0.01"]
     assert math.isclose(cli.train_settings(cli.build_parser().parse_args(["train", "--optimizer", "lamb"]))["eps"], 1e-6)
+
+
+# ----------------------------------------------------------------------------- the run folder
+SMALL = ["--epochs", "1", "--train-size", "300", "--batch-size", "100", "--hidden", "16"]
+
+
+def _train(out, *extra):
+    return cli.main(["train", *SMALL, "--out", str(out), *extra])
+
+
+def test_a_folder_that_is_not_empty_is_refused_unless_overwrite(tmp_path, capsys):
+    real_data_dir()
+    out = tmp_path / "run"
+    assert _train(out) == 0
+    first = json.loads((out / "summary.json").read_text())
+    assert first["status"] == "finished" and first["settings"]["model"] == "mlp"
+    assert first["architecture"]["parameters"][0] == ["layers.0.weight", [16, 784]]
+    capsys.readouterr()
+    assert _train(out, "--lr", "0.05") == 2  # the earlier run is not touched
+    error = capsys.readouterr().err
+    assert "--out" in error and "not empty" in error and "--overwrite" in error and error.count("\n") == 1
+    assert json.loads((out / "summary.json").read_text()) == first
+    assert _train(out, "--lr", "0.05", "--overwrite") == 0
+    assert json.loads((out / "summary.json").read_text())["settings"]["lr"] == 0.05
+    (out / "notes.txt").write_text("mine")
+    assert _train(out, "--overwrite") == 2 and (out / "notes.txt").exists()
+    assert "notes.txt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, named, code", [
+    (["--accumulate", "0"], "--accumulate", 2),
+    (["--batch-size", "100", "--accumulate", "101"], "--accumulate", 2),
+    (["--batch-size", "301"], "--batch-size", 2),
+    (["--hidden", "8", "--model", "mlp", "--resume", "x"], "--resume", 2),
+])
+def test_bad_run_flags_exit_2_with_one_line(tmp_path, capsys, argv, named, code):
+    real_data_dir()
+    base = ["train", "--epochs", "1", "--train-size", "300", "--out", str(tmp_path / "run")]
+    try:
+        assert cli.main([*base, *argv]) == code
+    except SystemExit as caught:  # argparse's own check
+        assert caught.code == code
+    error = capsys.readouterr().err
+    assert named in error and "Traceback" not in error
+    assert not (tmp_path / "run").exists()
+
+
+def test_lr_1e308_in_one_step_is_divergence(tmp_path, capsys):
+    real_data_dir()
+    assert cli.main(["train", "--optimizer", "sgd", "--lr", "1e308", "--epochs", "1", "--train-size", "100",
+                     "--batch-size", "100", "--hidden", "8", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["diverged"] == 1 and summary["verdict"]["status"] == "diverged"
+    assert "diverged at step 1" in capsys.readouterr().out
+
+
+def test_every_optimizer_in_the_registry_builds_with_its_defaults():
+    for name, entry in cli.OPTIMIZERS.items():
+        settings = cli.train_settings(cli.build_parser().parse_args(["train", "--optimizer", name]))
+        model = nn.MLP([4, 3], seed=0)
+        optimizer = cli.build_optimizer(settings, list(model.named_parameters()))
+        assert type(optimizer).__name__ == entry.class_name
+        group = optimizer.param_groups[0]
+        assert group["lr"] == entry.defaults["lr"] and group["weight_decay"] == entry.defaults["weight_decay"]
+        for setting, keyword in (("eps", "eps"), ("momentum", "momentum")):
+            if setting in entry.defaults:
+                assert group[keyword] == entry.defaults[setting]
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert "for sgd/lars" in " ".join(help_text.split())  # --nesterov, derived from the registry
+
+
+# ----------------------------------------------------------------------------- plot and reproduce check their inputs
+def _finished_run(tmp_path):
+    out = tmp_path / "run"
+    assert _train(out) == 0
+    return out
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda out: (out / "summary.json").write_text("[1, 2]"), "summary.json: must hold a JSON object"),
+    (lambda out: (out / "summary.json").write_text("{not json"), "summary.json is not valid JSON"),
+    (lambda out: (out / "summary.json").write_text('{"status": "finished", "settings": []}'), "settings"),
+    (lambda out: (out / "metrics.jsonl").write_text('{"type": "step", "step": 1}\n'), "metrics.jsonl, line 1"),
+    (lambda out: (out / "metrics.jsonl").write_text('{"type": "epoch", "epoch": 1, "test_accuracy": 0.5}\n' * 2),
+     "different runs"),
+    (lambda out: (out / "summary.json").write_text(
+        json.dumps({**json.loads((out / "summary.json").read_text()), "status": "interrupted"})), "unfinished"),
+])
+def test_plot_checks_every_file_and_names_it(tmp_path, capsys, damage, named):
+    real_data_dir()
+    out = _finished_run(tmp_path)
+    damage(out)
+    capsys.readouterr()
+    assert cli.main(["plot", str(out), "--out", str(tmp_path / "x.png")]) == 1
+    error = capsys.readouterr().err
+    assert named in error and str(out) in error and error.count("\n") == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("content, named", [("[]", "must hold a JSON object"), ('{"debias": 3}', "'debias'"),
+                                            ("{", "not valid JSON")])
+def test_reproduce_checks_results_json_before_running(tmp_path, capsys, content, named):
+    (tmp_path / "results.json").write_text(content)
+    assert cli.main(["reproduce", "debias", "--out", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert named in error and "results.json" in error and error.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]  # nothing ran
+
+
+# ----------------------------------------------------------------------------- Ctrl-C and --resume
+def _interrupt_after(args, out, step, timeout=120):
+    """Start `lamb-edu train`, send SIGINT once metrics.jsonl reaches ``step``, and wait for it to end."""
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    process = subprocess.Popen([sys.executable, "-m", "lamb_edu", "train", *args, "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            metrics = out / "metrics.jsonl"
+            lines = metrics.read_text().splitlines() if metrics.is_file() else []
+            if any(json.loads(line).get("step", 0) >= step for line in lines[:-1] or lines[:0]):
+                process.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.005)
+        _, stderr = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, stderr
+
+
+def _without_seconds(records):
+    return [{key: value for key, value in record.items() if key != "seconds"} for record in records]
+
+
+@pytest.mark.mnist
+def test_sigint_then_resume_equals_an_uninterrupted_run(tmp_path, capsys):
+    real_data_dir()
+    args = ["--optimizer", "lamb", "--epochs", "2", "--train-size", "2000", "--batch-size", "8", "--hidden", "32",
+            "--checkpoint-every", "7", "--accumulate", "2"]
+    straight = tmp_path / "straight"
+    assert run_cli("train", *args, "--out", str(straight)).returncode == 0
+
+    out = tmp_path / "interrupted"
+    code, stderr = _interrupt_after(args, out, step=40)
+    assert code == 130, stderr
+    assert "Traceback" not in stderr and f"--resume {out}" in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and 40 <= summary["steps"] < 500
+    assert json.loads((out / "checkpoint.json").read_text())["position"]["step"] == summary["steps"]
+    assert cli.main(["plot", str(out), "--out", str(tmp_path / "x.png")]) == 1
+    assert "unfinished" in capsys.readouterr().err
+    assert cli.main(["train", "--resume", str(out), "--lr", "0.1"]) == 2  # the settings come from the run
+
+    resumed = run_cli("train", "--resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    with np.load(straight / "checkpoint.npz") as expected, np.load(out / "checkpoint.npz") as got:
+        assert sorted(expected.files) == sorted(got.files)
+        for key in expected.files:
+            np.testing.assert_array_equal(got[key], expected[key])
+    with np.load(straight / "trust.npz") as expected, np.load(out / "trust.npz") as got:
+        for key in expected.files:
+            np.testing.assert_array_equal(got[key], expected[key])
+    assert _without_seconds(read_metrics(out)) == _without_seconds(read_metrics(straight))
+    finished = json.loads((out / "summary.json").read_text())
+    reference = json.loads((straight / "summary.json").read_text())
+    assert finished["status"] == "finished" and finished["final"] == reference["final"]
+    assert _without_seconds(finished["epochs"]) == _without_seconds(reference["epochs"])
+
+
+def test_resume_of_a_damaged_checkpoint_exits_1_naming_it(tmp_path, capsys):
+    real_data_dir()
+    out = _finished_run(tmp_path)
+    summary = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    (out / "checkpoint.npz").write_bytes(b"PK\x03\x04 not a zip")
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(out)]) == 1
+    error = capsys.readouterr().err
+    assert "checkpoint.npz" in error and "corrupt" in error and error.count("\n") == 1

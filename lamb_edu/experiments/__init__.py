@@ -40,7 +40,7 @@ from lamb_edu.experiments.article_mnist import (
 from lamb_edu.experiments.batch_sweep import BatchRun, StudyData, study_data, sweep, train_at_batch
 from lamb_edu.experiments.bias_correction import DebiasResult, bias_correction_factor, debias, exponential_moving_average
 from lamb_edu.experiments.comparison import QUICK_TEST_SIZE, QUICK_TRAIN_SIZE, SEEDS, MnistComparison, compare_settings
-from lamb_edu.experiments.divergence import CHANCE_LOSS, Divergence, detect_divergence, smoothed_loss
+from lamb_edu.train.divergence import CHANCE_LOSS, Divergence, detect_divergence, smoothed_loss
 from lamb_edu.experiments.large_batch import STUDY_OPTIMIZERS, LargeBatchResult, StudyOptimizer, large_batch
 from lamb_edu.experiments.mnist import MNIST_NETWORK, MnistRun, MnistSetting, train_mnist
 from lamb_edu.experiments.registry import EXPERIMENTS, QUICK_ENVIRONMENT_VARIABLE, quick_mode, run_experiment

@@ -18,7 +18,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 from lamb_edu import backend, train
 from lamb_edu.data import prepare
 from lamb_edu.experiments.comparison import _progress
-from lamb_edu.experiments.divergence import detect_divergence
+from lamb_edu.train.divergence import detect_divergence
 from lamb_edu.optim import schedules
 
 np = backend.np  # run records are small host values
@@ -152,14 +152,12 @@ def train_at_batch(
         if on_step is not None and event["type"] == "step":
             on_step(event["step"])
 
-    extra = {"accumulate": accumulate} if accumulate != 1 else {}  # only the training layer with accumulation takes it
     started = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported by its verdict, not warnings
         history = train.fit(model, optim_, data.mnist, epochs, batch_size, seed=seed, log_every=1, scheduler=scheduler,
-                            progress=False, callback=callback, **extra)
+                            progress=False, callback=callback, accumulate=accumulate)
     seconds = time.perf_counter() - started
-    stopped = history.diverged if history.diverged not in (None, False) else False
-    verdict = detect_divergence(history.step_loss, history.weight_norm, history.log_steps, stopped)
+    verdict = detect_divergence(history.step_loss, history.weight_norm, history.log_steps, history.diverged)
     accuracies = [record["test_accuracy"] for record in history.epochs]
     validation_accuracy = train.evaluate(model, *data.validation)[1]
     return BatchRun(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lamb_edu import backend, nn, optim, train
-from lamb_edu.experiments.divergence import Divergence, detect_divergence
+from lamb_edu.train.divergence import Divergence, detect_divergence
 
 np = backend.np  # experiment data are small host arrays, drawn and saved on the host
 

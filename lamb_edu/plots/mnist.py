@@ -36,7 +36,7 @@ def plot_mnist_comparison(comparison: Any, title: str, window: int = 20) -> Any:
     "diverged" by ``experiments.detect_divergence`` gets an ✕ at the step of the first sign.
     """
     # the loss is smoothed as divergence detection smooths it; imported here so that loading plots runs nothing
-    from lamb_edu.experiments.divergence import CHANCE_LOSS, smoothed_loss  # noqa: PLC0415
+    from lamb_edu.train.divergence import CHANCE_LOSS, smoothed_loss  # noqa: PLC0415
 
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
     seeds = ("seeds " if len(comparison.seeds) > 1 else "seed ") + ", ".join(str(seed) for seed in comparison.seeds)

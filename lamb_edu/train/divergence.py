@@ -1,20 +1,22 @@
-"""Divergence detection: did a run learn, diverge, or never learn? Read from its losses and weight norms.
+"""Divergence: did a run learn, diverge, or never learn? Decided from its losses and weight norms.
 
-Divergence need not produce NaN: a run at too large a learning rate can learn, forget everything
-(its loss back at chance level) or blow its weights up while every number stays finite.
+A run can diverge without a NaN: the loss climbs back to chance level while the weights explode.
+``detect_divergence`` looks for each sign and dates it; ``all_finite`` is the check ``fit`` makes on
+the weights themselves (a step of ``lr=1e308`` leaves them ±inf, whatever the loss said).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from lamb_edu import backend
+from lamb_edu.optim.checks import all_finite as array_is_finite
 
-np = backend.np  # losses and norms are small host arrays
+np = backend.np  # the verdict is computed on host copies of the recorded losses and norms
 
-__all__ = ["CHANCE_LOSS", "Divergence", "smoothed_loss", "detect_divergence"]
+__all__ = ["CHANCE_LOSS", "Divergence", "smoothed_loss", "detect_divergence", "all_finite"]
 
 CHANCE_LOSS = math.log(10)  # cross-entropy of a uniform guess over 10 classes: 2.303
 
@@ -50,7 +52,7 @@ def detect_divergence(
     step_loss: Sequence[float],
     weight_norm: Any = None,
     log_steps: Sequence[int] | None = None,
-    stopped_at: int | bool = False,
+    stopped_at: int | None = None,
     *,
     window: int = 20,
     learned_below: float = 1.0,
@@ -61,7 +63,7 @@ def detect_divergence(
     """Decide whether a run learned, diverged, or never learned, from its losses and weight norms.
 
     Divergence need not produce NaN. Three signs count, each dated by its first step:
-    - a non-finite loss or gradient stopped training (``stopped_at``, the step ``fit`` reports);
+    - a non-finite loss, gradient or weight stopped training (``stopped_at``, the step ``fit`` reports);
     - after the ``window``-step mean loss fell below ``learned_below``, it climbed back to within
       ``chance_margin`` of chance level ln(10) ≈ 2.30: the network forgot everything it learned;
     - the norm of all parameters together, √(Σ‖w_layer‖²), grew more than ``norm_growth`` times its
@@ -74,8 +76,9 @@ def detect_divergence(
     finite = smooth[np.isfinite(smooth)]
     lowest = float(finite.min()) if finite.size else math.inf
     signs: list[tuple[int, str]] = []
-    if stopped_at:
-        signs.append((int(stopped_at), f"the loss or a gradient was not finite at step {int(stopped_at)}"))
+    stopped = None if stopped_at in (None, False) else int(stopped_at)  # False: summaries from before 0.2
+    if stopped is not None:
+        signs.append((stopped, f"the loss, a gradient or a weight was not finite at step {stopped}"))
     below = np.flatnonzero(smooth < learned_below)
     learned = below.size > 0
     if learned:
@@ -97,9 +100,13 @@ def detect_divergence(
     signs.sort()
     reasons = [reason for _, reason in signs]
     first = signs[0][0] if signs else None
-    if stopped_at or (learned and signs):
+    if stopped is not None or (learned and signs):
         return Divergence("diverged", first, reasons, lowest)
     if not learned:
         return Divergence("did not learn", first, reasons, lowest)
     return Divergence("learned", None, [], lowest)
 
+
+def all_finite(arrays: Iterable[Any]) -> bool:
+    """True when every entry of every array is finite (``optim.checks.all_finite`` on each: no mask array)."""
+    return all(array_is_finite(array) for array in arrays)

@@ -1,0 +1,100 @@
+"""The optimizers and models ``lamb-edu train`` offers: one entry each, from which the flags follow.
+
+An optimizer entry names its class in ``lamb_edu.optim`` and the settings it takes with their
+defaults; a flag applies to exactly the optimizers whose defaults list it, which is what its help
+says and what ``--momentum`` given to Adam is refused by. Settings map to the constructor's
+keywords by one rule (``constructor_keywords``). A model entry builds the network from the settings.
+
+Defaults: LAMB follows the article's MNIST runs (lr 0.01) and the code it used (cybertronai/
+pytorch-lamb: betas 0.9, 0.999, eps 1e-6); the others follow torch.optim, with learning rates that
+train this MLP well in a few epochs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = ["OptimizerEntry", "OPTIMIZERS", "OPTIMIZER_FLAGS", "ModelEntry", "MODELS", "applies_to",
+           "constructor_keywords", "build_optimizer", "build_model"]
+
+
+@dataclass(frozen=True)
+class OptimizerEntry:
+    """An optimizer of ``lamb_edu.optim`` (by class name) and the settings it takes, with their defaults."""
+
+    class_name: str
+    defaults: dict[str, Any]
+
+
+OPTIMIZERS: dict[str, OptimizerEntry] = {
+    "sgd": OptimizerEntry("SGD", {"lr": 0.1, "weight_decay": 0.0, "momentum": 0.0, "nesterov": False}),
+    "adagrad": OptimizerEntry("Adagrad", {"lr": 0.01, "weight_decay": 0.0, "eps": 1e-10}),
+    "rmsprop": OptimizerEntry("RMSprop", {"lr": 0.001, "weight_decay": 0.0, "momentum": 0.0, "beta2": 0.99, "eps": 1e-8}),
+    "adam": OptimizerEntry("Adam", {"lr": 0.001, "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                                    "no_bias_correction": False}),
+    "adamw": OptimizerEntry("AdamW", {"lr": 0.001, "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                                      "no_bias_correction": False}),
+    "lars": OptimizerEntry("LARS", {"lr": 5.0, "weight_decay": 0.0, "momentum": 0.9, "nesterov": False, "eps": 1e-8,
+                                    "no_trust_ratio": False}),
+    "lamb": OptimizerEntry("LAMB", {"lr": 0.01, "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-6,
+                                    "no_bias_correction": False, "no_trust_ratio": False}),
+}
+
+# Every optimizer setting, in the order of --help and of summary.json.
+OPTIMIZER_FLAGS = ("lr", "weight_decay", "momentum", "nesterov", "beta1", "beta2", "eps", "no_bias_correction",
+                   "no_trust_ratio")
+
+
+def applies_to(setting: str) -> list[str]:
+    """The optimizers that take ``setting``."""
+    return [name for name, entry in OPTIMIZERS.items() if setting in entry.defaults]
+
+
+def constructor_keywords(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The keywords of optimizer ``name``'s constructor for ``settings`` (the flags' names and meanings)."""
+    values = {key: settings[key] for key in OPTIMIZERS[name].defaults}
+    if "beta1" in values:  # Adam-type: betas = (β1, β2)
+        values["betas"] = (values.pop("beta1"), values.pop("beta2"))
+    elif "beta2" in values:  # RMSprop calls the decay of its squared-gradient average alpha
+        values["alpha"] = values.pop("beta2")
+    for flag, keyword in (("no_bias_correction", "bias_correction"), ("no_trust_ratio", "use_trust_ratio")):
+        if flag in values:
+            values[keyword] = not values.pop(flag)
+    return values
+
+
+def build_optimizer(settings: dict[str, Any], named_parameters: list[tuple[str, Any]]) -> Any:
+    """The optimizer the settings describe, over all parameters (biases included, as in the article's code)."""
+    from lamb_edu import optim  # noqa: PLC0415  (keeps `lamb-edu --help` fast)
+
+    name = settings["optimizer"]
+    optimizer = getattr(optim, OPTIMIZERS[name].class_name)(list(named_parameters), **constructor_keywords(name, settings))
+    if settings.get("lookahead"):
+        optimizer = optim.Lookahead(optimizer, k=settings["lookahead"], alpha=0.5)
+    return optimizer
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A network for 28x28 digits: ``build(settings)`` makes it; ``defaults`` are the settings it takes."""
+
+    build: Callable[[dict[str, Any]], Any]
+    defaults: dict[str, Any]
+    description: str
+
+
+def _mlp(settings: dict[str, Any]) -> Any:
+    from lamb_edu import nn  # noqa: PLC0415
+
+    return nn.MLP([784, *settings["hidden"], 10], seed=settings["seed"])
+
+
+MODELS: dict[str, ModelEntry] = {
+    "mlp": ModelEntry(_mlp, {"hidden": [256, 256]}, "nn.MLP: Linear/ReLU layers of the --hidden widths"),
+}
+
+
+def build_model(settings: dict[str, Any]) -> Any:
+    """The model the settings describe, its weights drawn from ``settings['seed']``."""
+    return MODELS[settings["model"]].build(settings)

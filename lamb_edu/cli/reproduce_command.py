@@ -1,0 +1,76 @@
+"""``lamb-edu reproduce NAME|all``: run the article's experiments; write figures and ``results.json``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from lamb_edu.cli.figures import save_figure
+from lamb_edu.cli.values import CommandError
+
+__all__ = ["add_reproduce_command", "run_reproduce", "read_results"]
+
+
+def add_reproduce_command(subparsers: Any) -> None:
+    """``lamb-edu reproduce NAME|all [--quick] [--out DIR]``."""
+    from lamb_edu.experiments import EXPERIMENTS  # noqa: PLC0415
+
+    parser = subparsers.add_parser(
+        "reproduce", help="run the article's experiments; write figures and results.json",
+        description="Run the experiments of 'An intuitive understanding of the LAMB optimizer' and write their "
+                    "figures (PNG) and numbers (results.json) to --out.",
+    )
+    parser.add_argument("name", choices=[*EXPERIMENTS, "all"], metavar="NAME",
+                        help=f"one of: {', '.join(EXPERIMENTS)}, or all")
+    parser.add_argument("--quick", action="store_true",
+                        help="small subsets and few steps (about a minute in all), as CI and the notebooks' quick mode")
+    parser.add_argument("--out", type=Path, default=Path("figures"), metavar="DIR", help="output directory (default: figures)")
+    parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help="folder with the MNIST files")
+    parser.set_defaults(handler=run_reproduce)
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """The ``results.json`` to merge into: {} when absent; RunFileError naming it when it is not an object of objects."""
+    from lamb_edu.train.files import read_json, require  # noqa: PLC0415
+
+    if not path.exists():
+        return {}
+    results = read_json(path)
+    require(isinstance(results, dict), path, "must hold a JSON object (experiment name to its results)")
+    for name, entry in results.items():
+        require(isinstance(entry, dict), path, f"the entry {name!r} must be an object")
+    return results
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    """Check ``results.json`` first, then run each experiment, save its figures and merge its numbers after each."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")  # files only, never a window
+
+    if args.out.exists() and not args.out.is_dir():
+        raise CommandError(f"argument --out: {args.out} exists and is not a directory", 2)
+    results_path = args.out / "results.json"
+    results = read_results(results_path)  # before running anything: a bad file costs nothing
+
+    from lamb_edu import experiments, plots  # noqa: PLC0415
+    from lamb_edu.train.files import write_json  # noqa: PLC0415
+
+    names = list(experiments.EXPERIMENTS) if args.name == "all" else [args.name]
+    args.out.mkdir(parents=True, exist_ok=True)
+    mode = "quick" if args.quick else "full"
+    started = time.perf_counter()
+    for name in names:
+        began = time.perf_counter()
+        result = experiments.run_experiment(name, quick=args.quick, data_dir=args.data_dir, progress=True)
+        figures = plots.experiment_figures(name, result)
+        for filename, figure in figures.items():
+            save_figure(figure, args.out / filename, dpi=110)
+        results[name] = {"mode": mode, **result.summary()}
+        write_json(results_path, results, indent=1, sort_keys=True)
+        print(f"{name}: {', '.join(figures)} ({time.perf_counter() - began:.0f} s)", flush=True)
+    print(f"reproduced {len(names)} experiment(s) in {mode} mode in {time.perf_counter() - started:.0f} s; "
+          f"wrote {args.out}", flush=True)
+    return 0

@@ -1,0 +1,31 @@
+"""The training layer: ``fit`` trains a model on MNIST with any optimizer and returns a ``History``.
+
+- ``loop``: ``fit``, the epoch loop;
+- ``step``: one step on a global batch, with gradient accumulation (``train_step``);
+- ``workers``: who computes which part of a global batch (the seam for data-parallel training);
+- ``metrics``: ``evaluate`` and the per-step norms and trust ratios (``StepLogger``);
+- ``history``: ``History``, what a run measured, as host arrays;
+- ``divergence``: did a run learn, diverge, or never learn (``detect_divergence``);
+- ``checkpoint`` and ``position``: save, check and resume a run;
+- ``files``: atomic writes and JSON reads whose errors name the file;
+- ``progress``: the progress bar.
+"""
+
+from lamb_edu.train.checkpoint import (CHECKPOINT_JSON, CHECKPOINT_NPZ, describe_model, describe_optimizer,
+                                       has_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint)
+from lamb_edu.train.divergence import CHANCE_LOSS, Divergence, all_finite, detect_divergence, smoothed_loss
+from lamb_edu.train.files import RunFileError, read_json, write_atomically, write_json
+from lamb_edu.train.history import History, json_safe
+from lamb_edu.train.loop import TrainingStopped, fit
+from lamb_edu.train.metrics import evaluate, trust_statistics
+from lamb_edu.train.position import Position
+from lamb_edu.train.step import accumulate_gradients, micro_batches, train_step
+from lamb_edu.train.workers import SingleProcess, Workers
+
+__all__ = [
+    "fit", "TrainingStopped", "History", "evaluate", "trust_statistics", "train_step", "accumulate_gradients", "micro_batches",
+    "Workers", "SingleProcess", "Divergence", "smoothed_loss", "detect_divergence", "all_finite", "CHANCE_LOSS",
+    "save_checkpoint", "load_checkpoint", "read_checkpoint", "has_checkpoint", "describe_optimizer",
+    "describe_model", "Position", "CHECKPOINT_NPZ", "CHECKPOINT_JSON", "RunFileError", "read_json",
+    "write_atomically", "write_json", "json_safe",
+]

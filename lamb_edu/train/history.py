@@ -1,0 +1,161 @@
+"""``History``: what ``fit`` measured, as host NumPy arrays that grow while training runs.
+
+Per step: ``step_loss``. Every ``log_every`` steps (and at step 1): ``log_steps``, ``log_lr`` and,
+per parameter (columns in the order of ``parameter_names``), ``weight_norm`` ‖w‖ before the step and,
+for optimizers that record them (LAMB, LARS), ``update_norm`` and ``trust_ratio``. Per epoch: one
+record dict in ``epochs``. ``diverged`` is None, or the step at which a loss, gradient or weight
+stopped being finite. ``to_dict``/``from_dict`` round-trip through strict JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+from lamb_edu import backend
+
+np = backend.np  # host NumPy: the history is bookkeeping, not device maths
+
+__all__ = ["History", "json_safe", "TRUST_KEYS"]
+
+TRUST_KEYS = ("weight_norm", "update_norm", "trust_ratio")
+_SERIES = ("step_loss", "log_steps", "log_lr", *TRUST_KEYS)
+
+
+class _Rows:
+    """An array that rows are appended to, in a buffer that doubles when full (amortised O(1) per row)."""
+
+    def __init__(self, width: int | None, dtype: Any, rows: Any = None) -> None:
+        shape = (0,) if width is None else (0, width)
+        initial = np.zeros(shape, dtype=dtype) if rows is None else np.asarray(rows, dtype=dtype).reshape((-1, *shape[1:]))
+        self._buffer = initial.copy()
+        self._count = len(initial)
+
+    def append(self, row: Any) -> None:
+        if self._count == len(self._buffer):
+            grown = np.empty((max(16, 2 * self._count), *self._buffer.shape[1:]), dtype=self._buffer.dtype)
+            grown[: self._count] = self._buffer[: self._count]
+            self._buffer = grown
+        self._buffer[self._count] = row
+        self._count += 1
+
+    def view(self) -> Any:
+        view = self._buffer[: self._count]
+        view.flags.writeable = False  # append through History, never write into the record
+        return view
+
+
+class History:
+    """Everything ``fit`` measured (see the module docstring); the arrays are read-only views."""
+
+    def __init__(self, parameter_names: Sequence[str] = (), *, epochs: Iterable[dict[str, Any]] = (),
+                 diverged: int | None = None, seconds: float = 0.0, **series: Any) -> None:
+        unknown = set(series) - set(_SERIES)
+        if unknown:
+            raise TypeError(f"History got unknown fields {sorted(unknown)}")
+        self.parameter_names = list(parameter_names)
+        width = len(self.parameter_names)
+        self._rows = {
+            "step_loss": _Rows(None, np.float64, series.get("step_loss")),
+            "log_steps": _Rows(None, np.int64, series.get("log_steps")),
+            "log_lr": _Rows(None, np.float64, series.get("log_lr")),
+            **{key: _Rows(width, np.float64, series.get(key)) for key in TRUST_KEYS},
+        }
+        self.epochs = [dict(record) for record in epochs]
+        self.diverged = None if diverged in (None, False) else int(diverged)  # False: files from before 0.2
+        self.seconds = float(seconds)
+
+    step_loss = property(lambda self: self._rows["step_loss"].view(), doc="Loss of every step taken, (steps,).")
+    log_steps = property(lambda self: self._rows["log_steps"].view(), doc="Steps with a logged row, (logs,).")
+    log_lr = property(lambda self: self._rows["log_lr"].view(), doc="The lr each logged step used, (logs,).")
+    weight_norm = property(lambda self: self._rows["weight_norm"].view(), doc="‖w‖ before each logged step, (logs, params).")
+    update_norm = property(lambda self: self._rows["update_norm"].view(), doc="‖u‖ the optimizer recorded, (logs, params).")
+    trust_ratio = property(lambda self: self._rows["trust_ratio"].view(), doc="The trust ratio it recorded, (logs, params).")
+
+    def append_step(self, loss: float) -> None:
+        """Record the loss of one more step."""
+        self._rows["step_loss"].append(loss)
+
+    def append_log(self, step: int, lr: float, weight_norm: Sequence[float],
+                   recorded: dict[str, Sequence[float]] | None) -> None:
+        """Record one logged row: the step, its lr, ‖w‖ per parameter and the optimizer's own statistics."""
+        self._rows["log_steps"].append(step)
+        self._rows["log_lr"].append(lr)
+        self._rows["weight_norm"].append(weight_norm)
+        if recorded is not None:
+            self._rows["update_norm"].append(recorded["update_norm"])
+            self._rows["trust_ratio"].append(recorded["trust_ratio"])
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps taken."""
+        return len(self.step_loss)
+
+    @property
+    def records_trust(self) -> bool:
+        """True when the optimizer recorded update norms and trust ratios."""
+        return len(self.trust_ratio) > 0
+
+    def epoch_values(self, key: str) -> Any:
+        """One column of the epoch records as a float64 array, e.g. ``epoch_values("test_accuracy")``."""
+        return np.array([math.nan if record.get(key) is None else record[key] for record in self.epochs], dtype=np.float64)
+
+    def final(self) -> dict[str, Any]:
+        """The last epoch's ``train_loss``, ``test_loss`` and ``test_accuracy`` (None before any epoch)."""
+        last = self.epochs[-1] if self.epochs else {}
+        return {key: last.get(key) for key in ("train_loss", "test_loss", "test_accuracy")}
+
+    def trust_arrays(self) -> dict[str, Any]:
+        """Host arrays for ``trust.npz``: ``steps``, ``lr``, ``names`` and ``<name>/<statistic>`` per parameter."""
+        arrays: dict[str, Any] = {"steps": self.log_steps, "lr": self.log_lr,
+                                  "names": np.asarray(self.parameter_names, dtype=str)}
+        for key in TRUST_KEYS:
+            table = getattr(self, key)
+            if len(table):
+                arrays.update({f"{name}/{key}": table[:, column] for column, name in enumerate(self.parameter_names)})
+        return arrays
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of lists; non-finite floats become None so the result is strict JSON."""
+        return json_safe({"parameter_names": self.parameter_names,
+                          **{key: getattr(self, key).tolist() for key in _SERIES},
+                          "epochs": self.epochs, "diverged": self.diverged, "seconds": self.seconds})
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> History:
+        """The inverse of ``to_dict`` (None losses and norms come back as NaN)."""
+        series = {key: _nan_for_none(values[key]) for key in _SERIES if key in values}
+        return cls(values.get("parameter_names", ()), epochs=values.get("epochs", ()),
+                   diverged=values.get("diverged"), seconds=values.get("seconds", 0.0), **series)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, History):
+            return NotImplemented
+        same_series = all(np.array_equal(getattr(self, key), getattr(other, key), equal_nan=True) for key in _SERIES)
+        return same_series and (self.parameter_names, self.epochs, self.diverged, self.seconds) == (
+            other.parameter_names, other.epochs, other.diverged, other.seconds)
+
+    def __repr__(self) -> str:
+        return (f"History(steps={self.steps}, epochs={len(self.epochs)}, logs={len(self.log_steps)}, "
+                f"diverged={self.diverged})")
+
+
+def _nan_for_none(values: Any) -> Any:
+    if isinstance(values, list):
+        return [_nan_for_none(value) for value in values]
+    return math.nan if values is None else values
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and ±inf replaced by None, recursively (JSON has no NaN); NumPy scalars become Python's."""
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
