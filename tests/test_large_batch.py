@@ -15,7 +15,7 @@ import pytest
 
 from lamb_edu import nn, optim, plots
 from lamb_edu.autograd import Tensor
-from lamb_edu.data import MNIST, batches, load_mnist, prepare
+from lamb_edu.data import MNIST, batches, prepare
 from lamb_edu.experiments import EXPERIMENTS, large_batch
 from lamb_edu.experiments.batch_sweep import (RUN_FIELDS, evaluation_steps, mark_tuned, steps_to_target, study_data,
                                               sweep, train_at_batch)

@@ -206,7 +206,6 @@ class RunQueue:
         """Count one more run at ``batch_size`` in the progress bar's total."""
         if self.bar is not None:
             self.bar.total += self.steps(batch_size)
-            self.bar.refresh()
 
     def run(self, optimizer: str, make_optimizer: Callable[[list[Any], float], Any], batch_size: int, lr: float,
             seed: int = 0, lr_rule: str = "grid") -> BatchRun:

@@ -97,6 +97,7 @@ class LargeBatchSettings:
     repeat_seeds: tuple[int, ...] = ()
     repeat_rules: tuple[str, ...] = ("tuned",)
     hidden: tuple[int, ...] = (256, 256)
+    curve_size: int = 2000  # validation images scored for the accuracy over time
 
 
 FULL = LargeBatchSettings(batch_sizes=(128, 512, 2048, 8192, 16384), epochs=10, train_size=49152,
@@ -104,6 +105,7 @@ FULL = LargeBatchSettings(batch_sizes=(128, 512, 2048, 8192, 16384), epochs=10, 
 # Quick: 8192 images, three batch sizes, every other lr of the full grid's lower part (a factor 4 apart).
 QUICK = LargeBatchSettings(
     batch_sizes=(128, 512, 2048), epochs=6, train_size=8192, validation_size=2000, test_size=2000, target=0.9,
+    curve_size=500,
     optimizers=tuple(StudyOptimizer(o.name, o.label, o.class_name, o.rule, o.grid[1:7:2], o.options)
                      for o in STUDY_OPTIMIZERS),
 )
@@ -195,7 +197,8 @@ def large_batch(quick: bool = False, data_dir: Any = None, progress: bool = Fals
     """
     settings = settings or (QUICK if quick else FULL)
     started = time.perf_counter()
-    split = study_data(data.load_mnist(data_dir), settings.train_size, settings.validation_size, settings.test_size)
+    split = study_data(data.load_mnist(data_dir), settings.train_size, settings.validation_size, settings.test_size,
+                       settings.curve_size)
     hidden = list(settings.hidden)
     queue = RunQueue(lambda seed: nn.MLP([784, *hidden, 10], seed=seed), split, epochs=settings.epochs,
                      warmup_fraction=settings.warmup_fraction, target=settings.target, progress=progress,

@@ -11,8 +11,8 @@ import math
 from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
-import numpy as np  # plots read host numbers only
 
+from lamb_edu.backend import np  # plots read host numbers only
 from lamb_edu.plots.trajectories import OPTIMIZER_COLORS
 
 __all__ = ["BATCH_COLORS", "batch_color", "plot_accuracy_vs_batch", "plot_lr_batch_heatmaps", "plot_steps_to_target",
@@ -45,31 +45,38 @@ def plot_accuracy_vs_batch(result: Any) -> Any:
     """Final test accuracy against batch size: tuned lr solid, rule-scaled lr dashed, one colour per optimizer.
 
     Where the tuned runs were repeated from several seeds the line is their mean and the bar spans
-    their lowest and highest accuracy.
+    their lowest and highest accuracy. The axis fits the tuned runs; a rule-scaled run far below them
+    is drawn as ▼ on the bottom edge with its accuracy written beside it.
     """
     figure, axis = plt.subplots(figsize=(8.5, 5.5), constrained_layout=True)
+    tuned = [run.final_test_accuracy for run in result.select(lr_rule="tuned")]
+    bottom = max(0.0, 100 * min(tuned, default=0.0) - 6)
     for study_optimizer in result.optimizers:
         color = batch_color(study_optimizer.name)
         for rule, style in (("tuned", "-"), ("scaled", "--")):
             per_batch = result.accuracy(study_optimizer.name, rule)
             batches = [b for b in result.batch_sizes if per_batch[b]]
             values = [100 * np.asarray(per_batch[b]) for b in batches]
-            mean = [v.mean() for v in values]
+            mean = np.array([v.mean() for v in values])
             label = f"{study_optimizer.label}, {'tuned lr' if rule == 'tuned' else study_optimizer.rule + '-scaled lr'}"
-            axis.plot(batches, mean, style, color=color, marker="o" if rule == "tuned" else "s", markersize=4,
-                      label=label, linewidth=1.6 if rule == "tuned" else 1.1)
+            axis.plot(batches, np.maximum(mean, bottom), style, color=color, marker="o" if rule == "tuned" else "s",
+                      markersize=4, label=label, linewidth=1.6 if rule == "tuned" else 1.1)
+            for batch, value in zip(batches, mean):
+                if value < bottom:
+                    axis.plot(batch, bottom, "v", color=color, markersize=9, clip_on=False)
+                    axis.annotate(f"{value:.0f} %", (batch, bottom), xytext=(6, 4), textcoords="offset points",
+                                  color=color, fontsize=7)
             if any(len(v) > 1 for v in values):
                 low, high = [v.min() for v in values], [v.max() for v in values]
-                axis.errorbar(batches, mean, yerr=[np.subtract(mean, low), np.subtract(high, mean)], fmt="none",
-                              ecolor=color, capsize=3, linewidth=1)
+                axis.errorbar(batches, mean, yerr=[mean - low, high - mean], fmt="none", ecolor=color, capsize=3,
+                              linewidth=1)
     _batch_axis(axis, result.batch_sizes)
-    lowest = min((run.final_test_accuracy for run in result.select(lr_rule=("tuned", "scaled"))), default=0.0)
-    axis.set_ylim(max(0.0, 100 * lowest - 2) if lowest > 0.5 else 0, 100)
+    axis.set_ylim(bottom, 100)
     axis.set_ylabel("final test accuracy (%)")
     repeats = result.settings.repeat_seeds
     axis.set_title("Accuracy against batch size at a fixed budget in epochs\n" + _mode(result)
-                   + (f"\ntuned: mean of seeds 0, {', '.join(map(str, repeats))} (bars: lowest to highest)" if repeats else ""),
-                   fontsize=10)
+                   + (f"\ntuned: mean of seeds 0, {', '.join(map(str, repeats))} (bars: lowest to highest)" if repeats else "")
+                   + "; ▼: below the axis", fontsize=10)
     axis.legend(fontsize=8, ncol=2)
     return figure
 
