@@ -102,7 +102,7 @@ class LargeBatchSettings:
 
 FULL = LargeBatchSettings(batch_sizes=(128, 512, 2048, 8192, 16384), epochs=10, train_size=49152,
                           validation_size=5000, test_size=None, target=0.95, repeat_seeds=(1, 2))
-# Quick: 8192 images, three batch sizes, every other lr of the full grid's lower part (a factor 4 apart).
+# Quick: 8192 images, three batch sizes, three lrs of the full grid (a factor 4 apart), a smaller curve slice.
 QUICK = LargeBatchSettings(
     batch_sizes=(128, 512, 2048), epochs=6, train_size=8192, validation_size=2000, test_size=2000, target=0.9,
     curve_size=500,
