@@ -73,7 +73,7 @@ STUDY_OPTIMIZERS = (
     StudyOptimizer("sgd", "SGD + Nesterov momentum", "SGD", "linear", _ladder(0.0125, 8),
                    {"momentum": 0.9, "nesterov": True}),
     StudyOptimizer("adamw", "AdamW", "AdamW", "sqrt", _ladder(0.0005, 8), {"weight_decay": 0.01}),
-    StudyOptimizer("lars", "LARS", "LARS", "linear", _ladder(0.5, 8), {"momentum": 0.9}),
+    StudyOptimizer("lars", "LARS", "LARS", "linear", _ladder(1.0, 8), {"momentum": 0.9}),
     StudyOptimizer("lamb", "LAMB", "LAMB", "sqrt", _ladder(0.0025, 8), {"weight_decay": 0.01}),
 )
 
