@@ -20,6 +20,14 @@ The floors are measured on the spot: float32 matrix-product GFLOP/s (a 2048³ pr
 bandwidth (GB/s counting bytes read plus written), both with the same threads. An optimizer step
 must at least read w, g, m, v and write w, m, v: 28 bytes per parameter.
 
+    python benchmarks/bench_vs_torch.py --cnn        # one MNIST-sized epoch of the article's CNN
+    python benchmarks/bench_vs_torch.py --cnn --tiny --idle 1   # 4 small batches: checks that it runs
+
+``--cnn`` times one training epoch of ``nn.CNN()`` (conv 1→20 5×5, pool, conv 20→50 5×5, pool,
+800→500→10) with LAMB: forward, cross-entropy, backward and the step, on the same 60000 random
+examples in batches of 512 for both libraries (PyTorch: torch.nn with the same LAMB equations in
+foreach ops), one run each, and writes a CNN section into RESULTS.md (not with ``--tiny``).
+
     python benchmarks/bench_vs_torch.py --gpu        # needs CuPy and a GPU; PyTorch CUDA if installed
 
 times the optimizer steps on 25.2M parameters and one MNIST-sized epoch of the MLP with LAMB
@@ -44,6 +52,7 @@ SIZES = [784, 256, 256, 10]
 BIG_SHAPES = [(1024, 1024), (1024,)] * 24
 BYTES_PER_PARAMETER = 28  # read w, g, m, v; write w, m, v (float32)
 HYPER = dict(lr=1e-3, betas=(0.9, 0.999), weight_decay=0.01)
+CNN_HYPER = dict(lr=0.02, betas=(0.9, 0.999), weight_decay=0.01)
 
 
 # ----------------------------------------------------------------------------------- worker side
@@ -65,6 +74,26 @@ def time_it(function, steps: int, warmup: int) -> float:
     return statistics.median(times)
 
 
+def cnn_batches(tiny: bool) -> list:
+    """The CNN task's batches, the same for both libraries: 60000 random images in batches of 512 (tiny: 4 x 32)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    count, batch = (128, 32) if tiny else (60000, 512)
+    x = rng.normal(size=(count, 784)).astype(np.float32)
+    y = rng.integers(0, 10, size=count)
+    return [(x[begin:begin + batch], y[begin:begin + batch]) for begin in range(0, count, batch)]
+
+
+def time_epoch(step, batches) -> float:
+    """Seconds for one pass of ``step`` over ``batches``, after one untimed warm-up step."""
+    step(*batches[0])
+    start = time.perf_counter()
+    for x, y in batches:
+        step(x, y)
+    return time.perf_counter() - start
+
+
 def lamb_edu_task(task: str, steps: int, warmup: int, threads: int) -> float:
     import numpy as np
 
@@ -74,6 +103,16 @@ def lamb_edu_task(task: str, steps: int, warmup: int, threads: int) -> float:
     fast_path.set_num_threads(threads)
     rng = np.random.default_rng(0)
     kind, what = task.split(" ")
+    if kind == "cnn":
+        model = nn.CNN(seed=0)
+        optimizer = optim.LAMB(model.parameters(), **CNN_HYPER)
+
+        def cnn_step(x, y):
+            optimizer.zero_grad()
+            nn.cross_entropy(model(Tensor(x)), y).backward()
+            optimizer.step()
+
+        return time_epoch(cnn_step, cnn_batches(what == "tiny"))
     if kind == "mlp":
         batch = int(what)
         model = nn.MLP(SIZES, seed=0)
@@ -132,6 +171,23 @@ def torch_task(task: str, steps: int, warmup: int, threads: int) -> float:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     kind, what = task.split(" ")
+    if kind == "cnn":
+        nn = torch.nn
+        model = nn.Sequential(nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(20, 50, 5), nn.ReLU(),
+                              nn.MaxPool2d(2), nn.Flatten(), nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, 10))
+        params = list(model.parameters())
+        ms, vs = [torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params]
+        counter = [0]
+
+        def cnn_step(x, y):
+            model.zero_grad(set_to_none=True)
+            images = torch.from_numpy(x).view(-1, 1, 28, 28)
+            torch.nn.functional.cross_entropy(model(images), torch.from_numpy(y)).backward()
+            counter[0] += 1
+            with torch.no_grad():
+                torch_lamb_step(params, [p.grad for p in params], ms, vs, counter[0], **CNN_HYPER)
+
+        return time_epoch(cnn_step, cnn_batches(what == "tiny"))
     if kind == "mlp":
         batch = int(what)
         layers = []
@@ -437,6 +493,8 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=0.15,
                         help="wait before each measurement until at most this share of the CPUs is busy (1: never wait)")
     parser.add_argument("--gpu", action="store_true", help="the GPU table (CuPy, and PyTorch CUDA if installed)")
+    parser.add_argument("--cnn", action="store_true", help="one training epoch of the article's CNN, one run each")
+    parser.add_argument("--tiny", action="store_true", help="with --cnn: 4 batches of 32, to check that it runs")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--library", default="lamb_edu", help=argparse.SUPPRESS)
     parser.add_argument("--task", default="", help=argparse.SUPPRESS)
@@ -449,6 +507,9 @@ def main() -> None:
     IDLE_LIMIT[0] = arguments.idle
     if arguments.gpu:
         gpu_main(arguments)
+        return
+    if arguments.cnn:
+        cnn_main(arguments)
         return
     rounds = 3 if arguments.quick else arguments.rounds
     have_torch = torch_version() is not None
@@ -492,6 +553,27 @@ def main() -> None:
         write_results(Path(arguments.out), text)
 
 
+def cnn_main(arguments: argparse.Namespace) -> None:
+    """The CNN epoch: lamb-edu, then PyTorch (when installed), each once in its own process."""
+    task = "cnn tiny" if arguments.tiny else "cnn epoch"
+    seconds = {"lamb_edu": run_worker("lamb_edu", task, 1, 0, arguments.threads)["seconds"]}
+    if torch_version() is not None:
+        seconds["torch"] = run_worker("torch", task, 1, 0, arguments.threads)["seconds"]
+    ours, theirs = seconds["lamb_edu"], seconds.get("torch")
+    ratio = f"{ours / theirs:.2f}x" if theirs else "-"
+    work = "4 batches of 32" if arguments.tiny else "one epoch, 60000 examples, batch 512"
+    text = "\n".join([
+        f"- Machine: {machine_description()}; threads: {arguments.threads} for both; one run each",
+        f"- PyTorch {torch_version() or 'not installed'} (CPU); command: `python benchmarks/bench_vs_torch.py --cnn`",
+        "", "| work | lamb-edu s | PyTorch s | lamb-edu / PyTorch |", "|---|---:|---:|---:|",
+        f"| CNN training ({work}): fwd + CE + bwd + LAMB | {ours:.2f} | "
+        f"{f'{theirs:.2f}' if theirs else 'missing'} | {ratio} |",
+    ])
+    print(text)
+    if not arguments.tiny:
+        write_results(Path(arguments.out), text, section="cnn")
+
+
 def make_table(tasks, times, have_torch, matmul, copy) -> str:
     rows = ["| work | lamb-edu ms | PyTorch ms | lamb-edu / PyTorch | lamb-edu GFLOP/s or GB/s | of floor |",
             "|---|---:|---:|---:|---:|---:|"]
@@ -522,7 +604,8 @@ def write_results(path: Path, text: str, section: str = "cpu") -> None:
     if begin in old and end in old:
         new = old[: old.index(begin)] + block + old[old.index(end) + len(end):]
     else:
-        title = "CPU: lamb-edu against PyTorch" if section == "cpu" else "GPU: lamb-edu on CuPy against PyTorch CUDA"
+        title = {"cpu": "CPU: lamb-edu against PyTorch", "cnn": "CPU: the article's CNN, one epoch",
+                 "gpu": "GPU: lamb-edu on CuPy against PyTorch CUDA"}[section]
         new = old.rstrip("\n") + f"\n\n## {title}\n\n" + block + "\n"
     temporary = path.with_suffix(".tmp")
     temporary.write_text(new)

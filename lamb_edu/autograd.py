@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 from lamb_edu import backend
 from lamb_edu.backend import xp
 
-__all__ = ["Tensor", "no_grad", "is_grad_enabled", "linear", "softmax_cross_entropy"]
+__all__ = ["Tensor", "no_grad", "is_grad_enabled"]
 
 _grad_enabled = True
 
@@ -73,6 +73,7 @@ class Tensor:
         self._parents: tuple[Tensor, ...] = ()
         self._backward: Callable[[], None] | None = None
         self._op = ""
+        self._freed = False  # True once a backward pass has gone through this node and dropped its graph
 
     # ----------------------------------------------------------------- basics
     @property
@@ -124,11 +125,11 @@ class Tensor:
             out._op = op
         return out
 
-    @staticmethod
-    def _accumulate(tensor: Tensor, grad: Any) -> None:
+    def _accumulate(self, grad: Any) -> None:
+        """Add ``grad`` to ``self.grad`` (a leaf used twice, or reached by two paths, gets the sum)."""
         # A new array each time: grad arrays may be shared between tensors, so never add in place.
-        if tensor.requires_grad:
-            tensor.grad = grad if tensor.grad is None else tensor.grad + grad
+        if self.requires_grad:
+            self.grad = grad if self.grad is None else self.grad + grad
 
     # ------------------------------------------------------------ arithmetic
     def __add__(self, other: Any) -> Tensor:
@@ -136,8 +137,8 @@ class Tensor:
         out = self._result(self.data + other.data, (self, other), "+")
 
         def _backward() -> None:
-            self._accumulate(self, _unbroadcast(out.grad, self.shape))
-            self._accumulate(other, _unbroadcast(out.grad, other.shape))
+            self._accumulate(_unbroadcast(out.grad, self.shape))
+            other._accumulate(_unbroadcast(out.grad, other.shape))
 
         out._backward = _backward
         return out
@@ -148,9 +149,9 @@ class Tensor:
 
         def _backward() -> None:
             if self.requires_grad:
-                self._accumulate(self, _unbroadcast(out.grad * other.data, self.shape))
+                self._accumulate(_unbroadcast(out.grad * other.data, self.shape))
             if other.requires_grad:
-                self._accumulate(other, _unbroadcast(out.grad * self.data, other.shape))
+                other._accumulate(_unbroadcast(out.grad * self.data, other.shape))
 
         out._backward = _backward
         return out
@@ -161,10 +162,10 @@ class Tensor:
 
         def _backward() -> None:
             if self.requires_grad:
-                self._accumulate(self, _unbroadcast(out.grad / other.data, self.shape))
+                self._accumulate(_unbroadcast(out.grad / other.data, self.shape))
             if other.requires_grad:
                 grad_other = -out.grad * self.data / (other.data * other.data)
-                self._accumulate(other, _unbroadcast(grad_other, other.shape))
+                other._accumulate(_unbroadcast(grad_other, other.shape))
 
         out._backward = _backward
         return out
@@ -173,7 +174,7 @@ class Tensor:
         out = self._result(-self.data, (self,), "neg")
 
         def _backward() -> None:
-            self._accumulate(self, -out.grad)
+            self._accumulate(-out.grad)
 
         out._backward = _backward
         return out
@@ -199,7 +200,7 @@ class Tensor:
         out = self._result(self.data**exponent, (self,), f"**{exponent}")
 
         def _backward() -> None:
-            self._accumulate(self, out.grad * exponent * self.data ** (exponent - 1))
+            self._accumulate(out.grad * exponent * self.data ** (exponent - 1))
 
         out._backward = _backward
         return out
@@ -220,10 +221,10 @@ class Tensor:
             grad = out.grad.reshape(shape)
             if self.requires_grad:
                 grad_left = _unbroadcast(grad @ xp.swapaxes(right, -1, -2), left.shape)
-                self._accumulate(self, grad_left.reshape(self.shape))
+                self._accumulate(grad_left.reshape(self.shape))
             if other.requires_grad:
                 grad_right = _unbroadcast(xp.swapaxes(left, -1, -2) @ grad, right.shape)
-                self._accumulate(other, grad_right.reshape(other.shape))
+                other._accumulate(grad_right.reshape(other.shape))
 
         out._backward = _backward
         return out
@@ -237,7 +238,7 @@ class Tensor:
         out = self._result(xp.exp(self.data), (self,), "exp")
 
         def _backward() -> None:
-            self._accumulate(self, out.grad * out.data)
+            self._accumulate(out.grad * out.data)
 
         out._backward = _backward
         return out
@@ -247,7 +248,7 @@ class Tensor:
         out = self._result(xp.log(self.data), (self,), "log")
 
         def _backward() -> None:
-            self._accumulate(self, out.grad / self.data)
+            self._accumulate(out.grad / self.data)
 
         out._backward = _backward
         return out
@@ -257,7 +258,7 @@ class Tensor:
         out = self._result(xp.maximum(self.data, 0), (self,), "relu")
 
         def _backward() -> None:
-            self._accumulate(self, out.grad * (self.data > 0))
+            self._accumulate(out.grad * (self.data > 0))
 
         out._backward = _backward
         return out
@@ -267,7 +268,7 @@ class Tensor:
         out = self._result(xp.tanh(self.data), (self,), "tanh")
 
         def _backward() -> None:
-            self._accumulate(self, out.grad * (1 - out.data * out.data))
+            self._accumulate(out.grad * (1 - out.data * out.data))
 
         out._backward = _backward
         return out
@@ -281,7 +282,7 @@ class Tensor:
             grad = out.grad
             if axis is not None and not keepdims:
                 grad = xp.expand_dims(grad, axis)
-            self._accumulate(self, xp.ascontiguousarray(xp.broadcast_to(grad, self.shape)))
+            self._accumulate(xp.ascontiguousarray(xp.broadcast_to(grad, self.shape)))
 
         out._backward = _backward
         return out
@@ -305,7 +306,7 @@ class Tensor:
 
         def _backward() -> None:
             softmax = xp.exp(out.data)
-            self._accumulate(self, out.grad - softmax * out.grad.sum(axis=axis, keepdims=True))
+            self._accumulate(out.grad - softmax * out.grad.sum(axis=axis, keepdims=True))
 
         out._backward = _backward
         return out
@@ -318,7 +319,7 @@ class Tensor:
         out = self._result(self.data.reshape(shape), (self,), "reshape")
 
         def _backward() -> None:
-            self._accumulate(self, out.grad.reshape(self.shape))
+            self._accumulate(out.grad.reshape(self.shape))
 
         out._backward = _backward
         return out
@@ -332,7 +333,7 @@ class Tensor:
 
         def _backward() -> None:
             inverse = tuple(sorted(range(len(order)), key=order.__getitem__))
-            self._accumulate(self, out.grad.transpose(inverse))
+            self._accumulate(out.grad.transpose(inverse))
 
         out._backward = _backward
         return out
@@ -346,8 +347,11 @@ class Tensor:
     def backward(self, grad: Any = None) -> None:
         """Fill ``.grad`` of every leaf tensor this one depends on (d self / d leaf).
 
-        Called on a scalar it starts from 1. Intermediate tensors pass their gradient on and then
-        drop it and their links, so the graph is freed as in PyTorch.
+        Called on a scalar it starts from 1; otherwise ``grad`` must have this tensor's shape.
+        Intermediate tensors pass their gradient on and then drop it and their links, so the graph
+        is freed as in PyTorch, and a second ``backward()`` through the same graph raises a
+        RuntimeError (build the graph again, by a new forward pass). Everything is checked before
+        any ``.grad`` changes.
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad")
@@ -355,6 +359,29 @@ class Tensor:
             if self.size != 1:
                 raise RuntimeError(f"backward() needs a scalar, got shape {self.shape}; pass grad=")
             grad = xp.ones_like(self.data)
+        grad = _as_array(grad, self.data.dtype)
+        if tuple(grad.shape) != self.shape:
+            raise ValueError(f"backward(grad): grad has shape {tuple(grad.shape)}, the tensor has shape {self.shape}")
+        order = self._graph_order()
+        if not self._parents:  # a leaf: its gradient adds up over calls, as any leaf's does
+            self._accumulate(grad)
+            return
+        self.grad = grad
+        for node in reversed(order):
+            if node._backward is not None and node.grad is not None:
+                node._backward()
+            if node._parents:  # not a leaf: free the gradient and the graph behind it
+                node.grad = None
+                node._backward = None
+                node._parents = ()
+                node._freed = True
+
+    def _graph_order(self) -> list[Tensor]:
+        """The tensors this one depends on, each after all of its parents (a topological order).
+
+        Raises RuntimeError when the path runs through a node whose graph an earlier ``backward()``
+        already freed: its gradient could no longer reach the leaves behind it.
+        """
         order: list[Tensor] = []
         visited: set[int] = set()
         stack: list[tuple[Tensor, bool]] = [(self, False)]
@@ -365,86 +392,11 @@ class Tensor:
                 continue
             if id(node) in visited:
                 continue
+            if node._freed:
+                raise RuntimeError(
+                    f"backward() through the graph a second time: the result of '{node._op}' was already freed "
+                    "by an earlier backward(); run the forward pass again to build a new graph")
             visited.add(id(node))
             stack.append((node, True))
             stack.extend((parent, False) for parent in node._parents if parent.requires_grad)
-        self.grad = _as_array(grad, self.data.dtype)
-        for node in reversed(order):
-            if node._backward is not None and node.grad is not None:
-                node._backward()
-            if node._parents:  # not a leaf: free the gradient and the graph behind it
-                node.grad = None
-                node._backward = None
-                node._parents = ()
-
-
-# ------------------------------------------------------------------ fused operations
-# Each of these computes what a few of the operations above compute together, as one graph node
-# with its gradient written out by hand: fewer passes over memory and no temporary arrays. The
-# composed form in each docstring is the reference, and the tests check that both agree.
-
-
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """The fully connected layer ``x @ weight.T + bias`` as one operation (what ``nn.Linear`` uses).
-
-    x is (batch, in_features), weight (out_features, in_features), bias (out_features,) or None.
-    The same numbers as composing ``@``, ``.T`` and ``+``, with less work: the bias is added in place
-    to the product, and on the way back ``grad_weight = grad.T @ x`` is one matrix product that
-    comes out in the weight's own layout (the composed form gives a transposed view, which makes
-    every later elementwise pass over it strided), ``grad_x = grad @ weight`` is computed only when
-    x needs a gradient (never for the input batch), and ``grad_bias`` is the column sum of ``grad``.
-    Inputs of other ranks, or a bias whose dtype would change the result's, use the composed form.
-    """
-    x = x if isinstance(x, Tensor) else weight._lift(x)
-    if x.ndim != 2 or weight.ndim != 2 or (bias is not None and xp.result_type(x.data, weight.data, bias.data)
-                                           != xp.result_type(x.data, weight.data)):
-        out = x @ weight.T
-        return out + bias if bias is not None else out
-    data = x.data @ weight.data.T
-    if bias is not None:
-        data += bias.data
-    parents = (x, weight) if bias is None else (x, weight, bias)
-    out = x._result(data, parents, "linear")
-
-    def _backward() -> None:
-        grad = out.grad
-        if x.requires_grad:
-            x._accumulate(x, grad @ weight.data)
-        if weight.requires_grad:
-            weight._accumulate(weight, grad.T @ x.data)
-        if bias is not None and bias.requires_grad:
-            bias._accumulate(bias, grad.sum(axis=0))
-
-    out._backward = _backward
-    return out
-
-
-def softmax_cross_entropy(logits: Tensor, targets: Any) -> Tensor:
-    """Mean over the batch of ``-log_softmax(logits)[i, targets[i]]`` as one operation.
-
-    The composed form is ``-(logits.log_softmax(axis=1) * one_hot).sum() / batch``. Forward uses the
-    same log-sum-exp trick; the gradient is the closed form (softmax(logits) − one_hot(targets)) /
-    batch, built from the softmax kept from the forward pass, so no one-hot matrix and no
-    log_softmax/multiply/sum nodes are made. ``targets`` is an integer array of shape (batch,);
-    ``nn.cross_entropy`` checks the shapes before calling this.
-    """
-    data = logits.data
-    batch = data.shape[0]
-    rows = xp.arange(batch)
-    shifted = data - data.max(axis=1, keepdims=True)
-    softmax = xp.exp(shifted)
-    total = softmax.sum(axis=1, keepdims=True)
-    loss = (xp.log(total[:, 0]) - shifted[rows, targets]).mean()
-    out = logits._result(xp.asarray(loss, dtype=data.dtype), (logits,), "cross_entropy")
-    if not out.requires_grad:
-        return out
-    softmax /= total
-
-    def _backward() -> None:
-        grad = softmax  # used once: the node is freed after its backward, so it is changed in place
-        grad[rows, targets] -= 1
-        grad *= out.grad / batch
-        logits._accumulate(logits, grad)
-
-    out._backward = _backward
-    return out
+        return order

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -85,11 +86,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         os.environ["LAMB_EDU_QUICK"] = "1"
     os.environ.pop("MPLBACKEND", None)  # the notebooks draw inline
+    # the kernels import this checkout's lamb_edu, not another installed copy
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))
     for name in names:
         notebook = build(name)
         if args.execute:
             print(f"running {name} ...", file=sys.stderr)
+            started = time.perf_counter()
             execute(notebook)
+            print(f"ran {name} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         for cell in notebook.cells:  # stable files: drop volatile per-run metadata
             cell.metadata.pop("execution", None)
         nbformat.write(notebook, HERE / f"{name}.ipynb")

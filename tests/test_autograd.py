@@ -157,3 +157,48 @@ def test_deep_graph_does_not_hit_recursion_limit():
         y = y * 1.0
     y.sum().backward()
     assert to_numpy(x.grad).tolist() == [1.0, 1.0]
+
+
+def test_backward_rejects_a_grad_of_the_wrong_shape_and_changes_nothing():
+    x = Tensor(np.ones((3, 4)), requires_grad=True)
+    y = x * 2.0
+    for bad in (np.ones((4, 3)), np.ones(4)):
+        with pytest.raises(ValueError, match=r"\(4, 3\)|\(4,\)") as error:
+            y.backward(bad)
+        assert "(3, 4)" in str(error.value)
+        assert x.grad is None
+    with pytest.raises(ValueError, match=r"\(2,\).*\(3, 4\)"):
+        x.backward(np.ones(2))  # a leaf too
+    assert x.grad is None
+    y.backward(np.full((3, 4), 0.5))  # the graph is intact after the refusals
+    assert to_numpy(x.grad).tolist() == [[1.0] * 4] * 3
+
+
+def test_second_backward_through_a_freed_graph_raises():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    loss = (x * x).sum()
+    loss.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        loss.backward()
+    assert to_numpy(x.grad).tolist() == [2.0, 4.0]
+
+
+def test_backward_through_a_node_another_backward_freed_raises():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    shared = x * 3.0
+    first, second = shared.sum(), (shared * shared).sum()
+    first.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        second.backward()  # its path to x runs through `shared`, freed by the first backward
+    assert to_numpy(x.grad).tolist() == [3.0, 3.0]
+
+
+def test_backward_on_a_leaf_accumulates():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    x.backward(np.array([1.0, 1.0]))
+    x.backward(np.array([0.5, 0.5]))
+    assert to_numpy(x.grad).tolist() == [1.5, 1.5]
+
+
+def test_accumulate_is_an_instance_method():
+    assert not isinstance(Tensor.__dict__["_accumulate"], staticmethod)

@@ -4,6 +4,7 @@ one-process optimizers; faults end the job; the all-reduce cost model against ha
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import shutil
@@ -253,3 +254,189 @@ def test_fit_recovers_latency_and_bandwidth():
     assert ring_link_from_fit(latency, bandwidth, 4) == (pytest.approx(20e-6 / 6), pytest.approx(3e9))
     with pytest.raises(ValueError, match="two distinct sizes"):
         fit_latency_bandwidth([1e3, 1e3], [1.0, 2.0])
+
+
+# ---------------------------------------------------------------------------- through the command line
+CLI_RUN = ["--optimizer", "lamb", "--lr", "0.02", "--weight-decay", "0.01", "--train-size", "256", "--batch-size", "64",
+           "--hidden", "32", "--seed", "5"]
+
+
+def mnist_dir() -> str:
+    directory = os.environ.get("LAMB_EDU_DATA")
+    if not directory or not Path(directory).is_dir():
+        pytest.skip("real MNIST needed: set LAMB_EDU_DATA to the directory with the four IDX files")
+    return directory
+
+
+def lamb_edu_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lamb_edu", "train", *args]
+
+
+def run_command(command: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout, cwd=REPO)
+
+
+def read_run(out: Path) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+    """Every step's loss (checkpoint.json), the final weights and optimizer arrays (checkpoint.npz), summary.json."""
+    losses = np.asarray(json.loads((out / "checkpoint.json").read_text())["history"]["step_loss"])
+    with np.load(out / "checkpoint.npz", allow_pickle=False) as arrays:
+        saved = {key: arrays[key] for key in arrays.files if key.startswith(("model/", "optimizer/state/"))}
+    return losses, saved, json.loads((out / "summary.json").read_text())
+
+
+def assert_same_run(got: Path, expected: Path) -> float:
+    """Same losses and final weights (and m, v) to float32 rounding; returns the largest weight difference."""
+    losses, arrays, _ = read_run(got)
+    expected_losses, expected_arrays, _ = read_run(expected)
+    np.testing.assert_allclose(losses, expected_losses, rtol=1e-5)
+    assert sorted(arrays) == sorted(expected_arrays)
+    for key, value in expected_arrays.items():
+        if value.dtype.kind == "f":
+            assert arrays[key].dtype == np.float32, key
+            np.testing.assert_allclose(arrays[key], value, rtol=1e-4, atol=1e-6, err_msg=key)
+    return max(float(np.abs(arrays[key] - value).max()) for key, value in expected_arrays.items() if key.startswith("model/"))
+
+
+@pytest.fixture(scope="module")
+def one_process_run(tmp_path_factory):
+    """The reference: two epochs of `lamb-edu train` on one process, without --data-parallel."""
+    mnist_dir()
+    out = tmp_path_factory.mktemp("one") / "run"
+    result = run_command(lamb_edu_command(*CLI_RUN, "--epochs", "2", "--out", str(out)))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@needs_mpi
+@pytest.mark.parametrize("flags", [[], ["--shard-optimizer"]], ids=["plain", "zero1"])
+def test_cli_two_ranks_equal_one_process(flags, one_process_run, tmp_path):
+    out = tmp_path / "run"
+    result = run_command(["mpiexec", "-n", "2", *lamb_edu_command("--data-parallel", *flags, *CLI_RUN, "--epochs", "2",
+                                                                   "--out", str(out))])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("epoch 2/2") == 1 and result.stdout.count("wrote") == 1  # rank 0 alone prints
+    largest = assert_same_run(out, one_process_run)
+    assert largest < 1e-6
+    report = read_run(out)[2]["data_parallel"]
+    parameters = 784 * 32 + 32 + 32 * 10 + 10
+    assert report["world_size"] == 2 and report["parameters"] == parameters
+    assert report["allreduce_bytes_per_step"] == 4 * parameters  # even: no padding
+    timings = report["timings"]
+    assert timings["steps"] == 8 and timings["allreduce_bytes"]["total"] == 8 * 4 * parameters
+    assert timings["compute_seconds"]["total"] > 0 and timings["allreduce_seconds"]["mean"] > 0
+    with np.load(out / "trust.npz") as trust:
+        np.testing.assert_array_equal(trust["data_parallel/step"], np.arange(1, 9))
+        assert trust["data_parallel/allreduce_seconds"].shape == (8,)
+    if flags:  # m and v: 2 float32 per parameter, half of them per rank
+        assert report["optimizer_state_bytes"] == {"per_rank": 4 * parameters, "unsharded": 8 * parameters,
+                                                   "saved_per_rank": 4 * parameters}
+    else:
+        assert "optimizer_state_bytes" not in report
+
+
+@needs_mpi
+def test_cli_two_rank_sharded_checkpoint_resumes_on_one_rank(one_process_run, tmp_path):
+    """Two ranks, ZeRO-1 and micro-batches write epoch 1; one process (a 1-rank world) finishes epoch 2."""
+    out = tmp_path / "run"
+    first = run_command(["mpiexec", "-n", "2", *lamb_edu_command("--data-parallel", "--shard-optimizer", *CLI_RUN,
+                                                                  "--accumulate", "2", "--epochs", "1", "--out", str(out))])
+    assert first.returncode == 0, first.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    summary["status"], summary["settings"]["epochs"] = "interrupted", 2  # as if stopped after its first epoch
+    (out / "summary.json").write_text(json.dumps(summary))
+    resumed = run_command(lamb_edu_command("--resume", str(out), "--data-parallel"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(out, one_process_run)
+    finished = read_run(out)[2]
+    assert finished["status"] == "finished" and finished["data_parallel"]["world_size"] == 1
+
+
+@needs_mpi
+def test_cli_a_rank_that_cannot_read_the_data_ends_the_job(tmp_path):
+    mnist_dir()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (broken / name).write_bytes(b"\0\0\x08\x03 not MNIST")
+    out = tmp_path / "run"
+    command = lamb_edu_command("--data-parallel", *CLI_RUN, "--epochs", "1", "--out", str(out))
+    started = time.monotonic()
+    result = run_command(["mpiexec", "-n", "1", *command, ":", "-n", "1", "-env", "LAMB_EDU_DATA", str(broken), *command],
+                         timeout=60)
+    assert time.monotonic() - started < 30
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("lamb-edu train: error: rank 1 of 2: ") and str(broken) in lines[0]
+    assert not out.exists()  # nothing written: the ranks agreed on the failure before rank 0 made the folder
+
+
+@needs_mpi
+def test_cli_batch_the_ranks_cannot_split_is_one_line_and_exit_2(tmp_path):
+    mnist_dir()
+    result = run_command(["mpiexec", "-n", "2", *lamb_edu_command("--data-parallel", "--train-size", "256",
+                                                                  "--batch-size", "63", "--out", str(tmp_path / "run"))])
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("lamb-edu train: error: argument --batch-size: a global batch of 63 cannot be split "
+                                     "evenly over 2 ranks; choose a multiple of 2")
+    assert not (tmp_path / "run").exists()
+
+
+class TwoRankWorld(LocalWorld):
+    """Rank ``rank`` of a pretend world of 2: the other rank's status row is added by ``allreduce_sum``."""
+
+    def __init__(self, rank, other_code=0.0):
+        self.rank, self.size, self.other_code, self.aborted = rank, 2, other_code, None
+
+    def allreduce_sum(self, buffer):
+        if buffer.shape == (2, 2):  # the set-up agreement: the other rank's code and settings digest
+            buffer[0, 1 - self.rank] += self.other_code
+            buffer[1, 1 - self.rank] += buffer[1, self.rank]
+
+    def abort(self, code=1):
+        self.aborted = code
+        raise SystemExit(code)
+
+
+def test_set_up_failures_are_agreed_and_printed_by_the_ranks_that_had_them():
+    from lamb_edu.cli import CommandError
+    from lamb_edu.cli.train_parallel import _agreed
+
+    def fail():
+        raise CommandError("argument --batch-size: bad", 2)
+
+    assert _agreed(TwoRankWorld(0), lambda: "ok") == "ok"
+    with pytest.raises(CommandError, match="^argument --batch-size: bad$"):  # both failed: rank 0 prints, untagged
+        _agreed(TwoRankWorld(0, other_code=2), fail)
+    assert _agreed(TwoRankWorld(1, other_code=2), fail) == 2  # ... and rank 1 exits quietly
+    assert _agreed(TwoRankWorld(0, other_code=1), lambda: "ok") == 1  # only the other failed: exit with its code
+    with pytest.raises(CommandError, match="^rank 1 of 2: ") as raised:
+        _agreed(TwoRankWorld(1), fail)
+    assert raised.value.exit_code == 2
+
+
+def test_a_rank_that_fails_alone_during_training_aborts_the_job(capsys):
+    from lamb_edu.cli.train_parallel import _Setup, _train
+
+    world = TwoRankWorld(1)
+    model = small_model()
+    settings = {"epochs": 1, "batch_size": 4, "seed": 0, "train_size": None, "checkpoint_every": None, "accumulate": 1}
+    setup = _Setup(None, settings, False, None, model, optim.LAMB(model.parameters()), None)  # no data: fit fails
+    args = type("Args", (), {"shard_optimizer": False})()
+    with pytest.raises(SystemExit):
+        _train(world, args, setup)
+    assert world.aborted == 1
+    assert "lamb-edu train: error: rank 1 of 2 failed: AttributeError" in capsys.readouterr().err
+
+
+def test_predicted_step_against_hand_computed_values():
+    from lamb_edu.distributed import predict_data_parallel_step
+
+    # 1M parameters (4 MB) on 4 workers, batch 64 at 1 ms an example, 1 GB/s and 10 µs links:
+    # compute 16 ms; all-reduce 2·3/4 · 4e6/1e9 + 6·1e-5 = 6 ms + 0.06 ms
+    step = predict_data_parallel_step(1e6, 4, 64, seconds_per_example=1e-3, bandwidth=1e9, latency=1e-5)
+    assert step["compute_seconds"] == pytest.approx(0.016)
+    assert step["allreduce_seconds"] == pytest.approx(0.00606)
+    assert step["efficiency"] == pytest.approx(0.016 / 0.02206)
+    with pytest.raises(ValueError, match="each of 8 workers"):
+        predict_data_parallel_step(1e6, 8, 4, seconds_per_example=1e-3, bandwidth=1e9, latency=0.0)

@@ -23,8 +23,12 @@ NAMES = [
     "04_adam_vs_lamb_mnist",
     "05_learning_rate_and_weight_decay",
     "06_large_batches",
+    "07_data_parallel",
+    "08_spot_the_misquote",
 ]
-MNIST_NOTEBOOKS = {"03_trust_ratio", "04_adam_vs_lamb_mnist", "05_learning_rate_and_weight_decay", "06_large_batches"}
+MNIST_NOTEBOOKS = {"03_trust_ratio", "04_adam_vs_lamb_mnist", "05_learning_rate_and_weight_decay", "06_large_batches",
+                   "07_data_parallel", "08_spot_the_misquote"}
+ROOT = NOTEBOOKS.parent
 
 
 def _load_builder():
@@ -56,6 +60,7 @@ def test_notebook_runs_in_quick_mode(name, monkeypatch):
         pytest.skip("needs the MNIST files (set LAMB_EDU_DATA to the folder holding them)")
     monkeypatch.setenv("LAMB_EDU_QUICK", "1")
     monkeypatch.delenv("MPLBACKEND", raising=False)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     notebook = _load_builder().build(name)
     client = NotebookClient(notebook, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}})
     client.execute()  # raises CellExecutionError naming the cell on any error
@@ -76,6 +81,11 @@ def test_committed_notebook_matches_source_and_has_outputs(name):
     markdown = "\n".join(cell.source for cell in committed.cells if cell.cell_type == "markdown")
     assert "$" in markdown, "the notebook gives no equations"
     assert "Exercises" in markdown
+    assert "Solutions" in markdown, "the exercises have no solutions"
+    assert "You will learn" in markdown.split("##")[0], "the notebook does not open with its learning goals"
+    assert "## Summary" in markdown.split("Exercises")[-1], "the notebook does not end with a summary"
+    first_code = next(cell.source for cell in committed.cells if cell.cell_type == "code")
+    assert 'find_spec("lamb_edu") is None' in first_code, "the first code cell does not install lamb-edu when missing"
     code_cells = [cell for cell in committed.cells if cell.cell_type == "code"]
     assert all(cell.outputs or not cell.source.strip() for cell in code_cells[:1]), "committed without outputs"
     outputs = [output for cell in code_cells for output in cell.outputs]

@@ -30,8 +30,8 @@ OPTIMIZER_HELP = {
     "no_bias_correction": (None, "use m and v without dividing by 1 - beta^t"),
     "no_trust_ratio": (None, "compute and record the trust ratio but step with 1 (the article's 'Adam' baseline)"),
 }
-# Flags that do not change what a run computes, so --resume may take them.
-ENVIRONMENT_FLAGS = ("data_dir", "backend", "resume", "handler", "command")
+# Flags that do not change what a run computes (data parallelism: up to float32 rounding), so --resume may take them.
+ENVIRONMENT_FLAGS = ("data_dir", "backend", "resume", "handler", "command", "data_parallel", "shard_optimizer")
 
 
 def _optimizer_flag_help(setting: str, stem: str) -> str:
@@ -91,6 +91,9 @@ def add_train_command(subparsers: Any) -> None:
     parser.add_argument("--overwrite", action="store_true", help="delete the run already in --out and start again")
     parser.add_argument("--resume", type=Path, metavar="DIR",
                         help="continue the interrupted run in DIR from its checkpoint, with its settings")
+    from lamb_edu.cli.train_parallel import add_data_parallel_flags  # noqa: PLC0415
+
+    add_data_parallel_flags(parser)
     parser.set_defaults(handler=run_train)
 
 
@@ -206,6 +209,21 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool]:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train, print one line per epoch, and write the run folder (see ``run_folder``)."""
+    if args.data_parallel or args.shard_optimizer:
+        from lamb_edu.cli.train_parallel import run_data_parallel  # noqa: PLC0415
+
+        return run_data_parallel(args)
+    out, settings, resuming, data = prepare_run(args)
+    model, optimizer, scheduler = build_training(settings)
+    if not resuming:
+        prepare_out_dir(out, args.overwrite)
+    from lamb_edu.cli.train_outputs import train_and_write  # noqa: PLC0415
+
+    return train_and_write(out, settings, data, model, optimizer, scheduler, resuming)
+
+
+def prepare_run(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool, Any]:
+    """The run's folder, settings, whether it resumes, and its data, all checked; nothing is written."""
     out, settings, resuming = _prepare(args)
     from lamb_edu import backend  # noqa: PLC0415
 
@@ -221,17 +239,17 @@ def run_train(args: argparse.Namespace) -> int:
         raise CommandError(f"argument --train-size: at most {len(data.train_images)}, got {available}", 2)
     if settings["batch_size"] > available:
         raise CommandError(f"argument --batch-size: at most the {available} training examples, got {settings['batch_size']}", 2)
+    return out, settings, resuming, data
+
+
+def build_training(settings: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """The model, optimizer and learning-rate scheduler the settings describe (exit 2 for a bad hyperparameter)."""
     model = build_model(settings)
     try:
         optimizer = build_optimizer(settings, list(model.named_parameters()))
     except ValueError as error:
         raise CommandError(str(error), 2) from None
-    scheduler = build_scheduler(settings, optimizer)
-    if not resuming:
-        prepare_out_dir(out, args.overwrite)
-    from lamb_edu.cli.train_outputs import train_and_write  # noqa: PLC0415
-
-    return train_and_write(out, settings, data, model, optimizer, scheduler, resuming)
+    return model, optimizer, build_scheduler(settings, optimizer)
 
 
 def build_scheduler(settings: dict[str, Any], optimizer: Any) -> Any:

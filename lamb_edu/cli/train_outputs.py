@@ -17,7 +17,7 @@ from lamb_edu.cli.run_folder import MetricsLog, write_summary
 from lamb_edu.cli.train_command import LOG_EVERY
 from lamb_edu.cli.values import CommandError
 
-__all__ = ["train_and_write"]
+__all__ = ["train_and_write", "fit_run", "checkpoint_position"]
 
 
 def _interrupt_handler() -> Any:
@@ -40,7 +40,7 @@ def _epoch_line(record: dict[str, Any], epochs: int) -> str:
     return line
 
 
-def _checkpoint_position(out: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[str, int]:
+def checkpoint_position(out: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[str, int]:
     """Where the checkpoint in ``out`` stands, after checking all of it (exit 1 naming the file if damaged)."""
     from lamb_edu.train import RunFileError, has_checkpoint, read_checkpoint  # noqa: PLC0415
 
@@ -53,30 +53,44 @@ def _checkpoint_position(out: Path, model: Any, optimizer: Any, scheduler: Any) 
     return {"step": position.step, "epoch": position.epoch}
 
 
-def _fit(out: Path, settings: dict[str, Any], data: Any, model: Any, optimizer: Any, scheduler: Any,
-         resuming: bool, record: Callable[[dict[str, Any]], Any]) -> Any:
-    """``fit`` with the run's settings, checkpointing into ``out``; Ctrl-C stops it between steps."""
+def fit_run(out: Path, settings: dict[str, Any], data: Any, model: Any, optimizer: Any, scheduler: Any,
+            resuming: bool, record: Callable[[dict[str, Any]], Any] | None, workers: Any = None) -> Any:
+    """``fit`` with the run's settings, checkpointing into ``out``; Ctrl-C stops it between steps.
+
+    With several ``workers`` Ctrl-C ends the job at once (the ranks could not agree on the step to
+    stop at); the last checkpoint resumes it.
+    """
     from lamb_edu.train import fit  # noqa: PLC0415
 
-    should_stop, previous = _interrupt_handler()
+    alone = workers is None or workers.world_size == 1
+    should_stop, previous = _interrupt_handler() if alone else (None, None)
     try:
         return fit(model, optimizer, data, settings["epochs"], settings["batch_size"], seed=settings["seed"],
                    train_size=settings["train_size"], log_every=LOG_EVERY, scheduler=scheduler, checkpoint_dir=out,
-                   checkpoint_every=settings["checkpoint_every"], resume=resuming, progress=True, callback=record,
-                   accumulate=settings["accumulate"], stop=should_stop)
+                   checkpoint_every=settings["checkpoint_every"], resume=resuming, progress=record is not None,
+                   callback=record, accumulate=settings["accumulate"], workers=workers, stop=should_stop)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def train_and_write(out: Path, settings: dict[str, Any], data: Any, model: Any, optimizer: Any, scheduler: Any,
-                    resuming: bool) -> int:
-    """Train (or resume) into ``out``; write metrics as they come, then trust.npz, curves.png, summary.json."""
+                    resuming: bool, workers: Any = None) -> int:
+    """Train (or resume) into ``out``; write metrics as they come, then trust.npz, curves.png, summary.json.
+
+    With data-parallel ``workers`` (this is rank 0) summary.json and trust.npz also record the world
+    and the per-step compute and all-reduce times (``train_parallel.parallel_report``).
+    """
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     from lamb_edu.train import describe_model  # noqa: PLC0415
 
-    resume_at = _checkpoint_position(out, model, optimizer, scheduler) if resuming else None
+    resume_at = checkpoint_position(out, model, optimizer, scheduler) if resuming else None
     document = {"settings": settings, "architecture": describe_model(model)}
+    if workers is not None:
+        from lamb_edu.cli.train_parallel import parallel_report  # noqa: PLC0415
+
+        document["data_parallel"] = parallel_report(workers, optimizer)
     write_summary(out, "running", document)
     metrics = MetricsLog(out / "metrics.jsonl", resume_at)
     print(f"{'resuming' if resuming else 'training'} {settings['optimizer']} lr={settings['lr']:g} on MNIST; "
@@ -88,7 +102,7 @@ def train_and_write(out: Path, settings: dict[str, Any], data: Any, model: Any, 
             tqdm.write(_epoch_line(event, settings["epochs"]), file=sys.stdout)
 
     try:
-        history = _fit(out, settings, data, model, optimizer, scheduler, resuming, record)
+        history = fit_run(out, settings, data, model, optimizer, scheduler, resuming, record, workers)
     except KeyboardInterrupt as interrupted:
         steps = getattr(interrupted, "history", None)
         write_summary(out, "interrupted", {**document, "steps": steps.steps if steps is not None else None})
@@ -97,11 +111,11 @@ def train_and_write(out: Path, settings: dict[str, Any], data: Any, model: Any, 
         return 130
     finally:
         metrics.close()
-    _write_results(out, settings, document, history)
+    _write_results(out, settings, document, history, workers)
     return 0
 
 
-def _write_results(out: Path, settings: dict[str, Any], document: dict[str, Any], history: Any) -> None:
+def _write_results(out: Path, settings: dict[str, Any], document: dict[str, Any], history: Any, workers: Any) -> None:
     """trust.npz and curves.png, then summary.json marked finished (written last: the run is complete)."""
     from lamb_edu import backend, plots  # noqa: PLC0415
     from lamb_edu.cli.figures import save_figure  # noqa: PLC0415
@@ -109,7 +123,13 @@ def _write_results(out: Path, settings: dict[str, Any], document: dict[str, Any]
 
     # Divergence need not mean NaN: the loss can climb back to chance level while weights explode.
     verdict = detect_divergence(history.step_loss, history.weight_norm, history.log_steps, history.diverged)
-    write_atomically(out / "trust.npz", lambda handle: backend.np.savez(handle, **history.trust_arrays()))
+    arrays = history.trust_arrays()
+    if workers is not None:
+        from lamb_edu.cli.train_parallel import parallel_series, parallel_timings  # noqa: PLC0415
+
+        document = {**document, "data_parallel": {**document["data_parallel"], **parallel_timings(workers)}}
+        arrays.update(parallel_series(workers, history.steps))
+    write_atomically(out / "trust.npz", lambda handle: backend.np.savez(handle, **arrays))
     label = plots.settings_labels([settings])[0]
     network = f"MLP {settings['hidden']}" if settings["model"] == "mlp" else settings["model"].upper()
     figure = plots.plot_training_curves([plots.history_run(history, label)], title=f"MNIST, {network}: {label}")

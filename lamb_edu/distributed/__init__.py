@@ -9,14 +9,16 @@
 - ``cost``: the ring all-reduce model and the latency/bandwidth fit.
 """
 
-from lamb_edu.distributed.cost import fit_latency_bandwidth, measure_allreduce, ring_allreduce_seconds, ring_link_from_fit
+from lamb_edu.distributed.cost import (fit_latency_bandwidth, measure_allreduce, predict_data_parallel_step,
+                                       ring_allreduce_seconds, ring_link_from_fit)
 from lamb_edu.distributed.data_parallel import DataParallel, RankFailure, check_batch_size
 from lamb_edu.distributed.flat import FlatParameters
-from lamb_edu.distributed.sharded import ShardedOptimizer
+from lamb_edu.distributed.sharded import ShardedOptimizer, sharding_rule
 from lamb_edu.distributed.world import LocalWorld, MPIWorld, World, get_world, launched_by_mpi
 
 __all__ = [
     "World", "LocalWorld", "MPIWorld", "get_world", "launched_by_mpi",
-    "FlatParameters", "DataParallel", "RankFailure", "check_batch_size", "ShardedOptimizer",
+    "FlatParameters", "DataParallel", "RankFailure", "check_batch_size", "ShardedOptimizer", "sharding_rule",
     "ring_allreduce_seconds", "fit_latency_bandwidth", "ring_link_from_fit", "measure_allreduce",
+    "predict_data_parallel_step",
 ]

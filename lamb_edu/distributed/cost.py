@@ -21,7 +21,8 @@ from lamb_edu.distributed.world import World
 
 np = backend.np  # host NumPy for the fit
 
-__all__ = ["ring_allreduce_seconds", "fit_latency_bandwidth", "ring_link_from_fit", "measure_allreduce"]
+__all__ = ["ring_allreduce_seconds", "fit_latency_bandwidth", "ring_link_from_fit", "measure_allreduce",
+           "predict_data_parallel_step"]
 
 
 def ring_allreduce_seconds(nbytes: float, workers: int, bandwidth: float, latency: float) -> float:
@@ -86,3 +87,20 @@ def measure_allreduce(world: World, sizes: Sequence[int], repeats: int = 10) -> 
         world.allreduce_sum(timing)  # the mean over ranks of each rank's median
         results.append({"bytes": int(buffer.nbytes), "seconds": float(timing[0]) / world.size})
     return results
+
+
+def predict_data_parallel_step(parameters: float, workers: int, batch: int, *, seconds_per_example: float,
+                               bandwidth: float, latency: float, bytes_per_value: int = 4) -> dict[str, float]:
+    """On paper: one synchronous data-parallel step of a model with ``parameters`` on ``workers``, global ``batch``.
+
+    Each worker computes ``batch/workers`` examples at ``seconds_per_example``, then the gradients
+    (``parameters·bytes_per_value`` bytes) go through one ring all-reduce; nothing overlaps. Returns
+    ``compute_seconds``, ``allreduce_seconds``, ``step_seconds`` and ``efficiency`` = compute/step,
+    which is the speed-up over one worker divided by the number of workers.
+    """
+    if batch < workers:
+        raise ValueError(f"a batch of {batch} cannot give each of {workers} workers an example")
+    compute = batch / workers * seconds_per_example
+    communicate = ring_allreduce_seconds(parameters * bytes_per_value, workers, bandwidth, latency)
+    return {"compute_seconds": compute, "allreduce_seconds": communicate, "step_seconds": compute + communicate,
+            "efficiency": compute / (compute + communicate)}

@@ -34,6 +34,7 @@ np = backend.np  # host NumPy for the status messages and timings
 __all__ = ["DataParallel", "RankFailure", "check_batch_size"]
 
 MESSAGE_BYTES = 512
+TIMED = ("compute_seconds", "agree_seconds", "allreduce_seconds", "allreduce_bytes")
 
 
 class RankFailure(RuntimeError):
@@ -72,43 +73,68 @@ class DataParallel:
         self._step_started = time.perf_counter()
         self._clock_running = True
 
-    def shard(self, x: Any, y: Any) -> tuple[Any, Any]:
-        """This rank's slice of a global batch: examples ``[rank·n/size, (rank+1)·n/size)``.
+    def slice_of(self, size: int) -> slice:
+        """This rank's part of a global batch of ``size`` examples: ``[rank·size/ranks, (rank+1)·size/ranks)``.
 
-        With gradient accumulation call it for every micro-batch: the compute clock starts at the first.
+        Parts differ by at most one example when the world size does not divide ``size`` (the
+        training loop weights each part by its share of the examples, so that is still exact). The
+        compute clock of the step starts at the first call after an all-reduce.
         """
         if not self._clock_running:
             self.begin_step()
+        rank, ranks = self.world.rank, self.world.size
+        return slice(rank * size // ranks, (rank + 1) * size // ranks)
+
+    def shard(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """This rank's equal slice of a global batch ``(x, y)`` (``slice_of``); the world size must divide it.
+
+        With gradient accumulation call it for every micro-batch: the compute clock starts at the first.
+        """
         count, size = len(x), self.world.size
         if count % size:
             raise ValueError(f"a global batch of {count} examples cannot be split evenly over {size} ranks")
-        share = count // size
-        start = self.world.rank * share
-        return x[start : start + share], y[start : start + share]
+        part = self.slice_of(count)
+        return x[part], y[part]
 
-    def all_reduce_gradients(self, loss: float) -> float:
-        """Average the gradients over the ranks (in place, ``p.grad`` views of ``flat.grad``); return the mean loss.
+    def all_reduce_gradients(self, loss: float, average: bool = True) -> float:
+        """Sum the gradients over the ranks, in place (``p.grad`` become views of ``flat.grad``), and the losses.
 
-        Raises ``RankFailure`` on every rank when some but not all ranks have a non-finite loss or
-        gradient, naming the first such rank; ``FloatingPointError`` when all have (the run diverged,
-        as it would on one process), before any gradient is exchanged.
+        ``average=True`` (each rank's gradient is the mean over its equal slice) divides both sums by
+        the world size: the mean gradient and mean loss of the global batch. ``average=False`` is for
+        ranks whose gradients are already weighted by their share of the examples (``fit``'s
+        ``Workers`` seam): the sums are the global batch's. Raises ``RankFailure`` on every rank when
+        some but not all ranks have a non-finite loss or gradient, naming the first such rank;
+        ``FloatingPointError`` when all have (the run diverged, as it would on one process), before
+        any gradient is exchanged.
         """
         compute_seconds = time.perf_counter() - self._step_started
         self.steps += 1
         self.flat.gather_gradients()
         started = time.perf_counter()
-        mean_loss = self._agree(loss, self._local_problem(loss))
+        total_loss = self._agree(loss, self._local_problem(loss))
         agree_seconds = time.perf_counter() - started
         started = time.perf_counter()
         self.world.allreduce_sum(self.flat.grad)
-        if self.world.size > 1:
+        if average and self.world.size > 1:
             self.flat.grad *= 1.0 / self.world.size
         backend.synchronize()
         self.timings.append({"step": self.steps, "compute_seconds": compute_seconds, "agree_seconds": agree_seconds,
                              "allreduce_seconds": time.perf_counter() - started,
                              "allreduce_bytes": self.flat.nbytes})
         self._step_started, self._clock_running = time.perf_counter(), False
-        return mean_loss
+        return total_loss / self.world.size if average else total_loss
+
+    def timing_summary(self) -> dict[str, Any]:
+        """Mean and total over the timed steps of each entry of ``timings`` (seconds and bytes)."""
+        summary: dict[str, Any] = {"steps": len(self.timings)}
+        for key in TIMED:
+            values = [timing[key] for timing in self.timings]
+            summary[key] = {"mean": sum(values) / len(values) if values else None, "total": sum(values)}
+        return summary
+
+    def timing_arrays(self) -> dict[str, Any]:
+        """``timings`` as host arrays, one per entry (``step`` counts this object's all-reduces from 1)."""
+        return {key: np.asarray([timing[key] for timing in self.timings]) for key in ("step", *TIMED)}
 
     def _local_problem(self, loss: float) -> str:
         """'' when this rank's loss and gradients are finite, else what is wrong."""
@@ -122,7 +148,7 @@ class DataParallel:
         return f"the gradient contains NaN or inf at step {self.steps}"
 
     def _agree(self, loss: float, problem: str) -> float:
-        """The status handshake: a sum over ranks of [failed?] per rank and of the losses."""
+        """The status handshake: a sum over ranks of [failed?] per rank and of the losses; returns the loss sum."""
         size = self.world.size
         self._status[:] = 0.0
         self._status[self.world.rank] = 1.0 if problem else 0.0
@@ -130,7 +156,7 @@ class DataParallel:
         self.world.allreduce_sum(self._status)
         failed = [rank for rank in range(size) if self._status[rank] > 0]
         if not failed:
-            return float(self._status[size]) / size
+            return float(self._status[size])
         if len(failed) == size:
             raise FloatingPointError(f"every rank's loss or gradient is not finite at step {self.steps} (the run diverged)")
         first = failed[0]  # it tells everyone what went wrong

@@ -28,13 +28,13 @@ from lamb_edu.optim.lars import LARS
 
 np = backend.np  # host NumPy for the per-layer sums
 
-__all__ = ["ShardedOptimizer"]
+__all__ = ["ShardedOptimizer", "sharding_rule"]
 
 STATE_NAMES = {"lamb": ("m", "v"), "lars": ("momentum_buffer",), "adam": ("m", "v")}
 TRUST_KEYS = ("weight_norm", "update_norm", "trust_ratio")
 
 
-def _rule(optimizer: Any) -> str:
+def sharding_rule(optimizer: Any) -> str:
     """'lamb', 'lars' or 'adam' (Adam and AdamW), or ValueError for an optimizer that cannot be sharded here."""
     if isinstance(optimizer, LAMB):
         return "lamb"
@@ -57,7 +57,7 @@ class ShardedOptimizer:
     """
 
     def __init__(self, optimizer: Any, data_parallel: DataParallel) -> None:
-        self.rule = _rule(optimizer)
+        self.rule = sharding_rule(optimizer)
         if optimizer.state:
             raise ValueError("ShardedOptimizer needs an optimizer without state: restore one with load_state_dict")
         self.base, self.flat, self.world = optimizer, data_parallel.flat, data_parallel.world
@@ -76,6 +76,11 @@ class ShardedOptimizer:
         self.steps = 0
         self.state: dict[Tensor, dict[str, Any]] = {p: {} for p in self.flat.parameters}
         self._piece_tensors = [Tensor(self.flat.data[start:stop]) for _, start, stop in self.pieces]
+
+    @property
+    def saves_as(self) -> Any:
+        """The optimizer whose ``state_dict`` this one saves and loads (the base): a checkpoint names its class."""
+        return self.base
 
     def _local(self, array: Any, start: int, stop: int) -> Any:
         """Flat positions ``[start, stop)`` of a shard-length array (state or workspace) of this rank."""

@@ -24,6 +24,7 @@ The modules, one concept each:
 - ``article_mnist``: experiments 3 to 6, the article's MNIST runs.
 - ``batch_sweep``: one run at a global batch size, and a grid of batch sizes × lrs (``sweep``).
 - ``large_batch``: the large-batch study (``large_batch``, ``LargeBatchResult``).
+- ``misquotes``: notebook 08, the paper's LAMB against ``optim.variants`` (``misquotes_on_mnist``).
 - ``divergence``: did a run learn, diverge, or never learn (``detect_divergence``).
 - ``registry``: ``EXPERIMENTS`` by name, ``run_experiment`` and ``quick_mode``.
 """
@@ -38,8 +39,15 @@ from lamb_edu.experiments.article_mnist import (
     trust_ratio_histograms,
 )
 from lamb_edu.experiments.batch_sweep import BatchRun, StudyData, study_data, sweep, train_at_batch
-from lamb_edu.experiments.bias_correction import DebiasResult, bias_correction_factor, debias, exponential_moving_average
+from lamb_edu.experiments.bias_correction import (
+    DebiasResult,
+    bias_correction_factor,
+    debias,
+    exponential_moving_average,
+    uncorrected_step_ratio,
+)
 from lamb_edu.experiments.comparison import QUICK_TEST_SIZE, QUICK_TRAIN_SIZE, SEEDS, MnistComparison, compare_settings
+from lamb_edu.experiments.misquotes import MISQUOTES, RuleSetting, misquotes_on_mnist
 from lamb_edu.train.divergence import CHANCE_LOSS, Divergence, detect_divergence, smoothed_loss
 from lamb_edu.experiments.large_batch import STUDY_OPTIMIZERS, LargeBatchResult, StudyOptimizer, large_batch
 from lamb_edu.experiments.mnist import MNIST_NETWORK, MnistRun, MnistSetting, train_mnist
@@ -50,18 +58,25 @@ from lamb_edu.experiments.sgd_to_lamb import (
     TWO_LAYER_OPTIMIZERS,
     TrajectoryResult,
     from_sgd_to_lamb,
+    lamb_on_vector_layers,
+    run_two_layers,
     two_layer_loss,
+    vector_layers_problem,
 )
 
 __all__ = [
     "quick_mode",
     "exponential_moving_average",
     "bias_correction_factor",
+    "uncorrected_step_ratio",
     "DebiasResult",
     "debias",
     "two_layer_loss",
     "TrajectoryResult",
     "from_sgd_to_lamb",
+    "run_two_layers",
+    "vector_layers_problem",
+    "lamb_on_vector_layers",
     "MnistSetting",
     "MnistRun",
     "MnistComparison",
@@ -83,6 +98,9 @@ __all__ = [
     "STUDY_OPTIMIZERS",
     "LargeBatchResult",
     "large_batch",
+    "RuleSetting",
+    "MISQUOTES",
+    "misquotes_on_mnist",
     "EXPERIMENTS",
     "run_experiment",
 ]

@@ -14,7 +14,9 @@ from lamb_edu import backend
 
 np = backend.np  # experiment data are small host arrays, drawn and saved on the host
 
-__all__ = ["exponential_moving_average", "bias_correction_factor", "DebiasResult", "debias"]
+__all__ = [
+    "exponential_moving_average", "bias_correction_factor", "uncorrected_step_ratio", "DebiasResult", "debias",
+]
 
 
 def exponential_moving_average(values: Sequence[float], beta: float, bias_correction: bool = False) -> Any:
@@ -43,6 +45,19 @@ def bias_correction_factor(beta: float, steps: Any) -> Any:
     if steps.size and steps.min() < 1:
         raise ValueError("bias correction starts at step t = 1")
     return 1.0 / (1.0 - beta**steps)
+
+
+def uncorrected_step_ratio(beta1: float, beta2: float, steps: Any) -> Any:
+    """(1 − β1ᵗ)/√(1 − β2ᵗ) for each step t: Adam's step without bias correction over the corrected one.
+
+    m/√v = (m̂/√v̂)·(1 − β1ᵗ)/√(1 − β2ᵗ), so this is how many times larger every coordinate's step is
+    when the correction is dropped (ε aside): 3.16 at t = 1 for β = (0.9, 0.999), then more while
+    1 − β1ᵗ grows faster than √(1 − β2ᵗ), about 6.57 at t = 12, and back to 1 after thousands of steps.
+    """
+    steps = np.asarray(steps, dtype=np.float64)
+    bias_correction_factor(beta1, steps)  # the same checks of β and t
+    bias_correction_factor(beta2, steps)
+    return (1.0 - beta1**steps) / np.sqrt(1.0 - beta2**steps)
 
 
 @dataclass

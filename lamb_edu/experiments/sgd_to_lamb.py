@@ -15,7 +15,8 @@ from lamb_edu.autograd import Tensor
 
 np = backend.np  # experiment data are small host arrays, drawn and saved on the host
 
-__all__ = ["LAYER_OPTIMA", "LAYER_STARTS", "TWO_LAYER_OPTIMIZERS", "two_layer_loss", "TrajectoryResult", "from_sgd_to_lamb"]
+__all__ = ["LAYER_OPTIMA", "LAYER_STARTS", "TWO_LAYER_OPTIMIZERS", "two_layer_loss", "TrajectoryResult", "run_two_layers", "from_sgd_to_lamb",
+           "vector_layers_problem", "lamb_on_vector_layers"]
 
 # Two one-number "layers" whose weights live on scales 100× apart, like the first and last layer of a
 # network: layer A's best weight is 4, layer B's is 0.04. In each layer's own units the loss is round,
@@ -102,52 +103,109 @@ class TrajectoryResult:
         return out
 
 
-def from_sgd_to_lamb(quick: bool = False, steps: int | None = None) -> TrajectoryResult:
+def run_two_layers(optimizer_class: Any, settings: dict[str, Any], steps: int) -> dict[str, Any]:
+    """Step ``optimizer_class(params, **settings)`` ``steps`` times on ``two_layer_loss``, lr decaying linearly to 0.
+
+    Returns host arrays: ``weights`` (steps+1, 2), ``loss`` (steps+1,), and ``trust_ratio``,
+    ``weight_norm``, ``update_norm`` (steps, 2) when the optimizer records them (else None).
+    """
+    layers = tuple(LAYER_OPTIMA)
+    params = [Tensor([LAYER_STARTS[layer]], requires_grad=True) for layer in layers]
+    optimizer = optimizer_class(params, **settings)
+    weights, loss = np.empty((steps + 1, 2)), np.empty(steps + 1)
+    recorded = {key: np.full((steps, 2), np.nan) for key in ("trust_ratio", "weight_norm", "update_norm")}
+    for step in range(steps + 1):
+        weights[step] = [float(backend.to_numpy(p.data)[0]) for p in params]
+        for group in optimizer.param_groups:  # lr decays linearly to 0, as in the LAMB paper
+            group["lr"] = settings["lr"] * (1.0 - step / steps)
+        optimizer.zero_grad()
+        value = two_layer_loss(params)
+        loss[step] = value.item()
+        if step == steps:
+            break
+        value.backward()
+        optimizer.step()
+        for index, p in enumerate(params):
+            for key, table in recorded.items():
+                if key in optimizer.state[p]:
+                    table[step, index] = optimizer.state[p][key]
+    records = not np.isnan(recorded["trust_ratio"]).all()
+    return {"weights": weights, "loss": loss, **{key: table if records else None for key, table in recorded.items()}}
+
+
+def from_sgd_to_lamb(
+    quick: bool = False, steps: int | None = None, optimizers: dict[str, tuple[Any, dict[str, Any]]] | None = None,
+) -> TrajectoryResult:
     """Experiment 2: run SGD, momentum, Adam, AdamW, LARS and LAMB on ``two_layer_loss``.
 
     Each layer is its own ``Tensor`` parameter, so LARS and LAMB compute one trust ratio per layer,
     exactly as they would for the weight matrices of a network. Every optimizer starts from
     a = 1, b = 0.01 (a quarter of each optimum) and takes ``steps`` full-gradient steps (200; 120
-    in quick mode). Deterministic: there is no noise.
+    in quick mode). ``optimizers`` maps a name to (an ``optim`` class or its name, its settings);
+    the default is ``TWO_LAYER_OPTIMIZERS``. Deterministic: there is no noise.
     """
     steps = int(steps if steps is not None else (120 if quick else 200))
     if steps < 1:
         raise ValueError(f"steps must be positive, got {steps}")
-
-    layers = tuple(LAYER_OPTIMA)
-    optima = np.array(list(LAYER_OPTIMA.values()))
-    result = TrajectoryResult(layers, optima, {}, {}, {}, {}, {}, {}, {}, steps)
-    for name, (class_name, settings) in TWO_LAYER_OPTIMIZERS.items():
-        params = [Tensor([LAYER_STARTS[layer]], requires_grad=True) for layer in layers]
-        optimizer = getattr(optim, class_name)(params, **settings)
-        weights = np.empty((steps + 1, 2))
-        loss = np.empty(steps + 1)
-        ratios = np.full((steps, 2), np.nan)
-        weight_norms = np.full((steps, 2), np.nan)
-        update_norms = np.full((steps, 2), np.nan)
-        for step in range(steps + 1):
-            weights[step] = [float(backend.to_numpy(p.data)[0]) for p in params]
-            for group in optimizer.param_groups:  # lr decays linearly to 0, as in the LAMB paper
-                group["lr"] = settings["lr"] * (1.0 - step / steps)
-            optimizer.zero_grad()
-            value = two_layer_loss(params)
-            loss[step] = value.item()
-            if step == steps:
-                break
-            value.backward()
-            optimizer.step()
-            for index, p in enumerate(params):
-                state = optimizer.state[p]
-                if "trust_ratio" in state:
-                    ratios[step, index] = state["trust_ratio"]
-                    weight_norms[step, index] = state["weight_norm"]
-                    update_norms[step, index] = state["update_norm"]
-        records = not np.isnan(ratios).all()
-        result.settings[name] = {"optimizer": class_name, **settings}
-        result.weights[name] = weights
-        result.loss[name] = loss
-        result.step_size[name] = np.abs(np.diff(weights, axis=0))
-        result.trust_ratio[name] = ratios if records else None
-        result.weight_norm[name] = weight_norms if records else None
-        result.update_norm[name] = update_norms if records else None
+    result = TrajectoryResult(tuple(LAYER_OPTIMA), np.array(list(LAYER_OPTIMA.values())), {}, {}, {}, {}, {}, {}, {}, steps)
+    for name, (optimizer_class, settings) in (optimizers or TWO_LAYER_OPTIMIZERS).items():
+        if isinstance(optimizer_class, str):
+            optimizer_class = getattr(optim, optimizer_class)
+        run = run_two_layers(optimizer_class, settings, steps)
+        result.settings[name] = {"optimizer": optimizer_class.__name__, **settings}
+        result.weights[name] = run["weights"]
+        result.loss[name] = run["loss"]
+        result.step_size[name] = np.abs(np.diff(run["weights"], axis=0))
+        result.trust_ratio[name] = run["trust_ratio"]
+        result.weight_norm[name] = run["weight_norm"]
+        result.update_norm[name] = run["update_norm"]
     return result
+
+
+def vector_layers_problem(size: int = 50, seed: int = 0) -> dict[str, Any]:
+    """Two layers of ``size`` weights with mixed curvature, 100× apart in scale (the vector form of the two-layer loss).
+
+    Layer A's optimum has entries around 4 (‖w*‖ ≈ 4√size, above LAMB's clamp 10 for size 50), layer
+    B's around 0.04; inside each layer the curvature of the coordinates spreads over 100× (0.1 to 10
+    in each layer's own units). Both start at a quarter of their optimum. Returns the optima, the
+    curvatures and the starts, as float64 host arrays keyed by layer name.
+    """
+    rng = backend.generator(seed)
+    shape = rng.uniform(0.5, 1.5, size)
+    curvature = np.logspace(-1, 1, size)
+    optima = {layer: scale * shape for layer, scale in LAYER_OPTIMA.items()}
+    return {"optima": optima, "curvature": curvature, "starts": {layer: 0.25 * w for layer, w in optima.items()}}
+
+
+def lamb_on_vector_layers(
+    lr: float = 0.05, weight_decay: float = 0.0, clamp_value: float | None = 10.0, steps: int = 200, size: int = 50,
+) -> dict[str, Any]:
+    """LAMB (bias-corrected, lr decaying linearly to 0) on ``vector_layers_problem``: per layer and step, r, ‖w‖, ‖Δw‖.
+
+    The loss is ½ Σ c_i ((w_i − w*_i)/w*_i)² per layer, so each layer is round only in its own
+    units and, unlike the one-weight layers, u/‖u‖ is not sign(g). Returns host arrays (steps, 2)
+    ``trust_ratio``, ``weight_norm`` (before each step), ``step_norm`` and ``relative_error``
+    ‖w − w*‖/‖w*‖ (steps + 1, 2), with ``layers``, ``lr`` and ``clamp_value``.
+    """
+    problem = vector_layers_problem(size)
+    layers = tuple(LAYER_OPTIMA)
+    params = [Tensor(problem["starts"][layer].copy(), requires_grad=True) for layer in layers]
+    targets = [problem["optima"][layer] for layer in layers]
+    optimizer = optim.LAMB(params, lr=lr, weight_decay=weight_decay, clamp_value=clamp_value, fused=False)
+    out = {key: np.empty((steps, 2)) for key in ("trust_ratio", "weight_norm", "step_norm")}
+    out["relative_error"] = np.empty((steps + 1, 2))
+    for step in range(steps + 1):
+        out["relative_error"][step] = [np.linalg.norm(backend.to_numpy(p.data) - w) / np.linalg.norm(w)
+                                       for p, w in zip(params, targets)]
+        if step == steps:
+            break
+        optimizer.param_groups[0]["lr"] = lr * (1.0 - step / steps)
+        before = [backend.to_numpy(p.data).copy() for p in params]
+        for p, w in zip(params, targets):  # the gradient c·(w − w*)/w*², written out: no autograd needed
+            p.grad = problem["curvature"] * (p.data - w) / w**2
+        optimizer.step()
+        for index, (p, old) in enumerate(zip(params, before)):
+            out["trust_ratio"][step, index] = optimizer.state[p]["trust_ratio"]
+            out["weight_norm"][step, index] = optimizer.state[p]["weight_norm"]
+            out["step_norm"][step, index] = np.linalg.norm(backend.to_numpy(p.data) - old)
+    return {**out, "layers": layers, "lr": lr, "clamp_value": clamp_value, "weight_decay": weight_decay}

@@ -2,7 +2,8 @@
 
 An implementation detail: every rule is written once, in ``optim.functional``, and read in its
 optimizer's ``update``. This module runs those pieces (``update_moments``, ``add_decayed_weights``,
-``trust_ratio``) on cache-sized blocks, on threads, or as CuPy kernels fed ``moment_weights``;
+``trust_ratio``) on cache-sized blocks, on threads, or on the GPU as the CUDA kernels of
+``optim.cuda_kernels`` (fed ``moment_weights``; LAMB's norms come back once per step);
 ``tests/test_fast_paths.py`` checks it equal to the readable form and to float64 references.
 ``Optimizer.step`` sends it the parameters of an optimizer with ``fused=True`` (the default) and a
 ``fast_rule``, and it hands back those it cannot take (not contiguous, mixed dtypes, AMSGrad).
@@ -26,9 +27,6 @@ updates m and v, computes u block by block, adds up ‖w‖² and ‖u‖² (a d
 float64) and keeps u in a reusable workspace; the second applies w ← w − lr·trust_ratio·u. A tensor
 of up to ``WORKSPACE_LIMIT`` elements stays in the shared cache between the passes; a larger one
 recomputes u from the new m and v in the second pass (identical numbers) instead of storing it.
-
-On CuPy, Adam/AdamW is one elementwise kernel; LAMB is one for m, v and u, a sum-of-squares reduction
-for the norms and one for w. Both hold the moment update as one CUDA line, ``MOMENTS_CUDA``.
 """
 
 from __future__ import annotations
@@ -41,6 +39,8 @@ from typing import Any, Callable, Sequence
 
 from lamb_edu import backend
 from lamb_edu.backend import xp
+from lamb_edu.optim import cuda_kernels
+from lamb_edu.optim.cuda_kernels import MOMENTS_CUDA  # noqa: F401  (the kernels' moment line, also read by tests)
 from lamb_edu.optim.functional import add_decayed_weights, bias_corrections, moment_weights, trust_ratio, update_moments
 
 __all__ = ["BLOCK_SIZE", "supports", "set_num_threads", "num_threads", "for_each_tensor", "update", "adam_step", "lamb_step"]
@@ -164,26 +164,22 @@ def for_each_tensor(update: Callable[[Any], None], items: Sequence[Any], arrays:
             future.result()  # waits for every thread; re-raises a worker's exception
 
 
+def _thread_array(key: Any, size: int, dtype: Any) -> Any:
+    """The calling thread's flat array ``key``: ``size`` elements of ``dtype``, grown only when needed."""
+    arrays = _local.__dict__.setdefault("arrays", {})
+    if key not in arrays or arrays[key].size < size:
+        arrays[key] = xp.empty(size, dtype=dtype)
+    return arrays[key][:size]
+
+
 def _scratch(dtype: Any, slot: int) -> Any:
     """This thread's scratch block number ``slot`` (BLOCK_SIZE elements of ``dtype``; slice it)."""
-    buffers = getattr(_local, "buffers", None)
-    if buffers is None:
-        buffers = _local.buffers = {}
-    key = (dtype, slot, BLOCK_SIZE)
-    if key not in buffers:
-        buffers[key] = xp.empty(BLOCK_SIZE, dtype=dtype)
-    return buffers[key]
+    return _thread_array(("scratch", dtype, slot), BLOCK_SIZE, dtype)
 
 
 def _workspace(size: int, dtype: Any) -> Any:
-    """A flat array of ``size`` elements owned by the calling thread, grown only when needed."""
-    key = dtype
-    spaces = getattr(_local, "workspaces", None)
-    if spaces is None:
-        spaces = _local.workspaces = {}
-    if key not in spaces or spaces[key].size < size:
-        spaces[key] = xp.empty(size, dtype=dtype)
-    return spaces[key][:size]
+    """A flat array of ``size`` elements owned by the calling thread (LAMB's stored u)."""
+    return _thread_array(("workspace", dtype), size, dtype)
 
 
 # ---------------------------------------------------------------------------------------- checks
@@ -213,7 +209,7 @@ def update(rule: str, visits: list[Any], grad_scale: float) -> list[Any]:
     """Step every (p, grad, group, state) that ``rule`` ('adam', 'adamw', 'lamb') can take; return the rest.
 
     The taken ones go to ``for_each_tensor`` (whole tensors on threads); the rest are for the
-    optimizer's readable ``update``.
+    optimizer's readable ``update``. Device arrays go to ``_update_on_device``.
     """
     step = _RULES[rule]
     taken, rest = [], []
@@ -221,8 +217,25 @@ def update(rule: str, visits: list[Any], grad_scale: float) -> list[Any]:
         p, grad, group, state = visit
         fits = not group.get("amsgrad", False) and supports(p.data, grad, state["m"], state["v"])
         (taken if fits else rest).append(visit)
-    for_each_tensor(lambda visit: step(*visit, grad_scale), taken, [visit[0].data for visit in taken])
+    on_device = [visit for visit in taken if not isinstance(visit[0].data, backend.np.ndarray)]
+    on_host = [visit for visit in taken if isinstance(visit[0].data, backend.np.ndarray)]
+    for_each_tensor(lambda visit: step(*visit, grad_scale), on_host, [visit[0].data for visit in on_host])
+    if on_device:
+        _update_on_device(rule, on_device, grad_scale)
     return rest
+
+
+def _update_on_device(rule: str, visits: list[Any], grad_scale: float) -> None:
+    """The GPU: every tensor's kernels queued in turn; LAMB's norms come back in one copy at the end."""
+    if rule != "lamb":
+        for visit in visits:
+            _RULES[rule](*visit, grad_scale)
+        return
+    records = xp.empty((len(visits), len(cuda_kernels.RECORD_FIELDS)), dtype=backend.np.float64)
+    for i, visit in enumerate(visits):
+        _lamb_visit(*visit, grad_scale, record=records[i])
+    for visit, row in zip(visits, backend.to_numpy(records)):  # the step's one wait for the GPU
+        visit[3]["weight_norm"], visit[3]["update_norm"], visit[3]["trust_ratio"] = (float(x) for x in row[:3])
 
 
 def _adam_visit(p: Any, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float,
@@ -234,14 +247,17 @@ def _adam_visit(p: Any, grad: Any, group: dict[str, Any], state: dict[str, Any],
               bias_correction=group["bias_correction"])
 
 
-def _lamb_visit(p: Any, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
+def _lamb_visit(p: Any, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float,
+                record: Any = None) -> None:
     (beta1, beta2) = group["betas"]
     state["step"] += 1
-    state["weight_norm"], state["update_norm"], state["trust_ratio"] = lamb_step(
+    measured = lamb_step(
         p.data, grad, state["m"], state["v"], lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
         weight_decay=group["weight_decay"], step=state["step"], bias_correction=group["bias_correction"],
         grad_scale=grad_scale, grad_averaging=group["grad_averaging"], clamp_value=group["clamp_value"],
-        trust_clip=group["trust_clip"], use_trust_ratio=group["use_trust_ratio"])
+        trust_clip=group["trust_clip"], use_trust_ratio=group["use_trust_ratio"], record=record)
+    if record is None:
+        state["weight_norm"], state["update_norm"], state["trust_ratio"] = measured
 
 
 _RULES: dict[str, Callable[..., None]] = {
@@ -269,9 +285,9 @@ def adam_step(
     l2 = 0.0 if decoupled else weight_decay
     if not isinstance(param, backend.np.ndarray):
         m_weight, v_weight = moment_weights(beta1, beta2)
-        cast = param.dtype.type
-        _cupy_kernels()["adam"](grad, *(cast(c) for c in (beta1, beta2, m_weight, v_weight, eps_hat, step_size,
-                                                           decay_factor, l2)), param, m, v)
+        cuda_kernels.adam_step(param, grad, m, v, dict(
+            beta1=beta1, beta2=beta2, m_weight=m_weight, v_weight=v_weight, eps_hat=eps_hat, step_size=step_size,
+            decay_factor=decay_factor, l2=l2))
         return
     w, g, m, v = _flat(param), _flat(grad), _flat(m), _flat(v)
     np = backend.np
@@ -305,9 +321,13 @@ def lamb_step(
     param: Any, grad: Any, m: Any, v: Any, *, lr: float, beta1: float, beta2: float, eps: float,
     weight_decay: float, step: int, bias_correction: bool = True, grad_scale: float = 1.0,
     grad_averaging: bool = True, clamp_value: float | None = 10.0, trust_clip: bool = False,
-    use_trust_ratio: bool = True,
-) -> tuple[float, float, float]:
+    use_trust_ratio: bool = True, record: Any = None,
+) -> tuple[float, float, float] | None:
     """One LAMB step in place on param, m and v; returns (weight_norm, update_norm, trust_ratio).
+
+    On the GPU a float64 device array ``record`` of 4 may be given instead: the norms, the ratio
+    and the step are then left there (``cuda_kernels.RECORD_FIELDS``), nothing waits for the GPU,
+    and None is returned.
 
     The equations of ``lamb.py``: ``update_moments`` with g = grad_scale·grad; u ← m̂/(√v̂ + eps) +
     weight_decay·w; the ratio from ‖w‖ and ‖u‖ (``functional.trust_ratio``); w ← w − lr·trust_ratio·u
@@ -317,21 +337,19 @@ def lamb_step(
     eps_hat = eps * math.sqrt(bias_correction2)
     direction_scale = math.sqrt(bias_correction2) / bias_correction1
     moments = dict(beta1=beta1, beta2=beta2, grad_scale=grad_scale, grad_averaging=grad_averaging)
-    if isinstance(param, backend.np.ndarray):
-        # the blocks hold u/direction_scale (one pass fewer); the scale comes back in the norm and the step
-        blocks = dict(eps_hat=eps_hat, weight_decay=weight_decay / direction_scale)
-        sums, update = _lamb_first_pass(_flat(param), _flat(grad), _flat(m), _flat(v), moments, blocks)
-        update_scale = direction_scale
-    else:
-        sums, update = _cupy_lamb_first_pass(param, grad, m, v, moments, eps_hat, direction_scale, weight_decay)
-        update_scale = 1.0
-    weight_norm, update_norm = math.sqrt(sums[0]), update_scale * math.sqrt(sums[1])
+    if not isinstance(param, backend.np.ndarray):
+        m_weight, v_weight = moment_weights(**moments)
+        return cuda_kernels.lamb_step(param, grad, m, v, dict(
+            beta1=beta1, beta2=beta2, m_weight=m_weight, v_weight=v_weight, eps_hat=eps_hat,
+            direction_scale=direction_scale, weight_decay=weight_decay), dict(
+            lr=lr, clamp_value=clamp_value, trust_clip=trust_clip, use_trust_ratio=use_trust_ratio), record)
+    # the blocks hold u/direction_scale (one pass fewer); the scale comes back in the norm and the step
+    blocks = dict(eps_hat=eps_hat, weight_decay=weight_decay / direction_scale)
+    sums, update = _lamb_first_pass(_flat(param), _flat(grad), _flat(m), _flat(v), moments, blocks)
+    weight_norm, update_norm = math.sqrt(sums[0]), direction_scale * math.sqrt(sums[1])
     ratio = trust_ratio(weight_norm, update_norm, clamp_value=clamp_value, trust_clip=trust_clip)
-    scale = lr * (ratio if use_trust_ratio else 1.0) * update_scale
-    if isinstance(param, backend.np.ndarray):
-        _lamb_second_pass(_flat(param), _flat(m), _flat(v), update, scale, blocks)
-    else:
-        _cupy_kernels()["lamb_apply"](update, param.dtype.type(scale), param)
+    scale = lr * (ratio if use_trust_ratio else 1.0) * direction_scale
+    _lamb_second_pass(_flat(param), _flat(m), _flat(v), update, scale, blocks)
     return weight_norm, update_norm, ratio
 
 
@@ -385,47 +403,3 @@ def _lamb_second_pass(w: Any, m: Any, v: Any, update: Any, scale: float, blocks:
             np.subtract(w[begin:end], ub, out=w[begin:end])
 
     _parallel(second_pass, w.size)
-
-
-# ---------------------------------------------------------------------------------------- CuPy
-# ``update_moments`` as one CUDA line, in the same order of operations; m_weight and v_weight are
-# ``moment_weights(...)``, so grad_scale and grad_averaging are decided there, not here.
-MOMENTS_CUDA = "m = beta1 * m + m_weight * g; v = beta2 * v + g * g * v_weight;"
-_kernels: dict[str, Any] = {}
-
-
-def _cupy_kernels() -> dict[str, Any]:
-    """Compile (once, on first use) the CuPy kernels; ``T`` is the arrays' dtype."""
-    if _kernels:
-        return _kernels
-    moments = "T beta1, T beta2, T m_weight, T v_weight"
-    # Only reached on the CuPy backend, where ``xp`` is cupy and has the kernel builders.
-    _kernels["adam"] = xp.ElementwiseKernel(
-        f"T grad, {moments}, T eps_hat, T step_size, T decay_factor, T l2", "T param, T m, T v",
-        "T g = grad + param * l2;  param = param * decay_factor;  " + MOMENTS_CUDA
-        + "  param = param - m / (sqrt(v) + eps_hat) * step_size;",
-        "lamb_edu_adam_step",
-    )
-    _kernels["lamb_direction"] = xp.ElementwiseKernel(
-        f"T grad, T param, {moments}, T eps_hat, T direction_scale, T weight_decay", "T m, T v, T update",
-        "T g = grad;  " + MOMENTS_CUDA + "  update = direction_scale * (m / (sqrt(v) + eps_hat)) + param * weight_decay;",
-        "lamb_edu_lamb_direction",
-    )
-    _kernels["squared_norm"] = xp.ReductionKernel(
-        "T x", "float64 total", "(double)x * (double)x", "a + b", "total = a", "0", "lamb_edu_squared_norm",
-    )
-    _kernels["lamb_apply"] = xp.ElementwiseKernel(
-        "T update, T scale", "T param", "param = param - scale * update", "lamb_edu_lamb_apply",
-    )
-    return _kernels
-
-
-def _cupy_lamb_first_pass(param: Any, grad: Any, m: Any, v: Any, moments: dict[str, Any], eps_hat: float,
-                          direction_scale: float, weight_decay: float) -> tuple[list[float], Any]:
-    kernels, cast = _cupy_kernels(), param.dtype.type
-    m_weight, v_weight = moment_weights(**moments)
-    update = _workspace(param.size, param.dtype).reshape(param.shape)
-    kernels["lamb_direction"](grad, param, *(cast(c) for c in (
-        moments["beta1"], moments["beta2"], m_weight, v_weight, eps_hat, direction_scale, weight_decay)), m, v, update)
-    sums = [float(kernels["squared_norm"](param)), float(kernels["squared_norm"](update))]
-    return sums, update

@@ -9,8 +9,9 @@ parameter tensor (a "layer") w with gradient g, at step t::
     w ← w − lr·trust_ratio·u
 
 φ clips ‖w‖ to [0, clamp_value]; the trust ratio is 1 when ‖w‖ or ‖u‖ is 0 and, with ``trust_clip``,
-at most 1. Because ‖trust_ratio·u‖ = φ(‖w‖), every layer moves by lr times its own weight norm,
-whatever the scale of its gradient: that is what lets the batch (and the lr) grow.
+at most 1. Because ‖trust_ratio·u‖ = φ(‖w‖), every layer moves by lr·min(‖w‖, clamp_value):
+lr times its own weight norm below the clamp, lr·clamp_value above it, whatever the scale of its
+gradient: that is what lets the batch (and the lr) grow.
 
 - ``bias_correction=False`` uses m and v themselves (the paper's v3 and the code of cybertronai's
   pytorch-lamb, which "An intuitive understanding of the LAMB optimizer" uses: with it and the

@@ -25,7 +25,7 @@ from lamb_edu import backend
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
 from lamb_edu.optim import fast_path
-from lamb_edu.optim.checks import all_finite, check_gradient, check_non_negative, describe_parameter
+from lamb_edu.optim.checks import all_finite, all_finite_together, check_gradient, check_non_negative, describe_parameter
 from lamb_edu.optim.functional import global_norm_scale
 from lamb_edu.optim.serialization import flatten_state_dict, host_copy, unflatten_state_dict
 
@@ -130,10 +130,13 @@ class Optimizer:
 
     def check_gradients(self) -> None:
         """Raise (ValueError, FloatingPointError) naming the first parameter whose gradient is not usable."""
-        for group_index, group in enumerate(self.param_groups):
-            for index, p in enumerate(group["params"]):
-                if p.grad is not None:
-                    check_gradient(p.grad, group, group_index, index)
+        present = [(p.grad, group, group_index, index) for group_index, group in enumerate(self.param_groups)
+                   for index, p in enumerate(group["params"]) if p.grad is not None]
+        for entry in present:
+            check_gradient(*entry, finite=False)
+        if not all_finite_together([entry[0] for entry in present]):  # one wait for a GPU, not one per tensor
+            for entry in present:
+                check_gradient(*entry)  # names the first gradient with a NaN or inf
 
     def _visits(self) -> list[Visit]:
         """(p, grad, group, state) for every parameter with a gradient, creating state at its first step."""

@@ -10,12 +10,20 @@ One module per figure family:
 - ``mnist``: experiments 4 to 6, loss and accuracy of MNIST comparisons (``MNIST_TITLES``).
 - ``large_batch``: the large-batch study, accuracy and steps against batch size, lr × batch heatmaps.
 - ``training_curves``: the runs of ``lamb-edu train`` and ``lamb-edu plot``.
+- ``data_parallel``: measured data-parallel scaling, the all-reduce fit, predicted efficiency.
 - ``colors``: the colour of each MNIST setting.
 - ``registry``: ``experiment_figures(name, result)``, the figures of each experiment by file name.
 """
 
 from lamb_edu.plots.colors import SETTING_COLORS, setting_color
-from lamb_edu.plots.debias import debias_figures, plot_bias_correction_factor, plot_moving_averages
+from lamb_edu.plots.data_parallel import plot_allreduce_fit, plot_predicted_scaling, plot_scaling
+from lamb_edu.plots.debias import (
+    debias_figures,
+    plot_bias_correction_factor,
+    plot_debias_view,
+    plot_moving_averages,
+    plot_uncorrected_step_ratio,
+)
 from lamb_edu.plots.large_batch import (
     BATCH_COLORS,
     large_batch_figures,
@@ -35,9 +43,11 @@ from lamb_edu.plots.training_curves import LABEL_KEYS, history_run, load_run, pl
 from lamb_edu.plots.trajectories import (
     OPTIMIZER_COLORS,
     TRAJECTORY_PANELS,
+    optimizer_color,
     plot_two_layer_convergence,
     plot_two_layer_trajectories,
     plot_two_layer_trust_ratio,
+    plot_vector_layers,
     sgd_to_lamb_figures,
 )
 from lamb_edu.plots.trust_ratio import (
@@ -51,11 +61,15 @@ from lamb_edu.plots.trust_ratio import (
 __all__ = [
     "plot_moving_averages",
     "plot_bias_correction_factor",
+    "plot_uncorrected_step_ratio",
+    "plot_debias_view",
     "TRAJECTORY_PANELS",
     "OPTIMIZER_COLORS",
     "plot_two_layer_trajectories",
     "plot_two_layer_convergence",
     "plot_two_layer_trust_ratio",
+    "plot_vector_layers",
+    "optimizer_color",
     "history_run",
     "load_run",
     "settings_labels",
@@ -74,4 +88,7 @@ __all__ = [
     "large_batch_figures",
     "FIGURES",
     "experiment_figures",
+    "plot_scaling",
+    "plot_allreduce_fit",
+    "plot_predicted_scaling",
 ]

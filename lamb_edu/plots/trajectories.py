@@ -14,6 +14,8 @@ __all__ = [
     "plot_two_layer_trajectories",
     "plot_two_layer_convergence",
     "plot_two_layer_trust_ratio",
+    "optimizer_color",
+    "plot_vector_layers",
     "sgd_to_lamb_figures",
 ]
 
@@ -24,20 +26,26 @@ OPTIMIZER_COLORS = {
 }
 
 
-def plot_two_layer_trajectories(result: Any) -> Any:
+def plot_two_layer_trajectories(result: Any, names: Any = TRAJECTORY_PANELS) -> Any:
     """Experiment 2: each optimizer's path on the two-layer loss, in each layer's own units.
 
     Axes are weight / optimum for layer A and layer B, so the loss contours are circles and the
-    optimum is (1, 1); ``result`` is an ``experiments.TrajectoryResult``.
+    optimum is (1, 1); ``result`` is an ``experiments.TrajectoryResult``; ``names`` picks the panels.
     """
-    figure, axes = plt.subplots(2, 3, figsize=(13, 8.5), constrained_layout=True, sharex=True, sharey=True)
+    names = list(names)
+    columns = min(3, len(names))
+    rows = -(-len(names) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 4.3 * rows), constrained_layout=True,
+                                sharex=True, sharey=True, squeeze=False)
     figure.suptitle(f"Paths on L(a, b) = ½((a − 4)/4)² + ½((b − 0.04)/0.04)², {result.steps} steps from a = 1, b = 0.01")
     grid = np.linspace(0, 2, 201)
     x, y = np.meshgrid(grid, grid)
-    for axis, name in zip(axes.ravel(), TRAJECTORY_PANELS):
+    for axis in axes.ravel()[len(names):]:
+        axis.set_visible(False)
+    for index, (axis, name) in enumerate(zip(axes.ravel(), names)):
         axis.contour(x, y, 0.5 * (x - 1) ** 2 + 0.5 * (y - 1) ** 2, levels=[0.005, 0.02, 0.08, 0.2, 0.4], colors="0.8")
         relative = result.weights[name] / result.optima
-        axis.plot(relative[:, 0], relative[:, 1], "-o", markersize=2.5, linewidth=1, color=OPTIMIZER_COLORS[name])
+        axis.plot(relative[:, 0], relative[:, 1], "-o", markersize=2.5, linewidth=1, color=optimizer_color(name, index))
         axis.plot(*relative[0], "ks", markersize=6, label="start")
         axis.plot(1, 1, "k*", markersize=12, label="optimum")
         reached = result.steps_to_reach(name)
@@ -54,13 +62,18 @@ def plot_two_layer_trajectories(result: Any) -> Any:
     return figure
 
 
-def plot_two_layer_convergence(result: Any) -> Any:
+def optimizer_color(name: str, index: int) -> str:
+    """The colour of optimizer ``name`` (``OPTIMIZER_COLORS``), or the ``index``-th default colour for others."""
+    return OPTIMIZER_COLORS.get(name, f"C{index % 10}")
+
+
+def plot_two_layer_convergence(result: Any, names: Any = TRAJECTORY_PANELS) -> Any:
     """Experiment 2: distance to the optimum, in each layer's own units, against the step."""
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True, sharey=True)
     figure.suptitle("Distance to the optimum per layer: |w − w*| / w*")
     for index, axis in enumerate(axes):
-        for name in TRAJECTORY_PANELS:
-            axis.semilogy(result.relative_error(name)[:, index], color=OPTIMIZER_COLORS[name], label=name)
+        for number, name in enumerate(names):
+            axis.semilogy(result.relative_error(name)[:, index], color=optimizer_color(name, number), label=name)
         axis.set_title(result.layers[index])
         axis.set_xlabel("step")
         axis.set_ylabel("relative error (fraction of the optimum)")
@@ -93,6 +106,35 @@ def plot_two_layer_trust_ratio(result: Any, baseline: str = "LAMB without trust 
         axis.legend(fontsize=8)
     return figure
 
+
+
+def plot_vector_layers(run: dict[str, Any]) -> Any:
+    """LAMB on two vector layers (``experiments.lamb_on_vector_layers``): r, ‖w‖ and ‖Δw‖ against lr·φ(‖w‖), per layer.
+
+    The dotted line in the last panel is lr·min(‖w‖, clamp), the step LAMB's rule promises.
+    """
+    clamp = run["clamp_value"]
+    figure, axes = plt.subplots(1, 4, figsize=(17, 4), constrained_layout=True)
+    figure.suptitle(f"LAMB on two layers of {len(run['trust_ratio'])} steps: lr {run['lr']} decaying to 0, "
+                    f"weight decay {run['weight_decay']}, clamp {clamp}")
+    lr = run["lr"] * (1.0 - np.arange(len(run["trust_ratio"])) / len(run["trust_ratio"]))
+    for index, layer in enumerate(run["layers"]):
+        color = ("tab:blue", "tab:orange")[index]
+        axes[0].semilogy(run["relative_error"][:, index], color=color, label=layer)
+        axes[1].semilogy(run["trust_ratio"][:, index], color=color, label=layer)
+        axes[2].semilogy(run["weight_norm"][:, index], color=color, label=layer)
+        axes[3].semilogy(run["step_norm"][:, index], color=color, label=f"{layer}: ‖Δw‖")
+        phi = run["weight_norm"][:, index] if clamp is None else np.minimum(run["weight_norm"][:, index], clamp)
+        axes[3].semilogy(lr * phi, ":", color="0.2" if index == 0 else "0.5", label=f"{layer}: lr·φ(‖w‖)")
+    if clamp is not None:
+        axes[2].axhline(clamp, color="tab:red", linestyle="--", label=f"clamp {clamp}")
+    titles = ("distance ‖w − w*‖ / ‖w*‖", "trust ratio r = φ(‖w‖)/‖u‖", "weight norm ‖w‖", "step ‖Δw‖")
+    for axis, title in zip(axes, titles):
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("step")
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize=7)
+    return figure
 
 
 def sgd_to_lamb_figures(result: Any) -> dict[str, Any]:

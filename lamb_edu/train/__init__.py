@@ -20,11 +20,11 @@ from lamb_edu.train.loop import TrainingStopped, fit
 from lamb_edu.train.metrics import evaluate, trust_statistics
 from lamb_edu.train.position import Position
 from lamb_edu.train.step import accumulate_gradients, micro_batches, train_step
-from lamb_edu.train.workers import SingleProcess, Workers
+from lamb_edu.train.workers import DataParallelWorkers, SingleProcess, Workers
 
 __all__ = [
     "fit", "TrainingStopped", "History", "evaluate", "trust_statistics", "train_step", "accumulate_gradients", "micro_batches",
-    "Workers", "SingleProcess", "Divergence", "smoothed_loss", "detect_divergence", "all_finite", "CHANCE_LOSS",
+    "Workers", "SingleProcess", "DataParallelWorkers", "Divergence", "smoothed_loss", "detect_divergence", "all_finite", "CHANCE_LOSS",
     "save_checkpoint", "load_checkpoint", "read_checkpoint", "has_checkpoint", "describe_optimizer",
     "describe_model", "Position", "CHECKPOINT_NPZ", "CHECKPOINT_JSON", "RunFileError", "read_json",
     "write_atomically", "write_json", "json_safe",

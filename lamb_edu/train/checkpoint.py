@@ -42,7 +42,11 @@ class Checkpoint(NamedTuple):
 
 
 def describe_optimizer(optimizer: Any) -> str:
-    """The optimizer's class, with what a wrapper holds: ``"LAMB"``, ``"Lookahead(Adam)"``."""
+    """The optimizer's class, with what a wrapper holds: ``"LAMB"``, ``"Lookahead(Adam)"``.
+
+    An optimizer that saves another's state dict (a sharded one: its base's) names that one's class.
+    """
+    optimizer = getattr(optimizer, "saves_as", optimizer)
     inner = getattr(optimizer, "optimizer", None)
     name = type(optimizer).__name__
     return f"{name}({describe_optimizer(inner)})" if inner is not None else name
@@ -60,16 +64,19 @@ def has_checkpoint(directory: str | os.PathLike) -> bool:
 
 
 def save_checkpoint(directory: str | os.PathLike, model: Module, optimizer: Any, history: History,
-                    position: Position, scheduler: Any = None) -> None:
+                    position: Position, scheduler: Any = None, write: bool = True) -> None:
     """Write ``checkpoint.npz`` then ``checkpoint.json``, each atomically.
 
     The JSON, written last, names the step the arrays belong to, so a crash between the two renames
-    is detected on load.
+    is detected on load. ``write=False`` only gathers the state (a collective for a sharded
+    optimizer, which every rank must join) for another rank to write.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     arrays = {f"model/{name}": value for name, value in model.state_dict().items()}
     arrays.update({f"optimizer/{key}": value for key, value in flatten_state_dict(optimizer.state_dict()).items()})
+    if not write:
+        return
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     arrays["step"] = np.asarray(position.step, dtype=np.int64)
     write_atomically(directory / CHECKPOINT_NPZ, lambda handle: np.savez(handle, **arrays))
     document = {"format": 2, "optimizer": {"class": describe_optimizer(optimizer)}, "model": describe_model(model),

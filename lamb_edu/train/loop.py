@@ -38,13 +38,17 @@ class TrainingStopped(KeyboardInterrupt):
 
 @dataclass
 class Checkpointer:
-    """Saves the run to ``directory`` every ``every`` steps and at each epoch's end (nothing without a directory)."""
+    """Saves the run to ``directory`` every ``every`` steps and at each epoch's end (nothing without a directory).
+
+    With ``writes=False`` (a worker that is not the main one) it joins in gathering the state but writes nothing.
+    """
 
     directory: str | os.PathLike | None
     every: int | None
     model: Module
     optimizer: Any
     scheduler: Any = None
+    writes: bool = True
 
     def due(self, step: int) -> bool:
         """True when step ``step`` ends with a checkpoint (mid-epoch)."""
@@ -54,7 +58,7 @@ class Checkpointer:
         """Write the checkpoint (the caller has checked that the weights are finite)."""
         if self.directory is not None:
             history.seconds = time.perf_counter() - started
-            save_checkpoint(self.directory, self.model, self.optimizer, history, position, self.scheduler)
+            save_checkpoint(self.directory, self.model, self.optimizer, history, position, self.scheduler, self.writes)
 
 
 @dataclass
@@ -164,11 +168,13 @@ def fit(
     it when it exists. A non-finite loss, gradient or weight ends training: ``history.diverged`` holds
     the step. ``stop()`` is asked before every step; when it says True, ``fit`` checkpoints and raises
     ``TrainingStopped`` (a KeyboardInterrupt). ``workers`` (default: this process alone) is the seam
-    for data-parallel training.
+    for data-parallel training: each worker computes its part of every global batch (in ``accumulate``
+    micro-batches) and only the main one checkpoints and shows progress.
     """
     workers = workers if workers is not None else SingleProcess()
     count = _check_arguments(data, epochs, batch_size, train_size, log_every, checkpoint_every, accumulate,
                              checkpoint_dir, resume)
+    micro_batch_size = _micro_batch_size(batch_size, accumulate, workers)
     x_train, y_train = prepare(data.train_images[:count], data.train_labels[:count])
     x_test, y_test = prepare(data.test_images, data.test_labels)
     named = list(model.named_parameters())
@@ -178,14 +184,23 @@ def fit(
         history, position = load_checkpoint(checkpoint_dir, model, optimizer, scheduler, expected=position)
     run = _Run(model, optimizer, scheduler, history, position,
                StepLogger(history, optimizer, [p for _, p in named], log_every, callback),
-               Checkpointer(checkpoint_dir if workers.is_main else None, checkpoint_every, model, optimizer, scheduler),
-               workers, -(-batch_size // accumulate), time.perf_counter() - history.seconds, stop)
+               Checkpointer(checkpoint_dir, checkpoint_every, model, optimizer, scheduler, writes=workers.is_main),
+               workers, micro_batch_size, time.perf_counter() - history.seconds, stop)
     while position.epoch < epochs and history.diverged is None:
         epoch_started = time.perf_counter() - position.epoch_seconds
         _train_epoch(run, x_train, y_train, epochs, epoch_started, progress and workers.is_main)
         _end_epoch(run, x_test, y_test, epoch_started, callback)
     history.seconds = time.perf_counter() - run.started
     return history
+
+
+def _micro_batch_size(batch_size: int, accumulate: int, workers: Workers) -> int:
+    """Examples per forward pass: each worker computes its part of a batch as ``accumulate`` micro-batches."""
+    largest_part = -(-batch_size // workers.world_size)
+    if accumulate > largest_part:
+        raise ValueError(f"accumulate must be at most the {largest_part} examples each of the {workers.world_size} "
+                         f"workers computes, got {accumulate}")
+    return -(-largest_part // accumulate)
 
 
 def _check_arguments(data: Any, epochs: int, batch_size: int, train_size: int | None, log_every: int,

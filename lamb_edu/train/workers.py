@@ -9,13 +9,16 @@ class with the same members and nothing in the loop changes:
   mean over the global batch); it must leave the sum over processes in every ``p.grad`` and return
   the summed loss;
 - ``is_main``: only the main process writes files, prints and shows progress.
+
+``DataParallelWorkers`` is that class for the ranks of a ``lamb_edu.distributed.DataParallel``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
-__all__ = ["Workers", "SingleProcess"]
+__all__ = ["Workers", "SingleProcess", "DataParallelWorkers"]
 
 
 class Workers(Protocol):
@@ -46,3 +49,33 @@ class SingleProcess:
     def all_reduce(self, parameters: list[Any], loss_share: float) -> float:
         """Nothing to combine: the gradients and ``loss_share`` are already the whole batch's."""
         return loss_share
+
+
+class DataParallelWorkers:
+    """``DataParallelWorkers(parallel)``: the ranks of a ``DataParallel`` share every global batch.
+
+    Rank r computes slice r of each batch; the gradients, already weighted by each slice's share of
+    the examples, are summed (not averaged) by one all-reduce of the flat gradient buffer, so every
+    rank holds the global batch's mean gradient and takes the same step. A loss that is not finite
+    on every rank is divergence, as on one process; on some ranks only, ``RankFailure`` on all.
+    """
+
+    def __init__(self, parallel: Any) -> None:
+        self.parallel = parallel
+        self.rank, self.world_size = parallel.world.rank, parallel.world.size
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes files and shows progress."""
+        return self.rank == 0
+
+    def shard(self, size: int) -> slice:
+        """This rank's slice of a global batch of ``size`` examples (it also starts the step's compute clock)."""
+        return self.parallel.slice_of(size)
+
+    def all_reduce(self, parameters: list[Any], loss_share: float) -> float:
+        """Sum every rank's gradient shares into every ``p.grad``; return the global batch's loss (NaN: diverged)."""
+        try:
+            return self.parallel.all_reduce_gradients(loss_share, average=False)
+        except FloatingPointError:  # every rank's loss or gradient is not finite: the run diverged
+            return math.nan

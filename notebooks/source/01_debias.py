@@ -16,10 +16,24 @@
 # the noisy curve is the one of the fast.ai optimizer lesson the article borrows its pictures from.
 
 # %%
+# On a hosted notebook service lamb-edu may be missing: install it (nothing is downloaded when it is importable)
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("lamb_edu") is None:
+    if subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "lamb-edu"]).returncode != 0:
+        raise RuntimeError("lamb-edu is not installed and `pip install lamb-edu` failed: clone the project's "
+                           "repository, run `pip install -e .` in it, and restart the kernel")
+import lamb_edu
+
+print("lamb-edu", lamb_edu.__version__)
+
+# %%
 QUICK = False  # True: the small, fast settings; the committed outputs use the setting printed below
 
 # %matplotlib inline
-from lamb_edu import experiments, plots
+from lamb_edu import classroom, experiments, plots
 
 QUICK = experiments.quick_mode(default=QUICK)  # LAMB_EDU_QUICK=1 (as in CI) forces quick mode
 print("mode:", "quick" if QUICK else "full")
@@ -93,13 +107,44 @@ for beta in result.betas:
 # 44 steps: "a few dozen steps", as the article says. For Adam's usual $\beta_2=0.999$ it takes
 # thousands of steps (exercise 2), so the correction of $v_t$ matters for a long time.
 #
-# Why an optimizer cares: without correction, Adam's first step is
-# $\frac{m_1}{\sqrt{v_1}} = \frac{(1-\beta_1) g}{\sqrt{1-\beta_2}\,|g|} = \frac{1-\beta_1}{\sqrt{1-\beta_2}}\operatorname{sign}(g)$,
-# which is $0.1/\sqrt{0.001}\approx 3.16$ times the learning rate per coordinate for
-# $\beta=(0.9, 0.999)$: more than three times the step Adam means to take, on every weight at once.
-# The article's LAMB code uses no bias correction; notebook 5 shows what that does to its Adam
-# baseline at a large learning rate.
+# Why an optimizer cares: without correction, Adam's step is $m_t/\sqrt{v_t}$ instead of
+# $\hat m_t/\sqrt{\hat v_t}$, that is $\frac{1-\beta_1^t}{\sqrt{1-\beta_2^t}}$ times the corrected step
+# (the same for every coordinate, $\epsilon$ aside). At $t = 1$ that is
+# $0.1/\sqrt{0.001}\approx 3.16$ for $\beta=(0.9, 0.999)$. It is **not** largest at $t=1$: the numerator
+# $1-\beta_1^t$ grows faster than $\sqrt{1-\beta_2^t}$, so the ratio keeps rising for a dozen steps
+# before it falls back to 1 after thousands:
+
+# %%
+import numpy as np
+
+steps = np.arange(1, 20001)
+ratios = {betas: experiments.uncorrected_step_ratio(*betas, steps) for betas in ((0.9, 0.999), (0.9, 0.99))}
+figure = plots.plot_uncorrected_step_ratio(steps, ratios)
+for (beta1, beta2), ratio in ratios.items():
+    print(f"betas ({beta1}, {beta2}): {ratio[0]:.2f}x at t = 1, peak {ratio.max():.2f}x at t = {steps[ratio.argmax()]}, "
+          f"below 1.01x from t = {steps[(ratio < 1.01) & (steps > steps[ratio.argmax()])][0]}")
+
+# %% [markdown]
+# **What to look for.** For $\beta=(0.9, 0.999)$ the uncorrected step peaks near 6.6 times the
+# intended one around $t = 12$; for the $(0.9, 0.99)$ of notebooks 03 and 04 it rises from 1 to about
+# 2.1 near $t = 13$. This is what the article's code does (it has no bias correction). Two things in later notebooks
+# come from it: in notebook 03, LAMB's early trust ratio $r = \lVert w\rVert/\lVert u\rVert$ *dips* over the
+# first steps, because $\lVert u\rVert$ grows by this factor; in notebook 04, the Adam baseline's training
+# loss jumps above chance level ($\ln 10 \approx 2.30$) in the first steps, because its steps are up to
+# twice what its learning rate says. (LAMB's step does not grow: the trust ratio divides the factor out.)
 #
+# ## Try it: β and the number of steps
+#
+# Move the sliders to pick $\beta$ and how many steps to look at. Without a widget frontend (a static
+# render, CI) you see the figure at the default values, $\beta = 0.9$ and 50 steps.
+
+# %%
+figure = classroom.debias_view(beta=0.9, steps=50)
+
+# %%
+classroom.sliders(classroom.debias_view, beta=(0.5, 0.999, 0.001, 0.9), steps=(1, 200, 1, 50))
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Show that the weights of $m_t$ sum to $1-\beta^t$, and check it numerically: run
@@ -111,3 +156,32 @@ for beta in result.betas:
 # 3. Without bias correction, what is the size of Adam's first step (per coordinate, in units of the
 #    learning rate) for $\beta=(0.9, 0.99)$, the setting of notebook 4? Is the article's lr = 0.01 with
 #    these betas closer to lr = 0.01 or to something larger?
+#
+# ## Solutions
+#
+# <details><summary>1.</summary>
+#
+# $(1-\beta)\sum_{i=0}^{t-1}\beta^i = (1-\beta)\frac{1-\beta^t}{1-\beta} = 1-\beta^t$ (a geometric sum).
+# `experiments.exponential_moving_average(np.ones(5), 0.9)` returns $1-0.9^t$: 0.1, 0.19, 0.271, 0.3439,
+# 0.40951; with `bias_correction=True` every value is exactly 1.
+# </details>
+#
+# <details><summary>2.</summary>
+#
+# `experiments.bias_correction_factor(0.999, np.arange(1, 10001))` first falls below 1.01 at $t = 4613$;
+# the closed form gives $t > \ln(1/101)/\ln 0.999 = 4612.8$, so $t = 4613$.
+# </details>
+#
+# <details><summary>3.</summary>
+#
+# $\frac{1-\beta_1}{\sqrt{1-\beta_2}} = 0.1/\sqrt{0.01} = 1$: at $t=1$ the step is exactly lr per
+# coordinate. But the ratio then rises to about 2.1 near $t = 12$ (the figure above) and is back near 1
+# only after a few hundred steps, so the first few hundred steps are taken at up to about lr = 0.02.
+# </details>
+#
+# ## Summary
+#
+# - An EMA started at zero is pulled towards zero by $\beta^t$; dividing by $1-\beta^t$ removes it.
+# - The correction fixes the start, not the lag of a large $\beta$.
+# - Without it Adam's step is $\frac{1-\beta_1^t}{\sqrt{1-\beta_2^t}}$ times too large: 3.16 at $t=1$ and
+#   about 6.6 near $t = 12$ for $\beta = (0.9, 0.999)$; LAMB's trust ratio divides that factor out.

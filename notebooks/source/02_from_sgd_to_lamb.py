@@ -14,10 +14,24 @@
 #   fixed fraction of that layer's own weight.
 
 # %%
+# On a hosted notebook service lamb-edu may be missing: install it (nothing is downloaded when it is importable)
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("lamb_edu") is None:
+    if subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "lamb-edu"]).returncode != 0:
+        raise RuntimeError("lamb-edu is not installed and `pip install lamb-edu` failed: clone the project's "
+                           "repository, run `pip install -e .` in it, and restart the kernel")
+import lamb_edu
+
+print("lamb-edu", lamb_edu.__version__)
+
+# %%
 QUICK = False  # True: the small, fast settings; the committed outputs use the setting printed below
 
 # %matplotlib inline
-from lamb_edu import experiments, plots
+from lamb_edu import classroom, experiments, plots
 
 QUICK = experiments.quick_mode(default=QUICK)  # LAMB_EDU_QUICK=1 (as in CI) forces quick mode
 print("mode:", "quick" if QUICK else "full")
@@ -50,9 +64,11 @@ print("mode:", "quick" if QUICK else "full")
 # | LAMB | $u_t = \dfrac{\hat m_t}{\sqrt{\hat v_t}+\epsilon} + \lambda w,\quad r_t = \dfrac{\phi(\lVert w\rVert)}{\lVert u_t\rVert},\quad w \leftarrow w - \eta\, r_t\, u_t$ |
 #
 # ($\hat m_t$, $\hat v_t$ are the bias-corrected moments of notebook 1; $\gamma$ is LARS's trust
-# coefficient; $\phi$ clips $\lVert w\rVert$ at 10.) The key line is LAMB's: since
-# $\lVert r_t u_t\rVert = \phi(\lVert w\rVert)$, **every layer moves by $\eta$ times its own weight norm**,
-# whatever the size of its gradient. LARS does the same with SGD's direction (up to momentum).
+# coefficient; $\phi(\lVert w\rVert) = \min(\lVert w\rVert, 10)$ clamps the weight norm at 10.) The key
+# line is LAMB's: since $\lVert r_t u_t\rVert = \phi(\lVert w\rVert)$, **every layer moves by
+# $\eta\,\min(\lVert w\rVert, 10)$**, whatever the size of its gradient: $\eta$ times its own weight norm
+# for a layer of norm below 10 (both layers here), $10\eta$ for a larger one (the hidden layers of the
+# MNIST network, notebook 03). LARS does the same with SGD's direction (up to momentum), without the clamp.
 #
 # The settings (each optimizer's learning rate is on its own scale; SGD's is close to the largest
 # that layer B tolerates, $2/(\partial^2 L/\partial b^2) = 2\cdot 0.04^2 = 0.0032$):
@@ -101,6 +117,47 @@ for name in ("LAMB without trust ratio", "LAMB"):
     print(f"  {name:26s}", result.relative_step(name)[0].round(4))
 
 # %% [markdown]
+# **A caveat about this toy.** Each "layer" here is a single number, so $u/\lVert u\rVert = \pm 1$: LAMB on
+# one-weight layers is *sign descent* with step $\eta\lvert w\rvert$. It cannot slow down as it nears the
+# optimum except through the decaying learning rate: it rings around the optimum and settles only as
+# the lr goes to 0. The "within 10 %" count above says nothing about how far each layer ends from its
+# optimum; here are the final distances:
+
+# %%
+for name in plots.TRAJECTORY_PANELS:
+    error = result.relative_error(name)[-1]
+    print(f"{name:9s} final distance to the optimum: layer A {100 * error[0]:7.3f} %, layer B {100 * error[1]:7.3f} %")
+
+# %% [markdown]
+# In a network a layer has thousands of weights, and the direction $u/\lVert u\rVert$ carries
+# information: coordinates with small gradients move less. Below, LAMB runs on two layers of 50
+# weights each, the same two scales (entries around 4 and around 0.04), with curvatures spread over
+# 100× inside each layer (`experiments.lamb_on_vector_layers`). Layer A's norm is about 30, above the
+# clamp, so its step is $10\eta$, not $\eta\lVert w\rVert$ (the dotted lines on the right).
+
+# %%
+vector_run = experiments.lamb_on_vector_layers(steps=200 if not QUICK else 120)
+figure = plots.plot_vector_layers(vector_run)
+print("final distance ‖w − w*‖/‖w*‖ per layer:", vector_run["relative_error"][-1].round(5))
+
+# %% [markdown]
+# **What to look for.** Both layers now converge smoothly, and both end within a fraction of a percent
+# of their optimum: the layer-wise idea, with no sign descent in it. Each step's norm sits exactly on
+# $\eta\,\phi(\lVert w\rVert)$: for layer B $\eta\lVert w\rVert$, for layer A $10\eta$ once its norm passes 10.
+#
+# ## Try it: the optimizer and its learning rate
+#
+# Pick an optimizer and move its learning rate (each optimizer's lr is on its own scale; the
+# default is the one above). Without a widget frontend you see LAMB at lr 0.05.
+
+# %%
+figure = classroom.trajectory_view("LAMB", lr=0.05)
+
+# %%
+classroom.sliders(classroom.trajectory_view, optimizer=(list(classroom.TRAJECTORY_CHOICES), "LAMB"),
+                  lr=(0.0, 0.2, 0.001, 0.05))
+
+# %% [markdown]
 # **What to look for.** At the first step Adam's direction has norm about 1 in each layer, so LAMB's
 # trust ratio is about the weight itself: 1 for layer A and 0.01 for layer B. That is LAMB's
 # "natural warm-up" for small layers. On the right, LAMB's relative step is exactly the learning
@@ -120,3 +177,34 @@ for name in ("LAMB without trust ratio", "LAMB"):
 # 3. LARS divides by $\lVert g\rVert$, LAMB by $\lVert u\rVert$ with $u$ Adam's direction. For a layer
 #    with a single weight, what is $\lVert u\rVert$ at the first step? What would change for a layer
 #    of 1000 weights whose gradients all have the same sign?
+#
+# ## Solutions
+#
+# <details><summary>1.</summary>
+#
+# With a constant lr LAMB moves each layer by $\eta\lvert w\rvert$ at every step, so near the optimum it
+# jumps back and forth across it: it stays about $\eta$ away in relative terms (5 % at lr 0.05). Only a
+# step that shrinks, a decaying lr, lets it settle.
+# </details>
+#
+# <details><summary>2.</summary>
+#
+# SGD and momentum change most: layer B's curvature falls 100-fold, so the lr can grow, and layer A
+# moves. Adam's paths change too (B now needs ten times more absolute movement). LARS and LAMB barely
+# change: they step a fraction of each layer's own norm, so the scale of a layer does not matter.
+# </details>
+#
+# <details><summary>3.</summary>
+#
+# One weight: $u = \hat m_1/(\sqrt{\hat v_1}+\epsilon) = g/(\lvert g\rvert+\epsilon) \approx \pm1$, so
+# $\lVert u\rVert \approx 1$. 1000 weights with same-sign gradients: every entry is $\approx\pm 1$, so
+# $\lVert u\rVert \approx \sqrt{1000} \approx 31.6$, and $r = \lVert w\rVert/31.6$: the RMS of the weights.
+# </details>
+#
+# ## Summary
+#
+# - One global step size cannot suit layers of different scales; Adam's per-coordinate step is the
+#   same in absolute terms in every layer.
+# - LARS and LAMB move each layer by $\eta\,\min(\lVert w\rVert, 10)$ (LAMB) or $\eta\gamma\lVert w\rVert$
+#   (LARS): a fraction of its own size.
+# - On one-weight layers LAMB is sign descent; on real layers its direction is Adam's, normalised.

@@ -16,6 +16,20 @@
 # - which of the article's claims our MLP reproduces, and which it does not.
 
 # %%
+# On a hosted notebook service lamb-edu may be missing: install it (nothing is downloaded when it is importable)
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("lamb_edu") is None:
+    if subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "lamb-edu"]).returncode != 0:
+        raise RuntimeError("lamb-edu is not installed and `pip install lamb-edu` failed: clone the project's "
+                           "repository, run `pip install -e .` in it, and restart the kernel")
+import lamb_edu
+
+print("lamb-edu", lamb_edu.__version__)
+
+# %%
 QUICK = False  # True: the small, fast settings; the committed outputs use the setting printed below
 
 # %matplotlib inline
@@ -34,12 +48,21 @@ print("mode:", "quick" if QUICK else "full")
 #   \quad \lVert \Delta w\rVert = \eta\, \phi(\lVert w\rVert).$$
 #
 # Adam's step changes every weight by about $\eta$: at $\eta = 0.1$ that is five times the typical
-# initial weight of the first layer ($1/\sqrt{784} \approx 0.036$), on all 200 704 weights at once. LAMB's
-# step is $\eta$ times the layer's norm, 10 % of it per step at $\eta = 0.1$, whatever the gradient.
-# Such a step is mostly at right angles to $w$, so by Pythagoras it also *grows* the norm,
-# $\lVert w + \Delta w\rVert \approx \lVert w\rVert\sqrt{1+\eta^2}$: at lr 0.1 the weights can keep
-# growing for as long as the steps do not point back along $w$. Weight decay adds $\lambda w$ to $u$,
-# which pulls back along $w$.
+# initial weight of the first layer (RMS $1/\sqrt{3\cdot 784} \approx 0.021$), on all of its weights at
+# once. LAMB's step has norm $\eta\,\min(\lVert w\rVert, 10)$, whatever the gradient: 10 % of the layer's
+# norm per step while the norm is below 10, and a fixed $10\eta = 1$ once it is above, which the hidden
+# layers are within a few dozen steps. A step of fixed length 1 changes $\lVert w\rVert$ by at most 1: by
+# about 1 per step when it points along $w$, by only $\approx 1/(2\lVert w\rVert)$ when it is at right angles.
+# So a norm that grows by about 1 per step means the steps point *along* $w$.
+#
+# What makes them point along $w$: once most ReLUs of a layer are dead, their weights get no gradient,
+# $\lVert u\rVert \to 0$ and the trust ratio $r = 10/\lVert u\rVert$ explodes (to $10^{16}$ in the figure
+# below). The step is still $\eta \cdot 10$ long, but its direction is now whatever is left in $u$: the
+# momentum $m$ of old gradients and $\epsilon$-sized noise, which keeps pointing the same way step after
+# step, so the norm grows linearly. A guard against a tiny $\lVert u\rVert$ (take $r = 1$ when
+# $\lVert u\rVert$ is below a threshold, or cap $r$, `trust_clip=True`) would make the step
+# $\eta\lVert u\rVert$, almost nothing, and the dead layer would stop moving instead of growing. Weight
+# decay adds $\lambda w$ to $u$, which points back along $w$.
 #
 # ## Detecting divergence without NaN
 #
@@ -55,6 +78,7 @@ print("mode:", "quick" if QUICK else "full")
 
 # %%
 comparison = experiments.learning_rate_and_weight_decay(quick=QUICK)
+print("network:", comparison.summary()["network"])
 figure = plots.plot_mnist_comparison(comparison, plots.MNIST_TITLES["lr_and_weight_decay"])
 for label, runs in comparison.runs.items():
     below = [int((experiments.smoothed_loss(run.step_loss) < 0.5).argmax()) + 1 for run in runs
@@ -106,8 +130,9 @@ figure = plots.plot_trust_per_layer(comparison)
 #
 # The pytorch-lamb README runs `test_lamb.py --batch-size=512 --lr=.02 --wd=.01` for Adam and LAMB:
 # betas (0.9, 0.999), no bias correction, $\lVert w\rVert$ clamped at 10, 6 epochs. Without bias
-# correction Adam's first step is $\frac{1-\beta_1}{\sqrt{1-\beta_2}} = 3.16$ times $\eta$ on every weight
-# (notebook 1): 0.063, nearly twice the typical first-layer weight. LAMB's first step is
+# correction Adam's first step is $\frac{1-\beta_1}{\sqrt{1-\beta_2}} = 3.16$ times $\eta$ on every weight,
+# rising to 6.6 times near step 12 (notebook 1): 0.063 at the first step, three times the RMS of a
+# first-layer weight (0.021). LAMB's first step is
 # $\eta\lVert w\rVert$, tiny. The article's code trained its CNN; we train the MLP, 6 epochs of the 60 000
 # images (quick mode: 4 epochs of 12 000), seeds 0, 1, 2.
 
@@ -140,3 +165,36 @@ for label in claim.runs:
 #    steps at $\eta = 0.1$ it takes to multiply a layer's norm by 10 if every step were orthogonal to
 #    $w$. Compare with the step at which the norm explosion was detected. What does the difference tell
 #    you about the direction of the steps?
+#
+# ## Solutions
+#
+# <details><summary>1.</summary>
+#
+# Run it and report every seed. With bias correction the LAMB step barely changes (the trust ratio
+# divides the factor out); with $\beta_2 = 0.999$ the moments average over more steps. Whether weight
+# decay then keeps the run stable is for your runs to say; one seed that agrees is not a result.
+# </details>
+#
+# <details><summary>2.</summary>
+#
+# `(experiments.smoothed_loss(run.step_loss) > 1.5).argmax()` after the step where it first fell below 1.
+# A threshold of 1.5 fires tens of steps earlier than 2.20. To stop a real run, watch a quantity that
+# moves early, such as a rising smoothed loss or a weight norm growing without bound, not only NaN.
+# </details>
+#
+# <details><summary>3.</summary>
+#
+# Orthogonal steps of relative size $\eta$ would multiply the norm by $\sqrt{1+\eta^2}$ per step:
+# $\ln 10/\ln\sqrt{1.01} \approx 460$ steps for a factor 10, and with the clamp (a step of length 1, not
+# $0.1\lVert w\rVert$) growth at right angles slows to $\approx 1/(2\lVert w\rVert)$ per step, slower still. The
+# explosion was detected near step 250, and the per-layer norms grow by about 1 per step: the steps
+# point along $w$, not at right angles (see "Step sizes at a large learning rate").
+# </details>
+#
+# ## Summary
+#
+# - Divergence can be silent: the loss returns to $\ln 10$ with no NaN, while norms explode or collapse.
+# - LAMB's step is $\eta\min(\lVert w\rVert, 10)$: at lr 0.1 that is 1 per step for the hidden layers; when
+#   $\lVert u\rVert \to 0$ the ratio explodes and the step, still of length 1, can push $\lVert w\rVert$ up by
+#   about 1 per step.
+# - Weight decay did not keep our lr 0.1 runs stable, unlike the article's; we say so rather than tune.

@@ -1,0 +1,27 @@
+"""The classroom: what the notebooks compute for students to check by hand, move with a slider, or break.
+
+- ``step_by_hand``: one LAMB step of Algorithm 2 on calculator-sized numbers, line by line, and the
+  same step from ``optim.LAMB`` to compare (notebook 03).
+- ``widgets``: the sliders' figures (``debias_view``, ``trajectory_view``, ``trust_ratio_view``) and
+  ``sliders``, which imports ipywidgets only when called.
+- ``scale_check``: does an update rule keep its step when the loss, or a layer's weights, are scaled
+  (notebook 08, with ``optim.variants``)?
+"""
+
+from lamb_edu.classroom.scale_check import ScaleCheck, scale_check
+from lamb_edu.classroom.step_by_hand import (
+    TOY_GRADIENTS,
+    TOY_SETTINGS,
+    TOY_WEIGHTS,
+    LayerStep,
+    algorithm_lines,
+    lamb_step_by_hand,
+    lamb_step_with_optimizer,
+)
+from lamb_edu.classroom.widgets import TRAJECTORY_CHOICES, debias_view, sliders, trajectory_view, trust_ratio_view
+
+__all__ = [
+    "TOY_WEIGHTS", "TOY_GRADIENTS", "TOY_SETTINGS", "LayerStep", "lamb_step_by_hand", "algorithm_lines",
+    "lamb_step_with_optimizer", "ScaleCheck", "scale_check", "debias_view", "trajectory_view", "trust_ratio_view",
+    "TRAJECTORY_CHOICES", "sliders",
+]

@@ -1,0 +1,263 @@
+"""Operations with a story of their own, each one graph node with its gradient written by hand.
+
+- ``linear`` and ``softmax_cross_entropy``: what a few ``Tensor`` operations compute together,
+  fused so that there are fewer passes over memory and no temporary arrays. The composed form in
+  each docstring is the reference, and the tests check that both agree.
+- ``conv2d`` by im2col: every window the kernel visits is copied into one column of a matrix, so
+  the whole convolution is one matrix product; its backward adds each column back where it came
+  from (col2im). ``max_pool2d`` keeps, for each window, where its maximum was, and its backward
+  sends the gradient there. ``flatten`` is a reshape.
+
+Images are NCHW: (batch, channels, height, width), as in PyTorch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lamb_edu.autograd import Tensor
+from lamb_edu.backend import xp
+
+__all__ = ["linear", "softmax_cross_entropy", "conv2d", "max_pool2d", "flatten"]
+
+
+# ----------------------------------------------------------------------- fused operations
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """The fully connected layer ``x @ weight.T + bias`` as one operation (what ``nn.Linear`` uses).
+
+    x is (batch, in_features), weight (out_features, in_features), bias (out_features,) or None.
+    The same numbers as composing ``@``, ``.T`` and ``+``, with less work: the bias is added in place
+    to the product, and on the way back ``grad_weight = grad.T @ x`` is one matrix product that
+    comes out in the weight's own layout (the composed form gives a transposed view, which makes
+    every later elementwise pass over it strided), ``grad_x = grad @ weight`` is computed only when
+    x needs a gradient (never for the input batch), and ``grad_bias`` is the column sum of ``grad``.
+    Inputs of other ranks, or a bias whose dtype would change the result's, use the composed form.
+    """
+    x = x if isinstance(x, Tensor) else weight._lift(x)
+    if x.ndim != 2 or weight.ndim != 2 or (bias is not None and xp.result_type(x.data, weight.data, bias.data)
+                                           != xp.result_type(x.data, weight.data)):
+        out = x @ weight.T
+        return out + bias if bias is not None else out
+    data = x.data @ weight.data.T
+    if bias is not None:
+        data += bias.data
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    out = x._result(data, parents, "linear")
+
+    def _backward() -> None:
+        grad = out.grad
+        if x.requires_grad:
+            x._accumulate(grad @ weight.data)
+        if weight.requires_grad:
+            weight._accumulate(grad.T @ x.data)
+        if bias is not None and bias.requires_grad:
+            bias._accumulate(grad.sum(axis=0))
+
+    out._backward = _backward
+    return out
+
+
+def softmax_cross_entropy(logits: Tensor, targets: Any) -> Tensor:
+    """Mean over the batch of ``-log_softmax(logits)[i, targets[i]]`` as one operation.
+
+    The composed form is ``-(logits.log_softmax(axis=1) * one_hot).sum() / batch``. Forward uses the
+    same log-sum-exp trick; the gradient is the closed form (softmax(logits) − one_hot(targets)) /
+    batch, built from the softmax kept from the forward pass, so no one-hot matrix and no
+    log_softmax/multiply/sum nodes are made. ``targets`` is an integer array of shape (batch,);
+    ``nn.cross_entropy`` checks the shapes before calling this.
+    """
+    data = logits.data
+    batch = data.shape[0]
+    rows = xp.arange(batch)
+    shifted = data - data.max(axis=1, keepdims=True)
+    softmax = xp.exp(shifted)
+    total = softmax.sum(axis=1, keepdims=True)
+    loss = (xp.log(total[:, 0]) - shifted[rows, targets]).mean()
+    out = logits._result(xp.asarray(loss, dtype=data.dtype), (logits,), "cross_entropy")
+    if not out.requires_grad:
+        return out
+    softmax /= total
+
+    def _backward() -> None:
+        grad = softmax  # used once: the node is freed after its backward, so it is changed in place
+        grad[rows, targets] -= 1
+        grad *= out.grad / batch
+        logits._accumulate(grad)
+
+    out._backward = _backward
+    return out
+
+
+# ----------------------------------------------------------------------- convolution and pooling
+_spare_buffers: dict[tuple[tuple[int, ...], str], Any] = {}  # one free array per shape and dtype
+
+
+def _borrow(shape: tuple[int, ...], dtype: Any) -> Any:
+    """An uninitialised array, reused from an earlier step when one of this shape was given back.
+
+    The im2col matrices are tens of megabytes; a fresh one each step costs the page faults of
+    new memory, so each convolution borrows them here and gives them back when done with them.
+    """
+    spare = _spare_buffers.pop((shape, str(dtype)), None)
+    return spare if spare is not None else xp.empty(shape, dtype=dtype)
+
+
+def _give_back(array: Any) -> None:
+    """Return a borrowed array (nothing may use it afterwards); at most a few shapes are kept."""
+    if len(_spare_buffers) >= 8:
+        _spare_buffers.pop(next(iter(_spare_buffers)))
+    _spare_buffers[(tuple(array.shape), str(array.dtype))] = array
+
+def _windows(x: Any, kernel: tuple[int, int], stride: int, out_size: tuple[int, int]) -> Any:
+    """The view ``windows[n, c, i, j, p, q] = x[n, c, p·stride + i, q·stride + j]`` of an NCHW array.
+
+    No copy: the same memory read with other strides. ``windows[:, :, i, j]`` is the part of the
+    image that kernel offset (i, j) meets, for every output position (p, q) at once.
+    """
+    n, c, h, w = x.strides
+    shape = (x.shape[0], x.shape[1], *kernel, *out_size)
+    return xp.lib.stride_tricks.as_strided(x, shape=shape, strides=(n, c, h, w, h * stride, w * stride))
+
+
+def _conv_output_size(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, padding: int) -> tuple[int, int]:
+    """(OH, OW) of ``conv2d``, after checking every shape; a ValueError names both shapes."""
+    if not isinstance(stride, int) or stride < 1 or not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"conv2d needs an integer stride >= 1 and padding >= 0, got stride={stride!r}, padding={padding!r}")
+    if weight.ndim != 4:
+        raise ValueError(f"conv2d expects a weight of shape (out_channels, in_channels, kh, kw), got {weight.shape}")
+    if x.ndim != 4:
+        raise ValueError(f"conv2d expects an input of shape (batch, channels, height, width), got {x.shape} "
+                         f"(weight {weight.shape})")
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"conv2d: the input of shape {x.shape} has {x.shape[1]} channels, "
+                         f"the weight of shape {weight.shape} expects {weight.shape[1]}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"conv2d: bias of shape {bias.shape} does not match the weight of shape {weight.shape}")
+    height, width = x.shape[2] + 2 * padding, x.shape[3] + 2 * padding
+    if weight.shape[2] > height or weight.shape[3] > width:
+        raise ValueError(f"conv2d: the kernel {weight.shape[2]}x{weight.shape[3]} (weight {weight.shape}) is larger "
+                         f"than the padded input {height}x{width} (input {x.shape}, padding {padding})")
+    return (height - weight.shape[2]) // stride + 1, (width - weight.shape[3]) // stride + 1
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1, padding: int = 0) -> Tensor:
+    """2-D convolution of NCHW ``x`` with ``weight`` (out_channels, in_channels, kh, kw), as ``torch.conv2d``.
+
+    out[n, o, p, q] = bias[o] + Σ_{c,i,j} weight[o, c, i, j] · x_padded[n, c, p·stride + i, q·stride + j].
+    im2col: the windows are copied once into ``columns``, a (C·kh·kw, N·OH·OW) matrix whose column
+    is one window, so the whole sum is one matrix product ``weight.reshape(O, C·kh·kw) @ columns``.
+    Channel and kernel offset index the rows and batch and position the columns: both operands are
+    contiguous, and the product (O, N·OH·OW) is NCHW after one small transpose. Backward:
+    grad_weight = grad @ columns.T, grad_bias sums grad, and grad_columns = weight.T @ grad is added
+    back into the image through the same windows (``_col2im``).
+    """
+    x = x if isinstance(x, Tensor) else weight._lift(x)
+    out_h, out_w = _conv_output_size(x, weight, bias, stride, padding)
+    batch, channels, height, width = x.shape
+    out_channels, _, kernel_h, kernel_w = weight.shape
+    dtype = xp.result_type(x.data, weight.data)
+    padded = x.data
+    if padding:
+        padded = xp.pad(padded, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    windows = _windows(padded, (kernel_h, kernel_w), stride, (out_h, out_w))
+    columns = _borrow((channels * kernel_h * kernel_w, batch * out_h * out_w), dtype)
+    # im2col: the one copy of the input, row (c, i, j) and column (n, p, q)
+    columns.reshape(channels, kernel_h, kernel_w, batch, out_h, out_w)[...] = windows.transpose(1, 2, 3, 0, 4, 5)
+    weight_matrix = weight.data.reshape(out_channels, -1)
+    product = (weight_matrix @ columns).reshape(out_channels, batch, out_h, out_w)
+    data = xp.empty((batch, out_channels, out_h, out_w), dtype=dtype)
+    if bias is None:
+        data[...] = product.transpose(1, 0, 2, 3)
+    else:
+        xp.add(product.transpose(1, 0, 2, 3), bias.data[:, None, None], out=data)
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    out = x._result(data, parents, "conv2d")
+    if not out.requires_grad:
+        _give_back(columns)
+        return out
+
+    def _backward() -> None:
+        grad = xp.empty((out_channels, batch, out_h, out_w), dtype=dtype)
+        grad[...] = out.grad.transpose(1, 0, 2, 3)  # the product's layout: (O, N·OH·OW)
+        grad = grad.reshape(out_channels, -1)
+        if bias is not None and bias.requires_grad:
+            bias._accumulate(grad.sum(axis=1).astype(bias.dtype, copy=False))
+        if weight.requires_grad:
+            weight._accumulate((grad @ columns.T).reshape(weight.shape).astype(weight.dtype, copy=False))
+        if x.requires_grad:
+            grad_columns = xp.matmul(weight_matrix.T, grad, out=columns)  # columns are no longer needed
+            grad_padded = _col2im(grad_columns, padded.shape, (kernel_h, kernel_w), stride, (out_h, out_w))
+            grad_x = grad_padded[:, :, padding:padding + height, padding:padding + width].transpose(1, 0, 2, 3)
+            x._accumulate(xp.ascontiguousarray(grad_x, dtype=x.dtype))
+        _give_back(columns)
+
+    out._backward = _backward
+    return out
+
+
+def _col2im(grad_columns: Any, image_shape: tuple[int, ...], kernel: tuple[int, int], stride: int,
+            out_size: tuple[int, int]) -> Any:
+    """Add each column's gradient back to the pixels its window was copied from (im2col's adjoint).
+
+    The result is laid out (C, N, H, W), like the columns' rows and columns, so both sides of each
+    addition are read in the same order; the caller transposes it to NCHW once. Windows overlap,
+    so the additions go one kernel offset (i, j) at a time: a loop over kh·kw, never over pixels.
+    """
+    batch, channels, height, width = image_shape
+    grad_columns = grad_columns.reshape(channels, *kernel, batch, *out_size)
+    grad_image = xp.zeros((channels, batch, height, width), dtype=grad_columns.dtype)
+    grad_windows = _windows(grad_image, kernel, stride, out_size)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            grad_windows[:, :, i, j] += grad_columns[:, i, j]
+    return grad_image
+
+
+def max_pool2d(x: Tensor, kernel_size: int, stride: int | None = None) -> Tensor:
+    """The maximum of each ``kernel_size``² window of NCHW ``x``; ``stride`` defaults to ``kernel_size``.
+
+    Forward goes over the k² offsets of a window (not over pixels), keeping the running maximum and
+    ``arg``, the offset it came from (the first one on ties, as offsets only replace on ">"). The
+    maximum is the only input that moved the output, so backward sends each window's gradient to
+    that one position, through the same windows view, offset by offset.
+    """
+    stride = kernel_size if stride is None else stride
+    if not isinstance(kernel_size, int) or not 1 <= kernel_size <= 15 or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"max_pool2d needs an integer kernel_size in [1, 15] and stride >= 1, got {kernel_size!r}, {stride!r}")
+    if x.ndim != 4:
+        raise ValueError(f"max_pool2d expects an input of shape (batch, channels, height, width), got {x.shape}")
+    if kernel_size > min(x.shape[2], x.shape[3]):
+        raise ValueError(f"max_pool2d: the window {kernel_size}x{kernel_size} is larger than the input {x.shape}")
+    out_size = ((x.shape[2] - kernel_size) // stride + 1, (x.shape[3] - kernel_size) // stride + 1)
+    offsets = [(i, j) for i in range(kernel_size) for j in range(kernel_size)]
+    windows = _windows(x.data, (kernel_size, kernel_size), stride, out_size)
+    data = windows[:, :, 0, 0].copy()
+    arg = xp.zeros(data.shape, dtype=xp.uint8)
+    for index, (i, j) in enumerate(offsets[1:], start=1):
+        larger = windows[:, :, i, j] > data
+        xp.maximum(data, windows[:, :, i, j], out=data)
+        xp.maximum(arg, larger * xp.uint8(index), out=arg)  # offsets come in increasing order
+    out = x._result(data, (x,), "max_pool2d")
+    # Windows that tile the input exactly (stride = kernel, sizes divisible) write each pixel once.
+    tiles = stride == kernel_size and x.shape[2] % stride == 0 and x.shape[3] % stride == 0
+
+    def _backward() -> None:
+        grad_x = xp.empty(x.shape, dtype=x.dtype) if tiles else xp.zeros(x.shape, dtype=x.dtype)
+        grad_windows = _windows(grad_x, (kernel_size, kernel_size), stride, out_size)
+        for index, (i, j) in enumerate(offsets):
+            if tiles:
+                xp.multiply(out.grad, arg == index, out=grad_windows[:, :, i, j])
+            else:
+                grad_windows[:, :, i, j] += out.grad * (arg == index)
+        x._accumulate(grad_x)
+
+    out._backward = _backward
+    return out
+
+
+def flatten(x: Tensor) -> Tensor:
+    """Keep the batch axis and join all the others: (N, C, H, W) becomes (N, C·H·W), in C order."""
+    if x.ndim < 2:
+        raise ValueError(f"flatten expects a batch of at least 1-D items, got shape {x.shape}")
+    return x.reshape(x.shape[0], -1)
