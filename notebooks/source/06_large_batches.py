@@ -129,7 +129,7 @@ for batch in (256, 4096, 32768):
 #   (measured at steps spaced evenly on a log scale), wall time, and whether it diverged.
 #
 # The full study (5 batch sizes from 128 to 16 384, 10 epochs of 49 152 images, the tuned runs repeated
-# from seeds 1 and 2) takes about a quarter of an hour on a 2-core laptop; quick mode (8192 images,
+# from seeds 1 and 2) takes about 18 minutes on a quiet 2-core laptop (projected); quick mode (8192 images,
 # batches 128, 512 and 2048, 6 epochs, short grids) about a minute.
 
 # %%
