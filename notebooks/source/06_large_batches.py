@@ -256,15 +256,22 @@ for study_optimizer in result.optimizers:
 # 4. **Gradient accumulation.** A laptop cannot hold a batch of 32 768 images of a big network in memory.
 #    How can it still take that step, and what does that *not* buy you?
 #
-# ### Solutions
+# ## Solutions
 #
-# 1. $10 \cdot 49152/128 = 3840$ steps and $10 \cdot 49152/16384 = 30$ steps. Linear:
-#    $0.05 \cdot 16384/128 = 6.4$; square root: $0.05\sqrt{128} \approx 0.57$.
-# 2. The cell below (16 steps per run, a few seconds each). Compare each row's best accuracy, and at
-#    which learning rate it comes: without the trust ratio the step of every weight is about $\eta$, so the
-#    best lr is small; with it the step is $\eta\lVert w\rVert$ per layer, so the best lr is several times
-#    larger. Whether the best accuracies differ by more than a point or two, on three similar layers, is
-#    what the exercise asks you to judge: the trust ratio's claim is about layers that differ.
+# <details><summary>1.</summary>
+#
+# $10 \cdot 49152/128 = 3840$ steps and $10 \cdot 49152/16384 = 30$ steps. Linear:
+# $0.05 \cdot 16384/128 = 6.4$; square root: $0.05\sqrt{128} \approx 0.57$.
+# </details>
+#
+# <details><summary>2.</summary>
+#
+# The cell below (16 steps per run, a few seconds each). Compare each row's best accuracy, and at which
+# learning rate it comes: without the trust ratio the step of every weight is about $\eta$, so the best
+# lr is small; with it the step is $\eta\lVert w\rVert$ per layer, so the best lr is several times larger.
+# Whether the best accuracies differ by more than a point or two, on three similar layers, is what the
+# exercise asks you to judge: the trust ratio's claim is about layers that differ.
+# </details>
 
 # %%
 from lamb_edu import data, nn, optim
@@ -280,16 +287,23 @@ for use_trust_ratio in (True, False):
           + ", ".join(f"lr {run.lr:g}: {100 * run.final_test_accuracy:.1f} %" for run in runs))
 
 # %% [markdown]
-# 3. The rule assumes the gradient barely changes over the $k$ small steps that one large step replaces,
-#    and that the large step stays stable. At batch 16 384 one step replaces 128 small ones, over which
-#    the weights (and so the gradient) change a lot; and a step 128 times larger leaves the region where
-#    the loss is roughly quadratic, so it diverges, even after warm-up. Past some batch size the learning
-#    rate cannot grow any more, and the steps saved are simply lost: that is the critical batch size.
-# 4. Split the batch into $K$ micro-batches, add up their gradients, and take one optimizer step with the
-#    average (`lamb-edu train --accumulate K`): the same step as on the whole batch, to float rounding. It
-#    buys the *optimization* behaviour of the large batch (what this notebook measured), but no speed:
-#    the micro-batches run one after another on one machine. The speed comes only from running them on
-#    many workers at once.
+# <details><summary>3.</summary>
+#
+# The rule assumes the gradient barely changes over the $k$ small steps that one large step replaces,
+# and that the large step stays stable. At batch 16 384 one step replaces 128 small ones, over which
+# the weights (and so the gradient) change a lot; and a step 128 times larger leaves the region where
+# the loss is roughly quadratic, so it diverges, even after warm-up. Past some batch size the learning
+# rate cannot grow any more, and the steps saved are simply lost: that is the critical batch size.
+# </details>
+#
+# <details><summary>4.</summary>
+#
+# Split the batch into $K$ micro-batches, add up their gradients, and take one optimizer step with the
+# average (`lamb-edu train --accumulate K`): the same step as on the whole batch, to float rounding. It
+# buys the *optimization* behaviour of the large batch (what this notebook measured), but no speed:
+# the micro-batches run one after another on one machine. The speed comes only from running them on
+# many workers at once.
+# </details>
 #
 # ## Summary
 #
