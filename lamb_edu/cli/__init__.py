@@ -1,4 +1,4 @@
-"""The ``lamb-edu`` command line (also ``python -m lamb_edu``): ``train``, ``plot`` and ``reproduce``.
+"""The ``lamb-edu`` command line (also ``python -m lamb_edu``): ``train``, ``plot``, ``reproduce`` and ``sweep``.
 
 Each sub-command lives in its own module and adds itself with ``add_<name>_command(subparsers)``,
 setting ``handler`` to the function that runs it. ``main`` turns every error into one line on stderr
@@ -18,6 +18,7 @@ import lamb_edu
 from lamb_edu.cli.plot_command import add_plot_command
 from lamb_edu.cli.registry import MODELS, OPTIMIZERS, build_model, build_optimizer
 from lamb_edu.cli.reproduce_command import add_reproduce_command
+from lamb_edu.cli.sweep_command import add_sweep_command
 from lamb_edu.cli.train_command import add_train_command, train_settings
 from lamb_edu.cli.values import CommandError
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_command(subparsers)
     add_plot_command(subparsers)
     add_reproduce_command(subparsers)
+    add_sweep_command(subparsers)
     return parser
 
 

@@ -12,7 +12,7 @@ from lamb_edu.cli.registry import MODELS, OPTIMIZER_FLAGS, OPTIMIZERS, applies_t
 from lamb_edu.cli.run_folder import MetricsLog, prepare_out_dir, read_summary, write_summary
 from lamb_edu.cli.values import (CommandError, decay_rate, non_negative_float, non_negative_int, positive_int)
 
-__all__ = ["add_train_command", "train_settings", "run_train"]
+__all__ = ["add_train_command", "add_optimizer_arguments", "check_applicable", "train_settings", "run_train"]
 
 LOG_EVERY = 10  # steps between rows of metrics.jsonl and trust.npz
 RUN_DEFAULTS = {"model": "mlp", "batch_size": 512, "epochs": 5, "accumulate": 1, "lookahead": None, "warmup_steps": 0,
@@ -44,6 +44,20 @@ def _optimizer_flag_help(setting: str, stem: str) -> str:
     return f"{stem}, for {'/'.join(names)}{shown}"
 
 
+def add_optimizer_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """``--optimizer`` and a flag for every optimizer setting of the registry (but those in ``skip``)."""
+    parser.add_argument("--optimizer", choices=list(OPTIMIZERS), help="optimizer (default: lamb)")
+    for setting in OPTIMIZER_FLAGS:
+        kind, stem = OPTIMIZER_HELP[setting]
+        flag = "--" + setting.replace("_", "-")
+        if setting in skip:
+            parser.set_defaults(**{setting: None})  # train_settings fills the registry's default
+        elif kind is None:
+            parser.add_argument(flag, action="store_true", help=_optimizer_flag_help(setting, stem))
+        else:
+            parser.add_argument(flag, type=kind, help=_optimizer_flag_help(setting, stem))
+
+
 def add_train_command(subparsers: Any) -> None:
     """``lamb-edu train``: the flags of every optimizer and model in the registry, and the run's own."""
     parser = subparsers.add_parser(
@@ -53,14 +67,7 @@ def add_train_command(subparsers: Any) -> None:
         epilog="Defaults follow the article's runs and the PyTorch defaults: LAMB lr 0.01, betas 0.9/0.999, eps 1e-6 "
                "(the pytorch-lamb code the article used); LARS momentum 0.9 (trust coefficient 0.001, so its lr is "
                "large); AdamW weight decay 0.01, others 0.")
-    parser.add_argument("--optimizer", choices=list(OPTIMIZERS), help="optimizer (default: lamb)")
-    for setting in OPTIMIZER_FLAGS:
-        kind, stem = OPTIMIZER_HELP[setting]
-        flag = "--" + setting.replace("_", "-")
-        if kind is None:
-            parser.add_argument(flag, action="store_true", help=_optimizer_flag_help(setting, stem))
-        else:
-            parser.add_argument(flag, type=kind, help=_optimizer_flag_help(setting, stem))
+    add_optimizer_arguments(parser)
     parser.add_argument("--lookahead", type=positive_int, metavar="K", help="wrap the optimizer in Lookahead with k=K, alpha=0.5")
     parser.add_argument("--warmup-steps", type=non_negative_int,
                         help="linear warm-up: step s (from 0) uses lr·(s+1)/N for the first N steps (default: 0, none)")
@@ -90,7 +97,7 @@ def add_train_command(subparsers: Any) -> None:
     parser.set_defaults(handler=run_train)
 
 
-def _check_applicable(args: argparse.Namespace) -> None:
+def check_applicable(args: argparse.Namespace) -> None:
     """A flag given to an optimizer or model that ignores it is an error, not a silent no-op."""
     optimizer, model = args.optimizer or "lamb", args.model or "mlp"
     for setting in OPTIMIZER_FLAGS:
@@ -191,7 +198,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool]:
         return out, settings, True
     if args.overwrite and args.out is None:
         raise CommandError("argument --overwrite: needs --out DIR", 2)
-    _check_applicable(args)
+    check_applicable(args)
     settings = train_settings(args)
     if settings["accumulate"] > settings["batch_size"]:
         raise CommandError(f"argument --accumulate: at most --batch-size ({settings['batch_size']}), "

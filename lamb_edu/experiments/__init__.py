@@ -13,6 +13,7 @@ result's ``summary()`` gives the numbers that ``results.json`` records.
 4. ``adam_vs_lamb``: Adam against LAMB on MNIST at lr 0.01.
 5. ``learning_rate_and_weight_decay``: LAMB at lr 0.01, 0.1, 0.1 with weight decay; Adam at 0.1.
 6. ``article_code_claim``: lr 0.02, batch 512, weight decay 0.01, as in the article's code.
+7. ``large_batch``: SGD with Nesterov momentum, AdamW, LARS and LAMB from batch 128 to 16384.
 
 The modules, one concept each:
 
@@ -21,6 +22,8 @@ The modules, one concept each:
 - ``mnist``: one MNIST run (``MnistSetting``, ``MnistRun``, ``train_mnist``).
 - ``comparison``: several settings × seeds (``MnistComparison``, ``compare_settings``).
 - ``article_mnist``: experiments 3 to 6, the article's MNIST runs.
+- ``batch_sweep``: one run at a global batch size, and a grid of batch sizes × lrs (``sweep``).
+- ``large_batch``: the large-batch study (``large_batch``, ``LargeBatchResult``).
 - ``misquotes``: notebook 08, the paper's LAMB against ``optim.variants`` (``misquotes_on_mnist``).
 - ``divergence``: did a run learn, diverge, or never learn (``detect_divergence``).
 - ``registry``: ``EXPERIMENTS`` by name, ``run_experiment`` and ``quick_mode``.
@@ -35,6 +38,7 @@ from lamb_edu.experiments.article_mnist import (
     learning_rate_and_weight_decay,
     trust_ratio_histograms,
 )
+from lamb_edu.experiments.batch_sweep import BatchRun, StudyData, study_data, sweep, train_at_batch
 from lamb_edu.experiments.bias_correction import (
     DebiasResult,
     bias_correction_factor,
@@ -45,6 +49,7 @@ from lamb_edu.experiments.bias_correction import (
 from lamb_edu.experiments.comparison import QUICK_TEST_SIZE, QUICK_TRAIN_SIZE, SEEDS, MnistComparison, compare_settings
 from lamb_edu.experiments.misquotes import MISQUOTES, RuleSetting, misquotes_on_mnist
 from lamb_edu.train.divergence import CHANCE_LOSS, Divergence, detect_divergence, smoothed_loss
+from lamb_edu.experiments.large_batch import STUDY_OPTIMIZERS, LargeBatchResult, StudyOptimizer, large_batch
 from lamb_edu.experiments.mnist import MNIST_NETWORK, NETWORKS, MnistRun, MnistSetting, train_mnist
 from lamb_edu.experiments.registry import EXPERIMENTS, QUICK_ENVIRONMENT_VARIABLE, quick_mode, run_experiment
 from lamb_edu.experiments.sgd_to_lamb import (
@@ -91,6 +96,15 @@ __all__ = [
     "adam_vs_lamb",
     "learning_rate_and_weight_decay",
     "article_code_claim",
+    "BatchRun",
+    "StudyData",
+    "study_data",
+    "train_at_batch",
+    "sweep",
+    "StudyOptimizer",
+    "STUDY_OPTIMIZERS",
+    "LargeBatchResult",
+    "large_batch",
     "RuleSetting",
     "MISQUOTES",
     "misquotes_on_mnist",

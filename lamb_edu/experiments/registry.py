@@ -19,6 +19,7 @@ from lamb_edu.experiments.article_mnist import (
     trust_ratio_histograms,
 )
 from lamb_edu.experiments.bias_correction import debias
+from lamb_edu.experiments.large_batch import large_batch
 from lamb_edu.experiments.sgd_to_lamb import from_sgd_to_lamb
 
 __all__ = ["QUICK_ENVIRONMENT_VARIABLE", "quick_mode", "EXPERIMENTS", "run_experiment"]
@@ -40,6 +41,7 @@ EXPERIMENTS: dict[str, Callable[..., Any]] = {
     "adam_vs_lamb": adam_vs_lamb,
     "lr_and_weight_decay": learning_rate_and_weight_decay,
     "article_code": article_code_claim,
+    "large_batch": large_batch,
 }
 
 

@@ -8,6 +8,7 @@ One module per figure family:
 - ``trajectories``: experiment 2, paths on the two-layer loss.
 - ``trust_ratio``: experiments 3 and 5, per-layer r, ‖w‖ and ‖u‖ through MNIST training.
 - ``mnist``: experiments 4 to 6, loss and accuracy of MNIST comparisons (``MNIST_TITLES``).
+- ``large_batch``: the large-batch study, accuracy and steps against batch size, lr × batch heatmaps.
 - ``training_curves``: the runs of ``lamb-edu train`` and ``lamb-edu plot``.
 - ``data_parallel``: measured data-parallel scaling, the all-reduce fit, predicted efficiency.
 - ``colors``: the colour of each MNIST setting.
@@ -22,6 +23,13 @@ from lamb_edu.plots.debias import (
     plot_debias_view,
     plot_moving_averages,
     plot_uncorrected_step_ratio,
+)
+from lamb_edu.plots.large_batch import (
+    BATCH_COLORS,
+    large_batch_figures,
+    plot_accuracy_vs_batch,
+    plot_lr_batch_heatmaps,
+    plot_steps_to_target,
 )
 from lamb_edu.plots.mnist import (
     MNIST_TITLES,
@@ -75,6 +83,11 @@ __all__ = [
     "plot_trust_per_layer",
     "plot_weight_norm_ridges",
     "MNIST_TITLES",
+    "BATCH_COLORS",
+    "plot_accuracy_vs_batch",
+    "plot_lr_batch_heatmaps",
+    "plot_steps_to_target",
+    "large_batch_figures",
     "FIGURES",
     "experiment_figures",
     "plot_scaling",
