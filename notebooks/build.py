@@ -2,7 +2,8 @@
 
 Each notebook is written as a plain Python file in ``notebooks/source/`` (easy to review in a diff):
 a line ``# %% [markdown]`` starts a Markdown cell whose lines are comments (``# text``), and a line
-``# %%`` starts a code cell (in which ``# %magic`` lines become IPython magics). This script turns ``source/NN_name.py`` into ``NN_name.ipynb`` and, with
+``# %%`` starts a code cell (in which ``# %magic`` lines become IPython magics); the same install cell
+(``INSTALL_CELL``) is put before every notebook's first code cell. This script turns ``source/NN_name.py`` into ``NN_name.ipynb`` and, with
 ``--execute``, runs it so the notebook is saved with its outputs (``--quick`` sets LAMB_EDU_QUICK=1
 for the run)::
 
@@ -26,6 +27,21 @@ HERE = Path(__file__).resolve().parent
 SOURCES = HERE / "source"
 CELL_MARKER = "# %%"
 MARKDOWN_MARKER = "# %% [markdown]"
+# Every notebook's first code cell, written here once: on a hosted notebook service lamb-edu may be missing.
+INSTALL_CELL = """\
+# On a hosted notebook service lamb-edu may be missing: install it (nothing is downloaded when it is importable)
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("lamb_edu") is None:
+    if subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "lamb-edu"]).returncode != 0:
+        raise RuntimeError("lamb-edu is not installed and `pip install lamb-edu` failed: clone the project's "
+                           "repository, run `pip install -e .` in it, and restart the kernel")
+import lamb_edu
+
+print("lamb-edu", lamb_edu.__version__)
+"""
 
 
 def parse_source(text: str) -> list[nbformat.NotebookNode]:
@@ -62,6 +78,8 @@ def build(name: str) -> nbformat.NotebookNode:
     """The notebook ``name`` (e.g. '01_debias') from its source, without outputs."""
     notebook = nbformat.v4.new_notebook()
     notebook.cells = parse_source((SOURCES / f"{name}.py").read_text(encoding="utf-8"))
+    first_code = next((i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"), len(notebook.cells))
+    notebook.cells.insert(first_code, nbformat.v4.new_code_cell(INSTALL_CELL.rstrip("\n")))
     for index, cell in enumerate(notebook.cells):
         cell.id = f"{name}-{index:02d}"  # stable ids keep rebuilt notebooks diff-friendly
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -14,20 +14,6 @@
 #   fixed fraction of that layer's own weight.
 
 # %%
-# On a hosted notebook service lamb-edu may be missing: install it (nothing is downloaded when it is importable)
-import importlib.util
-import subprocess
-import sys
-
-if importlib.util.find_spec("lamb_edu") is None:
-    if subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "lamb-edu"]).returncode != 0:
-        raise RuntimeError("lamb-edu is not installed and `pip install lamb-edu` failed: clone the project's "
-                           "repository, run `pip install -e .` in it, and restart the kernel")
-import lamb_edu
-
-print("lamb-edu", lamb_edu.__version__)
-
-# %%
 QUICK = False  # True: the small, fast settings; the committed outputs use the setting printed below
 
 # %matplotlib inline
