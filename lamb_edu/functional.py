@@ -8,7 +8,10 @@
   from (col2im). ``max_pool2d`` keeps, for each window, where its maximum was, and its backward
   sends the gradient there. ``flatten`` is a reshape.
 
-Images are NCHW: (batch, channels, height, width), as in PyTorch.
+Images are NCHW: (batch, channels, height, width), as in PyTorch, whatever their memory layout.
+The images that ``conv2d`` and ``max_pool2d`` make, and the gradients they send back, are laid
+out (C, H, W, N) in memory, the batch index fastest (``_empty_images``): then the im2col product
+is the output as it stands, and every copy and pass over windows reads long contiguous runs.
 """
 
 from __future__ import annotations
@@ -108,6 +111,7 @@ def _give_back(array: Any) -> None:
     if len(_spare_buffers) >= 8:
         _spare_buffers.pop(next(iter(_spare_buffers)))
     _spare_buffers[(tuple(array.shape), str(array.dtype))] = array
+
 
 def _windows(x: Any, kernel: tuple[int, int], stride: int, out_size: tuple[int, int]) -> Any:
     """The view ``windows[n, c, i, j, p, q] = x[n, c, p·stride + i, q·stride + j]`` of an NCHW array.
