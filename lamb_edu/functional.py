@@ -8,7 +8,10 @@
   from (col2im). ``max_pool2d`` keeps, for each window, where its maximum was, and its backward
   sends the gradient there. ``flatten`` is a reshape.
 
-Images are NCHW: (batch, channels, height, width), as in PyTorch.
+Images are NCHW: (batch, channels, height, width), as in PyTorch, whatever their memory layout.
+The images that ``conv2d`` and ``max_pool2d`` make, and the gradients they send back, are laid
+out (C, H, W, N) in memory, the batch index fastest (``_empty_images``): then the im2col product
+is the output as it stands, and every copy and pass over windows reads long contiguous runs.
 """
 
 from __future__ import annotations
@@ -109,15 +112,34 @@ def _give_back(array: Any) -> None:
         _spare_buffers.pop(next(iter(_spare_buffers)))
     _spare_buffers[(tuple(array.shape), str(array.dtype))] = array
 
+
 def _windows(x: Any, kernel: tuple[int, int], stride: int, out_size: tuple[int, int]) -> Any:
     """The view ``windows[n, c, i, j, p, q] = x[n, c, p·stride + i, q·stride + j]`` of an NCHW array.
 
-    No copy: the same memory read with other strides. ``windows[:, :, i, j]`` is the part of the
-    image that kernel offset (i, j) meets, for every output position (p, q) at once.
+    No copy: the same memory read with other strides (whatever order the axes have in memory).
+    ``windows[:, :, i, j]`` is the part of the image that kernel offset (i, j) meets, for every
+    output position (p, q) at once.
     """
     n, c, h, w = x.strides
     shape = (x.shape[0], x.shape[1], *kernel, *out_size)
     return xp.lib.stride_tricks.as_strided(x, shape=shape, strides=(n, c, h, w, h * stride, w * stride))
+
+
+def _empty_images(shape: tuple[int, ...], dtype: Any, zeros: bool = False) -> Any:
+    """An (N, C, H, W) array whose memory is laid out (C, H, W, N): the batch index varies fastest.
+
+    The layout the convolutions and poolings here pass between them: every window copy, every
+    col2im addition and every pooling pass then runs over long contiguous stretches (a whole row of
+    the batch) instead of rows of a few pixels.
+    """
+    batch, channels, height, width = shape
+    make = xp.zeros if zeros else xp.empty
+    return make((channels, height, width, batch), dtype=dtype).transpose(3, 0, 1, 2)
+
+
+def _batch_last(images: Any) -> Any:
+    """The (C, H, W, N) contiguous array of NCHW ``images``: no copy when they have that layout already."""
+    return xp.ascontiguousarray(images.transpose(1, 2, 3, 0))
 
 
 def _conv_output_size(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, padding: int) -> tuple[int, int]:
@@ -145,32 +167,31 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 
     """2-D convolution of NCHW ``x`` with ``weight`` (out_channels, in_channels, kh, kw), as ``torch.conv2d``.
 
     out[n, o, p, q] = bias[o] + Σ_{c,i,j} weight[o, c, i, j] · x_padded[n, c, p·stride + i, q·stride + j].
-    im2col: the windows are copied once into ``columns``, a (C·kh·kw, N·OH·OW) matrix whose column
+    im2col: the windows are copied once into ``columns``, a (C·kh·kw, OH·OW·N) matrix whose column
     is one window, so the whole sum is one matrix product ``weight.reshape(O, C·kh·kw) @ columns``.
-    Channel and kernel offset index the rows and batch and position the columns: both operands are
-    contiguous, and the product (O, N·OH·OW) is NCHW after one small transpose. Backward:
+    Channel and kernel offset index the rows, position and batch the columns (batch fastest, see
+    ``_empty_images``): both operands are contiguous and the product (O, OH·OW·N) already is the
+    output, in the (C, H, W, N) memory layout, with no transposed copy. Backward:
     grad_weight = grad @ columns.T, grad_bias sums grad, and grad_columns = weight.T @ grad is added
-    back into the image through the same windows (``_col2im``).
+    back into the image through the same windows (``_col2im``), only when x needs a gradient.
     """
     x = x if isinstance(x, Tensor) else weight._lift(x)
     out_h, out_w = _conv_output_size(x, weight, bias, stride, padding)
     batch, channels, height, width = x.shape
     out_channels, _, kernel_h, kernel_w = weight.shape
     dtype = xp.result_type(x.data, weight.data)
-    padded = x.data
+    image = _batch_last(x.data)  # one copy of a differently laid out input beats strided gathers
     if padding:
-        padded = xp.pad(padded, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    windows = _windows(padded, (kernel_h, kernel_w), stride, (out_h, out_w))
-    columns = _borrow((channels * kernel_h * kernel_w, batch * out_h * out_w), dtype)
-    # im2col: the one copy of the input, row (c, i, j) and column (n, p, q)
-    columns.reshape(channels, kernel_h, kernel_w, batch, out_h, out_w)[...] = windows.transpose(1, 2, 3, 0, 4, 5)
+        image = xp.pad(image, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    windows = _windows(image.transpose(3, 0, 1, 2), (kernel_h, kernel_w), stride, (out_h, out_w))
+    columns = _borrow((channels * kernel_h * kernel_w, out_h * out_w * batch), dtype)
+    # im2col: the one copy of the input, row (c, i, j) and column (p, q, n), in runs of OW·N values
+    columns.reshape(channels, kernel_h, kernel_w, out_h, out_w, batch)[...] = windows.transpose(1, 2, 3, 4, 5, 0)
     weight_matrix = weight.data.reshape(out_channels, -1)
-    product = (weight_matrix @ columns).reshape(out_channels, batch, out_h, out_w)
-    data = xp.empty((batch, out_channels, out_h, out_w), dtype=dtype)
-    if bias is None:
-        data[...] = product.transpose(1, 0, 2, 3)
-    else:
-        xp.add(product.transpose(1, 0, 2, 3), bias.data[:, None, None], out=data)
+    product = weight_matrix @ columns
+    if bias is not None:
+        product += bias.data[:, None]
+    data = product.reshape(out_channels, out_h, out_w, batch).transpose(3, 0, 1, 2)  # a view, no copy
     parents = (x, weight) if bias is None else (x, weight, bias)
     out = x._result(data, parents, "conv2d")
     if not out.requires_grad:
@@ -178,18 +199,18 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 
         return out
 
     def _backward() -> None:
-        grad = xp.empty((out_channels, batch, out_h, out_w), dtype=dtype)
-        grad[...] = out.grad.transpose(1, 0, 2, 3)  # the product's layout: (O, N·OH·OW)
-        grad = grad.reshape(out_channels, -1)
+        # the product's layout (O, OH·OW·N); no copy when the gradient came from this module
+        grad = _batch_last(out.grad).reshape(out_channels, -1)
         if bias is not None and bias.requires_grad:
             bias._accumulate(grad.sum(axis=1).astype(bias.dtype, copy=False))
         if weight.requires_grad:
             weight._accumulate((grad @ columns.T).reshape(weight.shape).astype(weight.dtype, copy=False))
-        if x.requires_grad:
+        if x.requires_grad:  # never for the input batch: the first layer skips col2im altogether
             grad_columns = xp.matmul(weight_matrix.T, grad, out=columns)  # columns are no longer needed
-            grad_padded = _col2im(grad_columns, padded.shape, (kernel_h, kernel_w), stride, (out_h, out_w))
-            grad_x = grad_padded[:, :, padding:padding + height, padding:padding + width].transpose(1, 0, 2, 3)
-            x._accumulate(xp.ascontiguousarray(grad_x, dtype=x.dtype))
+            grad_image = _col2im(grad_columns, (batch, channels, *image.shape[1:3]), (kernel_h, kernel_w), stride,
+                                 (out_h, out_w))
+            grad_x = grad_image[:, :, padding:padding + height, padding:padding + width]
+            x._accumulate(grad_x.astype(x.dtype, copy=False))
         _give_back(columns)
 
     out._backward = _backward
@@ -200,17 +221,17 @@ def _col2im(grad_columns: Any, image_shape: tuple[int, ...], kernel: tuple[int, 
             out_size: tuple[int, int]) -> Any:
     """Add each column's gradient back to the pixels its window was copied from (im2col's adjoint).
 
-    The result is laid out (C, N, H, W), like the columns' rows and columns, so both sides of each
-    addition are read in the same order; the caller transposes it to NCHW once. Windows overlap,
-    so the additions go one kernel offset (i, j) at a time: a loop over kh·kw, never over pixels.
+    The result is NCHW in the (C, H, W, N) layout of ``_empty_images``, like the columns' rows and
+    columns, so each addition runs over whole rows of the batch. Windows overlap, so the additions
+    go one kernel offset (i, j) at a time: a loop over kh·kw, never over pixels.
     """
-    batch, channels, height, width = image_shape
-    grad_columns = grad_columns.reshape(channels, *kernel, batch, *out_size)
-    grad_image = xp.zeros((channels, batch, height, width), dtype=grad_columns.dtype)
+    batch, channels, _, _ = image_shape
+    grad_columns = grad_columns.reshape(channels, *kernel, *out_size, batch).transpose(5, 0, 1, 2, 3, 4)
+    grad_image = _empty_images(image_shape, grad_columns.dtype, zeros=True)
     grad_windows = _windows(grad_image, kernel, stride, out_size)
     for i in range(kernel[0]):
         for j in range(kernel[1]):
-            grad_windows[:, :, i, j] += grad_columns[:, i, j]
+            grad_windows[:, :, i, j] += grad_columns[:, :, i, j]
     return grad_image
 
 
@@ -231,11 +252,15 @@ def max_pool2d(x: Tensor, kernel_size: int, stride: int | None = None) -> Tensor
         raise ValueError(f"max_pool2d: the window {kernel_size}x{kernel_size} is larger than the input {x.shape}")
     out_size = ((x.shape[2] - kernel_size) // stride + 1, (x.shape[3] - kernel_size) // stride + 1)
     offsets = [(i, j) for i in range(kernel_size) for j in range(kernel_size)]
-    windows = _windows(x.data, (kernel_size, kernel_size), stride, out_size)
-    data = windows[:, :, 0, 0].copy()
-    arg = xp.zeros(data.shape, dtype=xp.uint8)
+    # every pass below then reads and writes whole rows of the batch; mixed layouts are 20x slower
+    windows = _windows(_batch_last(x.data).transpose(3, 0, 1, 2), (kernel_size, kernel_size), stride, out_size)
+    out_shape = (*x.shape[:2], *out_size)
+    data = _empty_images(out_shape, x.dtype)
+    data[...] = windows[:, :, 0, 0]
+    arg = _empty_images(out_shape, xp.uint8, zeros=True)
+    larger = _empty_images(out_shape, bool)  # one mask, refilled for each offset
     for index, (i, j) in enumerate(offsets[1:], start=1):
-        larger = windows[:, :, i, j] > data
+        xp.greater(windows[:, :, i, j], data, out=larger)
         xp.maximum(data, windows[:, :, i, j], out=data)
         xp.maximum(arg, larger * xp.uint8(index), out=arg)  # offsets come in increasing order
     out = x._result(data, (x,), "max_pool2d")
@@ -243,13 +268,14 @@ def max_pool2d(x: Tensor, kernel_size: int, stride: int | None = None) -> Tensor
     tiles = stride == kernel_size and x.shape[2] % stride == 0 and x.shape[3] % stride == 0
 
     def _backward() -> None:
-        grad_x = xp.empty(x.shape, dtype=x.dtype) if tiles else xp.zeros(x.shape, dtype=x.dtype)
+        grad = _batch_last(out.grad).transpose(3, 0, 1, 2)  # arg's layout, whatever layout came back
+        grad_x = _empty_images(x.shape, x.dtype, zeros=not tiles)
         grad_windows = _windows(grad_x, (kernel_size, kernel_size), stride, out_size)
         for index, (i, j) in enumerate(offsets):
             if tiles:
-                xp.multiply(out.grad, arg == index, out=grad_windows[:, :, i, j])
+                xp.multiply(grad, arg == index, out=grad_windows[:, :, i, j])
             else:
-                grad_windows[:, :, i, j] += out.grad * (arg == index)
+                grad_windows[:, :, i, j] += grad * (arg == index)
         x._accumulate(grad_x)
 
     out._backward = _backward
