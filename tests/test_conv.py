@@ -264,14 +264,16 @@ def test_conv_and_pool_pass_images_batch_innermost_and_take_any_gradient_layout(
         pooled = max_pool2d(hidden, 2)
         for image in (hidden, pooled):  # the product of im2col is the output, no transposed copy
             assert image.data.transpose(1, 2, 3, 0).flags.c_contiguous
-        grad = incoming if layout == "C" else np.ascontiguousarray(incoming.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+        batch_innermost = np.ascontiguousarray(incoming.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+        grad = incoming if layout == "C" else batch_innermost
         pooled.backward(grad)
         grads.append(to_numpy(w.grad))
     np.testing.assert_array_equal(grads[0], grads[1])
     reference = np.zeros_like(weight, dtype=np.float64)  # the chain rule by hand, in float64
-    hidden = loop_conv2d(to_numpy(x.data).astype(np.float64), weight.astype(np.float64), None, 1, 0)
+    images = to_numpy(x.data).astype(np.float64)
+    hidden = loop_conv2d(images, weight.astype(np.float64), None, 1, 0)
     for n, o, p, q in np.ndindex(*incoming.shape):
         window = hidden[n, o, 2 * p:2 * p + 2, 2 * q:2 * q + 2]
-        i, j = np.unravel_index(window.argmax(), window.shape)
-        reference[o] += incoming[n, o, p, q] * to_numpy(x.data)[n, :, 2 * p + i:2 * p + i + 3, 2 * q + j:2 * q + j + 3]
+        i, j = np.unravel_index(window.argmax(), window.shape)  # the pixel the pooled value came from
+        reference[o] += incoming[n, o, p, q] * images[n, :, 2 * p + i:2 * p + i + 3, 2 * q + j:2 * q + j + 3]
     np.testing.assert_allclose(grads[0], reference, rtol=1e-4, atol=1e-4)
