@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="notebooks to build (default: all sources)")
     parser.add_argument("--execute", action="store_true", help="run the notebooks and save their outputs")
     parser.add_argument("--quick", action="store_true", help="run with LAMB_EDU_QUICK=1")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder for the .ipynb files (default: notebooks/)")
     args = parser.parse_args(argv)
     names = args.names or sorted(path.stem for path in SOURCES.glob("[0-9][0-9]_*.py"))
     if args.quick:
@@ -115,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ran {name} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         for cell in notebook.cells:  # stable files: drop volatile per-run metadata
             cell.metadata.pop("execution", None)
-        nbformat.write(notebook, HERE / f"{name}.ipynb")
-        print(f"wrote notebooks/{name}.ipynb", file=sys.stderr)
+        nbformat.write(notebook, args.out / f"{name}.ipynb")
+        print(f"wrote {args.out / f'{name}.ipynb'}", file=sys.stderr)
     return 0
 
 
