@@ -3,6 +3,8 @@ the scale check tells the paper's rules from the misquotes, and ``import lamb_ed
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 import os
 import subprocess
@@ -104,10 +106,19 @@ def test_scale_check(cls, settings, keeps_loss, keeps_weight):
         assert check.weight_scaled_ratio == pytest.approx(10.0, rel=1e-4)
 
 
-def test_sliders_build_without_drawing_twice():
+def test_sliders_draw_only_when_a_control_moves():
     pytest.importorskip("ipywidgets")
-    widget = classroom.sliders(classroom.debias_view, beta=(0.5, 0.99, 0.01, 0.9), steps=(1, 200, 1, 50))
+    drawn = []
+
+    def view(beta: float, steps: int) -> Any:
+        drawn.append((beta, steps))
+        return classroom.debias_view(beta=beta, steps=steps)
+
+    widget = classroom.sliders(view, beta=(0.5, 0.99, 0.01, 0.9), steps=(1, 200, 1, 50))
     assert [child.description for child in widget.children[:2]] == ["beta", "steps"]
+    assert drawn == []  # the notebook draws the default figure itself
+    widget.children[1].value = 20
+    assert drawn == [(0.9, 20)]
 
 
 def test_import_needs_neither_ipywidgets_nor_mpi4py():

@@ -53,28 +53,39 @@ def trust_ratio_view(weight_decay: float = 0.0, clamp_value: float | None = 10.0
 def sliders(view: Callable[..., Any], **controls: Any) -> Any:
     """Show ipywidgets controls that redraw ``view`` below them; None when ipywidgets is not installed.
 
-    ``controls`` are what ``ipywidgets.interact`` takes: a (min, max, step) tuple for a slider, a list
-    for a drop-down. The notebook draws the default figure itself first, so a static render has it.
+    ``controls`` are a (min, max, step, default) tuple for a slider or an (options, default) pair for a
+    drop-down. Nothing is drawn until a control moves: the notebook draws the default figure itself
+    first, so a static render (or a run without a widget frontend) has it, and building the controls
+    sends no output through a widget (which a headless notebook run does not need).
     """
     try:
         import ipywidgets  # noqa: PLC0415 - only the notebooks' slider cells need it
     except ImportError:
         return None
+    widgets = {name: _control(ipywidgets, name, value) for name, value in controls.items()}
+    output = ipywidgets.Output()
 
-    def redraw(**values: Any) -> None:
-        figure = view(**values)
-        plt.show()
-        plt.close(figure)
+    def redraw(change: Any = None) -> None:
+        with output:
+            output.clear_output(wait=True)
+            figure = view(**{name: widget.value for name, widget in widgets.items()})
+            plt.show()
+            plt.close(figure)
 
-    return ipywidgets.interactive(redraw, **{name: _control(ipywidgets, value) for name, value in controls.items()})
+    for widget in widgets.values():
+        widget.observe(redraw, names="value")
+    return ipywidgets.VBox([*widgets.values(), output])
 
 
-def _control(ipywidgets: Any, value: Any) -> Any:
-    """An ipywidgets control for an interact abbreviation, with a continuous_update off (each redraw trains)."""
+def _control(ipywidgets: Any, name: str, value: Any) -> Any:
+    """The control called ``name`` for a (min, max, step, default) or (options, default) abbreviation.
+
+    Sliders redraw only when released (``continuous_update`` off): each redraw may train.
+    """
     if isinstance(value, tuple) and len(value) == 4:  # (min, max, step, default)
         low, high, step, default = value
         kind = ipywidgets.IntSlider if all(isinstance(x, int) for x in value) else ipywidgets.FloatSlider
-        return kind(min=low, max=high, step=step, value=default, continuous_update=False)
+        return kind(min=low, max=high, step=step, value=default, continuous_update=False, description=name)
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], list):  # (options, default)
-        return ipywidgets.Dropdown(options=value[0], value=value[1])
-    return value
+        return ipywidgets.Dropdown(options=value[0], value=value[1], description=name)
+    raise ValueError(f"a control is a (min, max, step, default) tuple or an (options, default) pair, got {value!r}")
