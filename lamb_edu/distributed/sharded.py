@@ -21,8 +21,8 @@ from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
 from lamb_edu.distributed.data_parallel import DataParallel
 from lamb_edu.optim.adam import Adam
-from lamb_edu.optim.functional import (add_decayed_weights, apply_updates, global_norm_scale, momentum, scale,
-                                       scale_by_adam, trust_ratio)
+from lamb_edu.optim.functional import (add_decayed_weights, apply_updates, global_norm_scale, momentum,
+                                       momentum_direction, scale, scale_by_adam, trust_ratio)
 from lamb_edu.optim.lamb import LAMB
 from lamb_edu.optim.lars import LARS
 
@@ -173,11 +173,8 @@ class ShardedOptimizer:
             step = add_decayed_weights(self.flat.grad[start:stop], w, group["weight_decay"], out=step_buffer)
             step = scale(step, group["lr"] * ratios[index], out=step_buffer)
             momentum(v, step, group["momentum"])
-            if group["nesterov"]:  # w ← w − (momentum·v + step)
-                xp.add(step, xp.multiply(v, group["momentum"], out=look_ahead), out=step)
-                xp.subtract(w, step, out=w)
-            else:  # w ← w − v
-                xp.subtract(w, v, out=w)
+            # w ← w − v, or w ← w − (step + momentum·v) (Nesterov)
+            xp.subtract(w, momentum_direction(v, step, group["momentum"], group["nesterov"], out=look_ahead), out=w)
 
     # ------------------------------------------------------------------ saving
     def state_dict(self) -> dict[str, Any]:

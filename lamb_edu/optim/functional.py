@@ -8,7 +8,8 @@ Scalars are Python floats, so float32 arrays stay float32.
 - ``scale_by_adam``: the moments, then the bias-corrected direction m̂ / (√v̂ + eps).
 - ``add_decayed_weights``: u + weight_decay·w (decoupled decay in LAMB and LARS, the L2 term of
   SGD and Adam when added to the gradient).
-- ``momentum``: b ← momentum·b + (1 − dampening)·u, the heavy-ball buffer.
+- ``momentum``: b ← momentum·b + (1 − dampening)·u, the heavy-ball buffer, and ``momentum_direction``:
+  the step along b, or along u + momentum·b with Nesterov's look-ahead.
 - ``trust_ratio``: the layer-wise rule coefficient·φ(‖w‖) / (‖u‖ + weight_decay·‖w‖ + eps), with its
   zero-norm rule, clamp and clip, on two norms computed anywhere (one array, or partial sums).
 - ``scale_by_trust_ratio``: that rule on a weight and an update array, scaling the update.
@@ -32,7 +33,7 @@ from lamb_edu.backend import xp
 
 __all__ = [
     "norm", "global_norm_scale", "moment_weights", "update_moments", "bias_corrections", "scale_by_adam",
-    "add_decayed_weights", "momentum", "trust_ratio", "TrustRatio", "scale_by_trust_ratio", "scale",
+    "add_decayed_weights", "momentum", "momentum_direction", "trust_ratio", "TrustRatio", "scale_by_trust_ratio", "scale",
     "apply_updates",
 ]
 
@@ -133,6 +134,17 @@ def momentum(buffer: Any, update: Any, momentum: float, dampening: float = 0.0, 
     if dampening != 0:
         update = xp.multiply(update, 1.0 - dampening, out=scratch)
     return xp.add(buffer, update, out=buffer)
+
+
+def momentum_direction(buffer: Any, update: Any, momentum: float, nesterov: bool, *, out: Any) -> Any:
+    """The direction a momentum method steps along once b has taken u: b, or u + momentum·b (Nesterov).
+
+    Nesterov's look-ahead is written into ``out`` (not ``update``, not ``buffer``); without it ``buffer``
+    itself is returned.
+    """
+    if not nesterov:
+        return buffer
+    return xp.add(update, xp.multiply(buffer, momentum, out=out), out=out)
 
 
 def trust_ratio(

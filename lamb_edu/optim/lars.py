@@ -24,7 +24,8 @@ from typing import Any, Iterable
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
 from lamb_edu.optim.checks import check_beta, check_flag, check_non_negative
-from lamb_edu.optim.functional import add_decayed_weights, apply_updates, momentum, norm, scale, trust_ratio
+from lamb_edu.optim.functional import (add_decayed_weights, apply_updates, momentum, momentum_direction, norm, scale,
+                                       trust_ratio)
 from lamb_edu.optim.optimizer import Optimizer
 
 __all__ = ["LARS"]
@@ -70,9 +71,5 @@ class LARS(Optimizer):
         step = add_decayed_weights(grad, w, weight_decay, out=self._scratch(w))
         step = scale(step, group["lr"] * local_lr, out=self._scratch(w))
         momentum(v, step, group["momentum"])
-        if group["nesterov"]:  # w ← w − (momentum·v + step)
-            look_ahead = xp.multiply(v, group["momentum"], out=self._scratch(w, 1))
-            xp.add(step, look_ahead, out=step)
-            xp.subtract(w, step, out=w)
-        else:  # w ← w − v
-            xp.subtract(w, v, out=w)
+        # w ← w − v, or w ← w − (step + momentum·v) (Nesterov)
+        xp.subtract(w, momentum_direction(v, step, group["momentum"], group["nesterov"], out=self._scratch(w, 1)), out=w)

@@ -15,9 +15,8 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from lamb_edu.autograd import Tensor
-from lamb_edu.backend import xp
 from lamb_edu.optim.checks import check_beta, check_flag, check_fraction, check_non_negative
-from lamb_edu.optim.functional import add_decayed_weights, apply_updates, momentum, scale
+from lamb_edu.optim.functional import add_decayed_weights, apply_updates, momentum, momentum_direction, scale
 from lamb_edu.optim.optimizer import Optimizer
 
 __all__ = ["SGD"]
@@ -57,8 +56,6 @@ class SGD(Optimizer):
                 buffer = state["momentum_buffer"] = grad.copy()
             else:  # b ← momentum·b + (1 − dampening)·g
                 momentum(buffer, grad, group["momentum"], group["dampening"], scratch=scratch)
-            if group["nesterov"]:  # d ← g + momentum·b
-                grad = xp.add(grad, scale(buffer, group["momentum"], out=scratch), out=scratch)
-            else:  # d ← b
-                grad = buffer
+            # d ← b, or d ← g + momentum·b (Nesterov)
+            grad = momentum_direction(buffer, grad, group["momentum"], group["nesterov"], out=scratch)
         apply_updates(w, scale(grad, -group["lr"], out=scratch))  # w ← w − lr·d
