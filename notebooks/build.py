@@ -87,8 +87,9 @@ def build(name: str) -> nbformat.NotebookNode:
     return notebook
 
 
-def execute(notebook: nbformat.NotebookNode, timeout: int = 1200) -> nbformat.NotebookNode:
-    """Run every cell in a fresh python3 kernel started in ``notebooks/``; an error raises."""
+def execute(notebook: nbformat.NotebookNode, timeout: int = 3600) -> nbformat.NotebookNode:
+    """Run every cell in a fresh python3 kernel started in ``notebooks/``; an error, or a cell running
+    longer than ``timeout`` seconds (the full large-batch study is one cell of over 20 minutes), raises."""
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}})
     client.execute()
     return notebook
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--execute", action="store_true", help="run the notebooks and save their outputs")
     parser.add_argument("--quick", action="store_true", help="run with LAMB_EDU_QUICK=1")
     parser.add_argument("--out", type=Path, default=HERE, help="folder for the .ipynb files (default: notebooks/)")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds one cell may run (default: 3600)")
     args = parser.parse_args(argv)
     names = args.names or sorted(path.stem for path in SOURCES.glob("[0-9][0-9]_*.py"))
     if args.quick:
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.execute:
             print(f"running {name} ...", file=sys.stderr)
             started = time.perf_counter()
-            execute(notebook)
+            execute(notebook, args.timeout)
             print(f"ran {name} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         for cell in notebook.cells:  # stable files: drop volatile per-run metadata
             cell.metadata.pop("execution", None)

@@ -19,7 +19,7 @@ from lamb_edu.data import MNIST, batches, prepare
 from lamb_edu.experiments import EXPERIMENTS, large_batch
 from lamb_edu.experiments.batch_sweep import (RUN_FIELDS, evaluation_steps, mark_tuned, steps_to_target, study_data,
                                               sweep, train_at_batch)
-from lamb_edu.experiments.large_batch import STUDY_OPTIMIZERS, LargeBatchSettings, StudyOptimizer
+from lamb_edu.experiments.large_batch import STUDY_OPTIMIZERS, LargeBatchResult, LargeBatchSettings, StudyOptimizer
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -140,6 +140,38 @@ def test_mark_tuned_breaks_ties_towards_the_smaller_lr(tiny_sweep):
     assert [run.lr_rule for run in mark_tuned(runs)] == ["tuned", "grid", "grid"]
 
 
+class RecordingBar:
+    """Stands in for the tqdm bar: keeps its total and every position it was moved to."""
+
+    def __init__(self, total):
+        self.total, self.n, self.positions, self.closed = total, 0, [], False
+
+    def update(self, count):
+        self.n += count
+        self.positions.append(self.n)
+
+    def set_postfix_str(self, text):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+def test_the_progress_bar_counts_training_images_and_ends_full(monkeypatch):
+    import lamb_edu.experiments.batch_sweep as batch_sweep
+
+    bars = []
+    monkeypatch.setattr(batch_sweep, "_progress", lambda enabled, total, description, unit="step":
+                        bars.append(RecordingBar(total)) or bars[-1])
+    split = study_data(synthetic_mnist(320, 100), 256, 64)
+    sweep(small_mlp, lambda p, lr: optim.SGD(p, lr=lr), split, optimizer="sgd", batch_sizes=[32, 100],
+          lrs=[0.01, 0.1], epochs=2, progress=True)
+    (bar,) = bars
+    # 4 runs of 2 epochs over 256 images, known before the first step (100 does not divide 256)
+    assert bar.total == 4 * 2 * 256 and bar.n == bar.total and bar.closed
+    assert bar.positions == sorted(bar.positions) and 256 in bar.positions
+
+
 @pytest.mark.parametrize("batch_sizes, lrs, accumulate, match", [
     ([], [0.1], 1, "batch sizes is empty"),
     ([32], [], 1, "learning rates is empty"),
@@ -221,6 +253,54 @@ def test_the_figures_draw_the_run_table(tiny_study):
 
     for figure in figures.values():
         plt.close(figure)
+
+
+def test_a_result_comes_back_from_its_summary(tiny_study):
+    summary = json.loads(json.dumps(tiny_study.summary(), allow_nan=False))  # as results.json holds it
+    back = LargeBatchResult.from_summary(summary)
+    assert json.loads(json.dumps(back.summary())) == summary
+    assert back.settings.hidden == tiny_study.settings.hidden and back.optimizers == tiny_study.optimizers
+    assert back.behind_best() == tiny_study.behind_best()
+
+
+def test_the_steps_figure_draws_the_median_seed_and_a_miss_on_the_budget():
+    from lamb_edu.experiments.batch_sweep import BatchRun
+
+    def run(batch, seed, steps_to_target):
+        return BatchRun("lamb", batch, 0.01, "tuned", seed, 1, 512 // batch, 1, 0.9, 0.9, 0.9, 0.5,
+                        steps_to_target, 1.0, False, "learned")
+
+    settings = LargeBatchSettings(batch_sizes=(32, 128), epochs=1, train_size=512, validation_size=64, test_size=64,
+                                  target=0.5, optimizers=STUDY_OPTIMIZERS[3:], repeat_seeds=(1, 2))
+    # batch 32: seeds reach it at 10, 12 and never -> median 12; batch 128: only one seed reaches it -> a miss
+    runs = [run(32, 0, 10), run(32, 1, None), run(32, 2, 12), run(128, 0, None), run(128, 1, 3), run(128, 2, None)]
+    result = LargeBatchResult(runs, settings, True, 0.0)
+    assert result.steps_to_target("lamb") == {32: 12.0, 128: None}
+    assert LargeBatchResult(runs[:2] + runs[3:5], settings, True, 0.0).steps_to_target("lamb") == {32: None, 128: None}
+    figure = plots.plot_steps_to_target(result)
+    axis = figure.axes[0]
+    measured = [line for line in axis.get_lines() if line.get_label() == "LAMB, tuned lr"][0]
+    assert list(measured.get_xdata()) == [32] and list(measured.get_ydata()) == [12]
+    missed = [line for line in axis.get_lines() if line.get_label().startswith("_") and line.get_marker() == "o"
+              and list(line.get_xdata()) == [128]]
+    assert missed and list(missed[0].get_ydata()) == [4]  # the budget: 512 images / 128 per step, one epoch
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+
+
+def test_the_heatmap_marks_a_divergence_and_keeps_a_recovered_runs_accuracy():
+    def row(lr, accuracy, diverged, rule="grid"):
+        return {"optimizer": "lars", "batch_size": 128, "lr": lr, "lr_rule": rule, "seed": 0,
+                "final_test_accuracy": accuracy, "diverged": diverged}
+
+    rows = [row(1.0, 0.97, False, "tuned"), row(8.0, 0.978, True), row(64.0, 0.1, True)]
+    figure = plots.plot_lr_batch_heatmaps(rows, vmin=0.9)
+    texts = sorted(text.get_text() for text in figure.axes[0].texts)
+    assert texts == ["97.0", "97.8✕", "✕"]
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
 
 
 def test_large_batch_is_registered():

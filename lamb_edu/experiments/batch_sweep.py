@@ -187,25 +187,24 @@ class RunQueue:
     """Trains runs one after another behind one progress bar, each (optimizer, batch, lr, seed) once.
 
     ``run`` returns a ``BatchRun``; asking again for a run already trained returns a copy with the
-    new ``lr_rule`` and trains nothing. ``expect(batch_size)`` adds a run's steps to the bar's total
-    ahead (runs not expected extend it when they start).
+    new ``lr_rule`` and trains nothing. The bar counts training images, not steps, because a run's
+    time follows its images: 10 epochs take about as long at batch 16 384 (30 steps) as at batch 128
+    (3840 steps). ``expect()`` adds one run to the bar's total ahead (runs not expected extend it when
+    they start).
     """
 
     def __init__(self, make_model: Callable[[int], Any], data: StudyData, *, epochs: int, warmup_fraction: float = 0.1,
                  target: float = 0.95, accumulate: int = 1, progress: bool = False, description: str = "sweep") -> None:
         self.make_model, self.data, self.epochs = make_model, data, epochs
         self.options = dict(warmup_fraction=warmup_fraction, target=target, accumulate=accumulate)
-        self.bar = _progress(progress, 0, description)
+        self.bar = _progress(progress, 0, description, unit="image")
         self.trained: dict[tuple, BatchRun] = {}
+        self.images = epochs * data.train_size  # the images one run trains on, whatever its batch size
 
-    def steps(self, batch_size: int) -> int:
-        """Steps a run at ``batch_size`` takes."""
-        return self.epochs * math.ceil(self.data.train_size / batch_size)
-
-    def expect(self, batch_size: int) -> None:
-        """Count one more run at ``batch_size`` in the progress bar's total."""
+    def expect(self, runs: int = 1) -> None:
+        """Count ``runs`` more runs in the progress bar's total."""
         if self.bar is not None:
-            self.bar.total += self.steps(batch_size)
+            self.bar.total += runs * self.images
 
     def run(self, optimizer: str, make_optimizer: Callable[[list[Any], float], Any], batch_size: int, lr: float,
             seed: int = 0, lr_rule: str = "grid") -> BatchRun:
@@ -214,14 +213,15 @@ class RunQueue:
         if key not in self.trained:
             done = self.bar.n if self.bar is not None else 0
             if self.bar is not None:
-                self.bar.total = max(self.bar.total, done + self.steps(batch_size))  # a run nobody expected
+                self.bar.total = max(self.bar.total, done + self.images)  # a run nobody expected
                 self.bar.set_postfix_str(f"{optimizer}, batch {batch_size}, lr {lr:.3g}, seed {seed}")
-            on_step = (lambda step: self.bar.update(done + step - self.bar.n)) if self.bar is not None else None
+            on_step = None if self.bar is None else (
+                lambda step: self.bar.update(done + min(step * batch_size, self.images) - self.bar.n))
             self.trained[key] = train_at_batch(self.make_model, make_optimizer, self.data, optimizer=optimizer,
                                                batch_size=int(batch_size), lr=float(lr), epochs=self.epochs, seed=seed,
                                                on_step=on_step, **self.options)
             if self.bar is not None:
-                self.bar.update(done + self.steps(batch_size) - self.bar.n)  # a run that stopped early
+                self.bar.update(done + self.images - self.bar.n)  # a run that stopped early
         return replace(self.trained[key], lr_rule=lr_rule)
 
     def close(self) -> None:
@@ -245,9 +245,7 @@ def sweep(
     check_grid(batch_sizes, lrs, data.train_size, accumulate, epochs)
     queue = RunQueue(make_model, data, epochs=epochs, warmup_fraction=warmup_fraction, target=target,
                      accumulate=accumulate, progress=progress, description=f"{optimizer} sweep")
-    for batch in batch_sizes:
-        for _ in lrs:
-            queue.expect(int(batch))
+    queue.expect(len(batch_sizes) * len(lrs))
     try:
         runs = [queue.run(optimizer, make_optimizer, batch, lr, seed) for batch in batch_sizes for lr in lrs]
     finally:

@@ -108,10 +108,10 @@ def compare_settings(
     return MnistComparison(name, list(settings), seeds, runs, network, train_size, test_size, quick, article)
 
 
-def _progress(enabled: bool, total: int, description: str) -> Any:
-    """A tqdm bar of ``total`` steps, or None when ``enabled`` is false."""
+def _progress(enabled: bool, total: int, description: str, unit: str = "step") -> Any:
+    """A tqdm bar of ``total`` steps (or other ``unit``), or None when ``enabled`` is false."""
     if not enabled:
         return None
     from tqdm.auto import tqdm  # noqa: PLC0415
 
-    return tqdm(total=total, desc=description, unit="step", dynamic_ncols=True)
+    return tqdm(total=total, desc=description, unit=unit, unit_scale=unit != "step", dynamic_ncols=True)

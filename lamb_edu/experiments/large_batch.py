@@ -147,6 +147,19 @@ class LargeBatchResult:
         return {batch: [getattr(run, key) for run in self.select(optimizer, lr_rule, batch_size=batch)]
                 for batch in self.batch_sizes}
 
+    def steps_to_target(self, optimizer: str, lr_rule: str = "tuned") -> dict[int, float | None]:
+        """Per batch size, the median over the seeds of the steps to the target (None: the median run missed it).
+
+        A seed that never reached the target counts as more steps than any, so one lucky seed out of
+        three does not make a batch size look reachable.
+        """
+        medians = {}
+        for batch, steps in self.accuracy(optimizer, lr_rule, key="steps_to_target").items():
+            ordered = sorted(steps, key=lambda step: math.inf if step is None else step)
+            middle = ordered[(len(ordered) - 1) // 2: len(ordered) // 2 + 1]
+            medians[batch] = None if not middle or None in middle else float(np.mean(middle))
+        return medians
+
     def lr_of(self, optimizer: str, lr_rule: str) -> dict[int, float]:
         """Per batch size, the learning rate ``lr_rule`` chose (seed 0)."""
         return {run.batch_size: run.lr for run in self.select(optimizer, lr_rule, seed=0)}
@@ -186,6 +199,31 @@ class LargeBatchResult:
                 "fields": list(RUN_FIELDS), "optimizers": digest, "tuned_behind_best": self.behind_best(),
                 "runs": self.table()}
 
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> "LargeBatchResult":
+        """The result back from its ``summary()`` (the ``large_batch`` entry of ``results.json``), without training.
+
+        Everything the figures and the verdict read comes back; what the summary does not keep (each
+        run's accuracy curve, the size of the curve slice) takes its default. So
+        ``plots.experiment_figures("large_batch", LargeBatchResult.from_summary(entry))`` redraws a
+        study's figures in seconds.
+        """
+        known = {o.name: o for o in STUDY_OPTIMIZERS}
+        # the study's order, as trained (results.json sorts its keys); an optimizer with no run goes last
+        order = list(dict.fromkeys([row["optimizer"] for row in summary["runs"]] + list(summary["optimizers"])))
+        optimizers = tuple(
+            StudyOptimizer(name, entry["label"], known[name].class_name if name in known else entry["label"],
+                           entry["rule"], tuple(entry["grid"]), dict(entry.get("options", {})))
+            for name, entry in sorted(summary["optimizers"].items(), key=lambda item: order.index(item[0])))
+        hidden = tuple(int(width) for width in summary["network"].split()[-1].split("-")[1:-1])
+        settings = LargeBatchSettings(
+            batch_sizes=tuple(summary["batch_sizes"]), epochs=summary["epochs"], train_size=summary["train_examples"],
+            validation_size=summary["validation_examples"], test_size=summary["test_examples"],
+            target=summary["target"], optimizers=optimizers, warmup_fraction=summary["warmup_fraction"],
+            repeat_seeds=tuple(summary["repeat_seeds"]), hidden=hidden)
+        runs = [BatchRun(**{key: row[key] for key in RUN_FIELDS}) for row in summary["runs"]]
+        return cls(runs, settings, bool(summary["quick"]), float(summary["seconds"]))
+
 
 def large_batch(quick: bool = False, data_dir: Any = None, progress: bool = False,
                 settings: LargeBatchSettings | None = None) -> LargeBatchResult:
@@ -203,10 +241,9 @@ def large_batch(quick: bool = False, data_dir: Any = None, progress: bool = Fals
     queue = RunQueue(lambda seed: nn.MLP([784, *hidden, 10], seed=seed), split, epochs=settings.epochs,
                      warmup_fraction=settings.warmup_fraction, target=settings.target, progress=progress,
                      description="large_batch")
-    for study_optimizer in settings.optimizers:
-        for batch in settings.batch_sizes:
-            for _ in study_optimizer.grid:
-                queue.expect(batch)
+    # the grid and the repeats are known ahead; a scaled lr off the grid adds a run when it starts
+    queue.expect(sum(len(settings.batch_sizes) * (len(o.grid) + len(settings.repeat_seeds) * len(settings.repeat_rules))
+                     for o in settings.optimizers))
     runs: list[BatchRun] = []
     try:
         for study_optimizer in settings.optimizers:

@@ -46,11 +46,13 @@ def plot_accuracy_vs_batch(result: Any) -> Any:
 
     Where the tuned runs were repeated from several seeds the line is their mean and the bar spans
     their lowest and highest accuracy. The axis fits the tuned runs; a rule-scaled run far below them
-    is drawn as ▼ on the bottom edge with its accuracy written beside it.
+    is drawn as ▼ on the bottom edge with its accuracy written above it, one line per optimizer in
+    its colour, so two runs that fell to the same place stay apart.
     """
     figure, axis = plt.subplots(figsize=(8.5, 5.5), constrained_layout=True)
     tuned = [run.final_test_accuracy for run in result.select(lr_rule="tuned")]
     bottom = max(0.0, 100 * min(tuned, default=0.0) - 6)
+    below_axis: dict[int, int] = {}  # batch size -> labels written under the axis there so far
     for study_optimizer in result.optimizers:
         color = batch_color(study_optimizer.name)
         for rule, style in (("tuned", "-"), ("scaled", "--")):
@@ -64,8 +66,9 @@ def plot_accuracy_vs_batch(result: Any) -> Any:
             for batch, value in zip(batches, mean):
                 if value < bottom:
                     axis.plot(batch, bottom, "v", color=color, markersize=9, clip_on=False)
-                    axis.annotate(f"{value:.0f} %", (batch, bottom), xytext=(6, 4), textcoords="offset points",
-                                  color=color, fontsize=7)
+                    stacked = below_axis[batch] = below_axis.get(batch, 0) + 1
+                    axis.annotate(f"{value:.0f} %", (batch, bottom), xytext=(7, 9 * stacked - 5),
+                                  textcoords="offset points", color=color, fontsize=7)
             if any(len(v) > 1 for v in values):
                 low, high = [v.min() for v in values], [v.max() for v in values]
                 axis.errorbar(batches, mean, yerr=[mean - low, high - mean], fmt="none", ecolor=color, capsize=3,
@@ -86,8 +89,9 @@ def plot_lr_batch_heatmaps(rows: Sequence[dict[str, Any]], title: str = "", vmin
     """Per optimizer, final test accuracy over learning rate (rows) × batch size (columns).
 
     Reads the seed-0 runs with ``lr_rule`` "grid" or "tuned"; the tuned cell of each column is
-    boxed, a diverged run is marked ✕, and where the rows hold "scaled" runs a dashed line follows
-    the rule-scaled lr. Accuracies below ``vmin`` are grey: the coloured region is where it trains.
+    boxed, a diverged run is marked ✕ (after its accuracy where it recovered into the coloured range),
+    and where the rows hold "scaled" runs a dashed white line follows the rule-scaled lr. Accuracies
+    below ``vmin`` are grey: the coloured region is where it trains.
     ``labels`` names the panels (default: the optimizer names of the rows).
     """
     names = list(dict.fromkeys(row["optimizer"] for row in rows))
@@ -102,7 +106,9 @@ def plot_lr_batch_heatmaps(rows: Sequence[dict[str, Any]], title: str = "", vmin
         for row in grid:
             i, j = lrs.index(row["lr"]), batches.index(row["batch_size"])
             accuracy[i, j] = row["final_test_accuracy"]
-            text = "✕" if row["diverged"] else f"{100 * row['final_test_accuracy']:.1f}"
+            text = f"{100 * row['final_test_accuracy']:.1f}"
+            if row["diverged"]:  # a sign of divergence on the way, though the run may have recovered
+                text = text + "✕" if row["final_test_accuracy"] >= vmin else "✕"
             dark = vmin <= row["final_test_accuracy"] < vmin + 0.6 * (1 - vmin)  # the dark end of viridis
             axis.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
             if row["lr_rule"] == "tuned":
@@ -113,9 +119,7 @@ def plot_lr_batch_heatmaps(rows: Sequence[dict[str, Any]], title: str = "", vmin
         if scaled and len(lrs) > 1:  # the scaled lr in cell units: interpolate log lr over the rows
             positions = np.interp([math.log(lr) for _, lr in scaled], np.log(lrs), np.arange(len(lrs)),
                                   left=-0.5, right=len(lrs) - 0.5)
-            axis.plot([batches.index(b) for b, _ in scaled], positions, "--", color="white", linewidth=1.5,
-                      label="rule-scaled lr")
-            axis.legend(fontsize=7, loc="upper left")
+            axis.plot([batches.index(b) for b, _ in scaled], positions, "--", color="white", linewidth=1.5)
         axis.set_xticks(range(len(batches)), [str(b) for b in batches])
         axis.set_yticks(range(len(lrs)), [f"{lr:.3g}" for lr in lrs])
         axis.set_xlabel("global batch size")
@@ -123,7 +127,8 @@ def plot_lr_batch_heatmaps(rows: Sequence[dict[str, Any]], title: str = "", vmin
         axis.set_title((labels or {}).get(name, name))
     figure.colorbar(image, ax=axes[0].tolist(), label=f"final test accuracy (grey: below {100 * vmin:g} %)",
                     format=lambda value, _: f"{100 * value:.0f}", extend="min")
-    figure.suptitle(title or "Final test accuracy over learning rate × batch size (red box: tuned)", fontsize=10)
+    figure.suptitle(title or "Final test accuracy over learning rate × batch size (red box: tuned lr; ✕: diverged; "
+                    "dashed white: rule-scaled lr)", fontsize=10)
     return figure
 
 
@@ -131,8 +136,10 @@ def plot_steps_to_target(result: Any) -> Any:
     """Steps to reach the target validation accuracy against batch size (tuned lr), on log-log axes.
 
     Beside each optimizer, dotted, the ideal line from its smallest batch: twice the batch, half
-    the steps. The grey line is the budget, every step the epochs allow; an open marker on it means
-    the target was not reached.
+    the steps. Where the tuned runs were repeated, a point is the median over the seeds, a seed that
+    missed the target counting as never (so one lucky seed does not make a point). The grey line is
+    the budget, every step the epochs allow; an open marker on it means the median run did not reach
+    the target.
     """
     figure, axis = plt.subplots(figsize=(8.5, 5.5), constrained_layout=True)
     batches = np.asarray(result.batch_sizes, dtype=float)
@@ -140,11 +147,10 @@ def plot_steps_to_target(result: Any) -> Any:
     axis.plot(batches, budget, color="0.5", linewidth=2, alpha=0.6, label="budget: every step of the epochs")
     for study_optimizer in result.optimizers:
         color = batch_color(study_optimizer.name)
-        per_batch = result.accuracy(study_optimizer.name, "tuned", key="steps_to_target")
-        reached = [(b, np.mean([s for s in per_batch[b] if s is not None])) for b in result.batch_sizes
-                   if any(s is not None for s in per_batch[b])]
-        missed = [(b, budget[i]) for i, b in enumerate(result.batch_sizes) if per_batch[b]
-                  and all(s is None for s in per_batch[b])]
+        medians = {b: steps for b, steps in result.steps_to_target(study_optimizer.name).items()
+                   if result.select(study_optimizer.name, "tuned", batch_size=b)}
+        reached = [(b, steps) for b, steps in medians.items() if steps is not None]
+        missed = [(b, budget[i]) for i, b in enumerate(result.batch_sizes) if b in medians and medians[b] is None]
         if reached:
             axis.plot(*zip(*reached), "-o", color=color, markersize=5, label=f"{study_optimizer.label}, tuned lr")
             first_batch, first_steps = reached[0]
@@ -155,7 +161,8 @@ def plot_steps_to_target(result: Any) -> Any:
     axis.plot([], [], "o", markerfacecolor="none", color="0.3", label="target not reached")
     _batch_axis(axis, result.batch_sizes)
     axis.set_yscale("log")
-    axis.set_ylabel(f"steps to {100 * result.settings.target:g} % validation accuracy")
+    axis.set_ylabel(f"steps to {100 * result.settings.target:g} % validation accuracy"
+                    + (" (median of the seeds)" if result.settings.repeat_seeds else ""))
     axis.set_title(f"Steps to the target against batch size\n{_mode(result)}", fontsize=10)
     axis.legend(fontsize=8)
     return figure
@@ -163,7 +170,8 @@ def plot_steps_to_target(result: Any) -> Any:
 
 def large_batch_figures(result: Any) -> dict[str, Any]:
     """The figures of the large-batch study, by file name."""
-    title = "Final test accuracy over peak lr × batch size (red box: tuned lr)\n" + _mode(result)
+    title = ("Final test accuracy over peak lr × batch size (red box: tuned lr; ✕: diverged; dashed white: "
+             "rule-scaled lr)\n" + _mode(result))
     return {
         "large_batch_accuracy.png": plot_accuracy_vs_batch(result),
         "large_batch_heatmap.png": plot_lr_batch_heatmaps(result.table(), title, vmin=0.8 if result.quick else 0.9,
