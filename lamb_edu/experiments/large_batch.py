@@ -148,16 +148,17 @@ class LargeBatchResult:
                 for batch in self.batch_sizes}
 
     def steps_to_target(self, optimizer: str, lr_rule: str = "tuned") -> dict[int, float | None]:
-        """Per batch size, the median over the seeds of the steps to the target (None: the median run missed it).
+        """Per batch size with runs, the median over the seeds of the steps to the target (None: missed).
 
         A seed that never reached the target counts as more steps than any, so one lucky seed out of
         three does not make a batch size look reachable.
         """
         medians = {}
         for batch, steps in self.accuracy(optimizer, lr_rule, key="steps_to_target").items():
-            ordered = sorted(steps, key=lambda step: math.inf if step is None else step)
-            middle = ordered[(len(ordered) - 1) // 2: len(ordered) // 2 + 1]
-            medians[batch] = None if not middle or None in middle else float(np.mean(middle))
+            if steps:
+                ordered = sorted(steps, key=lambda step: math.inf if step is None else step)
+                middle = ordered[(len(ordered) - 1) // 2: len(ordered) // 2 + 1]
+                medians[batch] = None if None in middle else float(np.mean(middle))
         return medians
 
     def lr_of(self, optimizer: str, lr_rule: str) -> dict[int, float]:

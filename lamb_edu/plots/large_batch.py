@@ -147,8 +147,7 @@ def plot_steps_to_target(result: Any) -> Any:
     axis.plot(batches, budget, color="0.5", linewidth=2, alpha=0.6, label="budget: every step of the epochs")
     for study_optimizer in result.optimizers:
         color = batch_color(study_optimizer.name)
-        medians = {b: steps for b, steps in result.steps_to_target(study_optimizer.name).items()
-                   if result.select(study_optimizer.name, "tuned", batch_size=b)}
+        medians = result.steps_to_target(study_optimizer.name)
         reached = [(b, steps) for b, steps in medians.items() if steps is not None]
         missed = [(b, budget[i]) for i, b in enumerate(result.batch_sizes) if b in medians and medians[b] is None]
         if reached:
