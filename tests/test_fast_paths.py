@@ -18,7 +18,8 @@ import pytest
 from lamb_edu import Tensor, backend, nn, optim
 from lamb_edu.functional import linear, softmax_cross_entropy
 from lamb_edu.backend import to_numpy
-from lamb_edu.optim import fast_path
+from lamb_edu.optim import fused
+from lamb_edu.optim.fused import blocked, threads
 from lamb_edu.optim.optimizer import all_finite
 
 pytestmark = pytest.mark.skipif(backend.is_gpu(), reason="the NumPy fast paths; tests/test_gpu.py covers CuPy")
@@ -166,11 +167,11 @@ def small_blocks(monkeypatch):
     """Blocks of 1000 elements, threads from 20000, and LAMB's stored u up to 30000 elements, so that
     small arrays go through every branch: several blocks, a partial last block, two threads, and
     the recomputing second pass."""
-    monkeypatch.setattr(fast_path, "BLOCK_SIZE", 1000)
-    monkeypatch.setattr(fast_path, "MIN_BLOCK", 100)
-    monkeypatch.setattr(fast_path, "PARALLEL_MIN", 20000)
-    monkeypatch.setattr(fast_path, "WORKSPACE_LIMIT", 30000)
-    monkeypatch.setattr(fast_path, "_threads", 2)  # restored afterwards, like the three above
+    monkeypatch.setattr(threads, "BLOCK_SIZE", 1000)
+    monkeypatch.setattr(threads, "MIN_BLOCK", 100)
+    monkeypatch.setattr(threads, "PARALLEL_MIN", 20000)
+    monkeypatch.setattr(blocked, "WORKSPACE_LIMIT", 30000)
+    monkeypatch.setattr(threads, "_threads", 2)  # restored afterwards, like the three above
 
 
 SHAPES = [(5,), (37, 29), (203, 197), (50001,)]  # one block; several; two threads; two threads, recomputing
@@ -186,7 +187,7 @@ def test_fused_adam_matches_float64_equations_over_25_steps(small_blocks, decoup
         w64, m64, v64 = w.astype(np.float64), m.astype(np.float64), v.astype(np.float64)
         for t in range(1, 26):
             g = rng.normal(size=shape).astype(np.float32)
-            fast_path.adam_step(w, g, m, v, step=t, **hyper)
+            fused.adam_step(w, g, m, v, step=t, **hyper)
             w64, m64, v64 = reference_adam(w64, g.astype(np.float64), m64, v64, t, **hyper)
         np.testing.assert_allclose(w, w64, rtol=1e-5, atol=2e-6)
         assert_close_to_float32_rounding(m, m64)
@@ -208,7 +209,7 @@ def test_fused_lamb_matches_float64_equations_over_25_steps(small_blocks, option
         w64, m64, v64 = w.astype(np.float64), m.astype(np.float64), v.astype(np.float64)
         for t in range(1, 26):
             g = rng.normal(size=shape).astype(np.float32)
-            recorded = fast_path.lamb_step(w, g, m, v, step=t, **hyper)
+            recorded = fused.lamb_step(w, g, m, v, step=t, **hyper)
             w64, m64, v64, expected = reference_lamb(w64, g.astype(np.float64), m64, v64, t, **hyper)
             np.testing.assert_allclose(recorded, expected, rtol=2e-5)
         np.testing.assert_allclose(w, w64, rtol=1e-5, atol=1e-6)
@@ -221,17 +222,17 @@ def test_fused_results_do_not_depend_on_the_thread_count(small_blocks):
     start = [rng.normal(size=(300, 211)).astype(np.float32) for _ in range(3)]
     results = []
     for threads in (1, 2, 3):
-        fast_path.set_num_threads(threads)
+        fused.set_num_threads(threads)
         w, g, m, v = (a.copy() for a in start[:1] + start[1:] + [np.abs(start[2])])
-        norms = fast_path.lamb_step(w, g, m, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.01, step=3)
-        fast_path.adam_step(w, g, m, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, decoupled=True, step=4)
+        norms = fused.lamb_step(w, g, m, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.01, step=3)
+        fused.adam_step(w, g, m, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, decoupled=True, step=4)
         results.append((w, m, v, norms))
     for other in results[1:]:
         for a, b in zip(results[0][:3], other[:3]):
             assert np.array_equal(a, b)
         assert results[0][3] == other[3]
     with pytest.raises(ValueError, match="threads"):
-        fast_path.set_num_threads(0)
+        fused.set_num_threads(0)
 
 
 def many_tensors(rng):
@@ -250,7 +251,7 @@ def test_whole_tensors_on_threads_give_the_one_thread_numbers(small_blocks, make
     """The optimizers hand whole tensors to the threads (for_each_tensor): the arrays and norms do not change."""
     results = []
     for threads in (1, 2, 3):
-        fast_path.set_num_threads(threads)
+        fused.set_num_threads(threads)
         params, gradients = many_tensors(np.random.default_rng(11))
         optimizer = make(params)
         for step_gradients in gradients:
@@ -269,7 +270,7 @@ def test_whole_tensors_on_threads_give_the_one_thread_numbers(small_blocks, make
 def test_for_each_tensor_visits_every_item_once_and_passes_on_errors(small_blocks):
     arrays = [np.zeros(size, dtype=np.float32) for size in (5000, 3000, 3000, 9000, 100, 25000)]
     seen = []
-    fast_path.for_each_tensor(seen.append, list(range(len(arrays))), arrays)
+    fused.for_each_tensor(seen.append, list(range(len(arrays))), arrays)
     assert sorted(seen) == list(range(len(arrays)))
     assert seen[0] == 5  # too large to hand out whole: updated first, in the calling thread
 
@@ -282,14 +283,14 @@ def test_for_each_tensor_visits_every_item_once_and_passes_on_errors(small_block
             names.add(threading.current_thread().name)
             both_started.wait()
 
-    fast_path.for_each_tensor(meet, list(range(len(arrays))), arrays)
+    fused.for_each_tensor(meet, list(range(len(arrays))), arrays)
     assert len(names) == 2
 
     class Device:  # stands in for a CuPy array: always updated in the calling thread
         size = 10**6
 
     names = []
-    fast_path.for_each_tensor(lambda item: names.append(threading.current_thread().name), [0], [Device()])
+    fused.for_each_tensor(lambda item: names.append(threading.current_thread().name), [0], [Device()])
     assert names == [threading.current_thread().name]
 
     def fail_on_three(item):
@@ -299,7 +300,7 @@ def test_for_each_tensor_visits_every_item_once_and_passes_on_errors(small_block
 
     seen.clear()
     with pytest.raises(RuntimeError, match="tensor 3"):
-        fast_path.for_each_tensor(fail_on_three, list(range(len(arrays))), arrays)
+        fused.for_each_tensor(fail_on_three, list(range(len(arrays))), arrays)
     assert 3 not in seen
 
 
@@ -326,11 +327,11 @@ def test_all_finite_agrees_with_elementwise_isfinite():
 
 def test_supports_only_matching_contiguous_float_arrays():
     a = np.zeros((4, 6), dtype=np.float32)
-    assert fast_path.supports(a, a.copy(), a.copy(), a.copy())
-    assert not fast_path.supports(a, a.T.copy().T, a, a)  # a transposed (Fortran-ordered) gradient
-    assert not fast_path.supports(a, a.astype(np.float64), a, a)
-    assert not fast_path.supports(a.astype(np.float16), a.astype(np.float16))
-    assert not fast_path.supports(np.zeros((4, 6), dtype=np.int32))
+    assert fused.supports(a, a.copy(), a.copy(), a.copy())
+    assert not fused.supports(a, a.T.copy().T, a, a)  # a transposed (Fortran-ordered) gradient
+    assert not fused.supports(a, a.astype(np.float64), a, a)
+    assert not fused.supports(a.astype(np.float16), a.astype(np.float16))
+    assert not fused.supports(np.zeros((4, 6), dtype=np.int32))
 
 
 # ------------------------------------------------------------------------------ through the optimizers
@@ -365,7 +366,7 @@ def test_fused_optimizers_match_their_readable_form(small_blocks, name, make):
         assert_close_to_float32_rounding(fast_state["m"], slow_state["m"])
         assert_close_to_float32_rounding(fast_state["v"], slow_state["v"])
         if name.startswith("LAMB"):
-            for key in ("weight_norm", "update_norm", "trust_ratio"):
+            for key in optim.functional.TRUST_KEYS:
                 assert isinstance(fast_state[key], float)
                 assert fast_state[key] == pytest.approx(slow_state[key], rel=2e-5)
 

@@ -16,7 +16,7 @@ except Exception:  # a CuPy without a driver raises CUDARuntimeError here
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not HAVE_GPU, reason="CuPy is installed but no GPU is usable")]
 
 from lamb_edu import Tensor, backend, nn, optim  # noqa: E402
-from lamb_edu.optim import fast_path  # noqa: E402
+from lamb_edu.optim import fused  # noqa: E402
 
 from tests.test_fast_paths import assert_close_to_float32_rounding, reference_adam, reference_lamb  # noqa: E402
 
@@ -36,10 +36,10 @@ def test_cupy_adam_kernel_matches_float64_equations(on_gpu, decoupled, weight_de
     w_host = rng.normal(size=(301, 7)).astype(np.float32)
     w, m, v = cupy.asarray(w_host), cupy.zeros(w_host.shape, np.float32), cupy.zeros(w_host.shape, np.float32)
     w64, m64, v64 = w_host.astype(np.float64), np.zeros(w_host.shape), np.zeros(w_host.shape)
-    assert fast_path.supports(w, w, m, v)
+    assert fused.supports(w, w, m, v)
     for t in range(1, 23):
         g = rng.normal(size=w_host.shape).astype(np.float32)
-        fast_path.adam_step(w, cupy.asarray(g), m, v, step=t, **hyper)
+        fused.adam_step(w, cupy.asarray(g), m, v, step=t, **hyper)
         w64, m64, v64 = reference_adam(w64, g.astype(np.float64), m64, v64, t, **hyper)
     np.testing.assert_allclose(cupy.asnumpy(w), w64, rtol=1e-5, atol=2e-6)
     assert_close_to_float32_rounding(cupy.asnumpy(m), m64)
@@ -55,7 +55,7 @@ def test_cupy_lamb_kernels_match_float64_equations(on_gpu, options):
     w64, m64, v64 = w_host.astype(np.float64), np.zeros(w_host.shape), np.zeros(w_host.shape)
     for t in range(1, 23):
         g = rng.normal(size=w_host.shape).astype(np.float32)
-        recorded = fast_path.lamb_step(w, cupy.asarray(g), m, v, step=t, **hyper)
+        recorded = fused.lamb_step(w, cupy.asarray(g), m, v, step=t, **hyper)
         w64, m64, v64, expected = reference_lamb(w64, g.astype(np.float64), m64, v64, t, **hyper)
         assert all(isinstance(value, float) for value in recorded)
         np.testing.assert_allclose(recorded, expected, rtol=2e-5)

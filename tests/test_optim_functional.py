@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from lamb_edu import Tensor, optim
-from lamb_edu.optim import fast_path, functional as F
+from lamb_edu.optim import functional as F
+from lamb_edu.optim.fused import blocked, cuda
 
 
 def arrays(seed, *shapes):
@@ -68,13 +69,11 @@ def test_trust_ratio_rule():
     # LARS: coefficient·‖w‖ / (‖g‖ + λ‖w‖ + eps), and 1 for a zero gradient even when λ‖w‖ > 0
     assert F.trust_ratio(4.0, 2.0, coefficient=0.01, weight_decay=0.5, eps=1.0) == pytest.approx(0.04 / 5.0)
     assert F.trust_ratio(4.0, 0.0, coefficient=0.01, weight_decay=0.5) == 1.0
-    u, w = arrays(2, (3, 4), (3, 4))
-    u0 = u.copy()
-    measured = F.scale_by_trust_ratio(u, w, clamp_value=10.0)
-    ratio = np.linalg.norm(w) / np.linalg.norm(u0)
-    assert measured == pytest.approx((np.linalg.norm(w), np.linalg.norm(u0), ratio), rel=1e-14)
-    np.testing.assert_allclose(u, ratio * u0, rtol=1e-14)
-    assert F.scale_by_trust_ratio(u0.copy(), w, apply=False).trust_ratio == pytest.approx(ratio, rel=1e-14)
+    # what LAMB and LARS record: ‖w‖, the denominator (‖u‖, or ‖g‖ + λ‖w‖ for LARS, eps left out), the ratio
+    assert F.measure_trust_ratio(30.0, 2.0, clamp_value=10.0) == (30.0, 2.0, 5.0)
+    measured = F.measure_trust_ratio(4.0, 2.0, coefficient=0.01, weight_decay=0.5, eps=1.0)
+    assert measured.ratio_denominator == 4.0 and measured.trust_ratio == pytest.approx(0.04 / 5.0)
+    assert F.TRUST_KEYS == ("weight_norm", "ratio_denominator", "trust_ratio") == tuple(measured._asdict())
 
 
 def test_global_norm_scale_clips_to_max_norm():
@@ -92,9 +91,10 @@ def test_lamb_and_lars_call_the_one_trust_ratio_rule(monkeypatch):
         return rule(*args, **kwargs)
 
     monkeypatch.setattr(F, "trust_ratio", spy)
-    for module in ("lamb_edu.optim.lars", "lamb_edu.optim.fast_path"):
-        monkeypatch.setattr(f"{module}.trust_ratio", spy)
-    for make in (lambda p: optim.LAMB(p, fused=False), lambda p: optim.LAMB(p), lambda p: optim.LARS(p, lr=0.1, weight_decay=0.3)):
+    monkeypatch.setattr(blocked, "trust_ratio", spy)
+    makers = (lambda p: optim.LAMB(p, fused=False), lambda p: optim.LAMB(p),
+              lambda p: optim.LARS(p, lr=0.1, weight_decay=0.3))
+    for make in makers:
         p = Tensor(np.ones((3, 2), dtype=np.float32), requires_grad=True)
         p.grad = np.full((3, 2), 0.5, dtype=np.float32)
         make([p]).step()
@@ -103,12 +103,12 @@ def test_lamb_and_lars_call_the_one_trust_ratio_rule(monkeypatch):
 
 def test_the_cuda_moment_update_is_the_numpy_one():
     """The kernels hold one moment line, fed ``moment_weights``: same order as ``update_moments``."""
-    assert "1 - beta1" not in inspect.getsource(fast_path) and "beta3" not in inspect.getsource(fast_path)
+    assert "1 - beta1" not in inspect.getsource(blocked) and "beta3" not in inspect.getsource(blocked)
     m, v, g = (np.float32(x) for x in (0.3, 0.2, -1.5))
     m_weight, v_weight = F.moment_weights(0.9, 0.99, 0.5, True)
     scope = dict(m=m, v=v, g=g, beta1=np.float32(0.9), beta2=np.float32(0.99),
                  m_weight=np.float32(m_weight), v_weight=np.float32(v_weight))
-    exec(fast_path.MOMENTS_CUDA, {}, scope)  # the CUDA line is also valid Python
+    exec(cuda.MOMENTS_CUDA, {}, scope)  # the CUDA line is also valid Python
     m_array, v_array = np.array([m]), np.array([v])
     F.update_moments(m_array, v_array, np.array([g]), 0.9, 0.99, scratch=np.empty(1, np.float32), grad_scale=0.5)
     assert scope["m"] == m_array[0] and scope["v"] == v_array[0]

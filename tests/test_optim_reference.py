@@ -303,9 +303,9 @@ def test_lamb_matches_reference(settings, dtype, fused):
     assert_matches(final, expected, dtype)
     for p, (weight_norm, update_norm, ratio) in zip(params, records):
         state = optimizer.state[p]
-        assert all(isinstance(state[k], float) for k in ("weight_norm", "update_norm", "trust_ratio"))
+        assert all(isinstance(state[k], float) for k in ("weight_norm", "ratio_denominator", "trust_ratio"))
         np.testing.assert_allclose(
-            [state["weight_norm"], state["update_norm"], state["trust_ratio"]], [weight_norm, update_norm, ratio],
+            [state["weight_norm"], state["ratio_denominator"], state["trust_ratio"]], [weight_norm, update_norm, ratio],
             **TOLERANCE[dtype],
         )
         arrays = [value for value in state.values() if hasattr(value, "shape")]
@@ -418,7 +418,7 @@ def test_lars_matches_reference(settings, dtype):
     assert_matches(final, expected, dtype)
     for p, record in zip(params, records):
         state = optimizer.state[p]
-        got = [state["weight_norm"], state["update_norm"], state["trust_ratio"]]
+        got = [state["weight_norm"], state["ratio_denominator"], state["trust_ratio"]]
         assert all(isinstance(value, float) for value in got)
         np.testing.assert_allclose(got, record, **TOLERANCE[dtype])
 

@@ -6,7 +6,7 @@ equal shard of the flat parameter buffer (``FlatParameters``), with state for th
 size: for Adam and LAMB, 8 bytes per parameter become 8/size.
 
 Adam and AdamW shard for free: their update is element by element, so the optimizer's own
-``_update_parameter`` runs unchanged on each piece of a layer. LAMB and LARS do not: their trust
+``update`` runs unchanged on each piece of a layer. LAMB and LARS do not: their trust
 ratio needs ‖w‖ and ‖update‖ of the whole layer, and a layer may be cut between two ranks. Each rank
 therefore adds up the squares of its pieces, layer by layer, and one small all-reduce of those
 partial sums (two numbers per layer) gives every rank every layer's norms, before any weight moves.
@@ -21,8 +21,7 @@ from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
 from lamb_edu.distributed.data_parallel import DataParallel
 from lamb_edu.optim.adam import Adam
-from lamb_edu.optim.functional import (add_decayed_weights, apply_updates, global_norm_scale, momentum,
-                                       momentum_direction, scale, scale_by_adam, trust_ratio)
+from lamb_edu.optim.functional import TRUST_KEYS, TrustRatio, global_norm_scale
 from lamb_edu.optim.lamb import LAMB
 from lamb_edu.optim.lars import LARS
 
@@ -31,7 +30,6 @@ np = backend.np  # host NumPy for the per-layer sums
 __all__ = ["ShardedOptimizer", "sharding_rule"]
 
 STATE_NAMES = {"lamb": ("m", "v"), "lars": ("momentum_buffer",), "adam": ("m", "v")}
-TRUST_KEYS = ("weight_norm", "update_norm", "trust_ratio")
 
 
 def sharding_rule(optimizer: Any) -> str:
@@ -52,7 +50,7 @@ class ShardedOptimizer:
 
     ``optimizer`` gives the rule and the hyperparameters (its ``param_groups`` are shared, so a
     learning-rate scheduler works on either); it must hold no state yet. ``state[p]`` holds the
-    ``step`` and, for LAMB and LARS, the layer's ``weight_norm``, ``update_norm`` and ``trust_ratio``
+    ``step`` and, for LAMB and LARS, the layer's ``weight_norm``, ``ratio_denominator`` and ``trust_ratio``
     (known on every rank), as the unsharded optimizers record them.
     """
 
@@ -129,52 +127,41 @@ class ShardedOptimizer:
         self.world.allreduce_sum(self._sums)
         return np.sqrt(self._sums[0]), np.sqrt(self._sums[1])
 
-    def _record(self, weight_norms: Any, update_norms: Any, ratio_of: Callable[[int], float]) -> list[float]:
-        """Store each layer's norms and trust ratio in ``state``; return the ratios the step uses."""
-        used = []
+    def _record(self, ratio_of: Callable[[int], TrustRatio]) -> list[float]:
+        """Store each layer's ``TrustRatio`` (``ratio_of(index)``) in ``state``; return the ratios."""
+        ratios = []
         for index, p in enumerate(self.flat.parameters):
-            ratio = ratio_of(index)
-            self.state[p].update(weight_norm=float(weight_norms[index]), update_norm=float(update_norms[index]),
-                                 trust_ratio=float(ratio))
-            used.append(ratio if self.groups[index]["use_trust_ratio"] else 1.0)
-        return used
+            measured = ratio_of(index)
+            self.state[p].update({key: float(value) for key, value in measured._asdict().items()})
+            ratios.append(measured.trust_ratio)
+        return ratios
 
     def _lamb_step(self) -> None:
         base, (update, work) = self.base, self._work
         grad_scale = global_norm_scale([self.flat.grad], base.max_grad_norm)  # the whole averaged gradient is here
         for index, start, stop in self.pieces:  # pass 1, local: u = Adam's direction + weight_decay·w
-            group, (beta1, beta2) = self.groups[index], self.groups[index]["betas"]
             m, v = self._local(self.shard_state["m"], start, stop), self._local(self.shard_state["v"], start, stop)
-            u, scratch = self._local(update, start, stop), self._local(work, start, stop)
-            scale_by_adam(self.flat.grad[start:stop], m, v, step=self.steps, beta1=beta1, beta2=beta2,
-                          eps=group["eps"], bias_correction=group["bias_correction"], grad_scale=grad_scale,
-                          grad_averaging=group["grad_averaging"], out=u)
-            add_decayed_weights(u, self.flat.data[start:stop], group["weight_decay"], out=u, scratch=scratch)
+            base.direction(self.flat.grad[start:stop], self.flat.data[start:stop], m, v, self.groups[index],
+                           step=self.steps, grad_scale=grad_scale, out=self._local(update, start, stop),
+                           scratch=self._local(work, start, stop))
         weight_norms, update_norms = self._layer_norms(lambda a, b: self.flat.data[a:b],
                                                        lambda a, b: self._local(update, a, b))
-        ratios = self._record(weight_norms, update_norms, lambda i: trust_ratio(
-            weight_norms[i], update_norms[i], clamp_value=self.groups[i]["clamp_value"],
-            trust_clip=self.groups[i]["trust_clip"]))
+        ratios = self._record(lambda i: base.trust_ratio(self.groups[i], float(weight_norms[i]),
+                                                         float(update_norms[i])))
         for index, start, stop in self.pieces:  # pass 2, local: w ← w − lr·trust_ratio·u
-            u = self._local(update, start, stop)
-            apply_updates(self.flat.data[start:stop], scale(u, -self.groups[index]["lr"] * ratios[index], out=u))
+            base.apply(self.flat.data[start:stop], self._local(update, start, stop), self.groups[index], ratios[index])
 
     def _lars_step(self) -> None:
+        base = self.base
         weight_norms, grad_norms = self._layer_norms(lambda a, b: self.flat.data[a:b], lambda a, b: self.flat.grad[a:b])
-        update_norms = grad_norms + np.asarray([group["weight_decay"] for group in self.groups]) * weight_norms
-        ratios = self._record(weight_norms, update_norms, lambda i: trust_ratio(
-            weight_norms[i], grad_norms[i], coefficient=self.groups[i]["trust_coefficient"], eps=self.groups[i]["eps"],
-            weight_decay=self.groups[i]["weight_decay"]))
+        for p, grad_norm in zip(self.flat.parameters, grad_norms):
+            self.state[p]["grad_norm"] = float(grad_norm)
+        ratios = self._record(lambda i: base.local_lr(self.groups[i], float(weight_norms[i]), float(grad_norms[i])))
         for index, start, stop in self.pieces:  # LARS's momentum step with the layer's local_lr, on this piece
-            group = self.groups[index]
-            w, v = self.flat.data[start:stop], self._local(self.shard_state["momentum_buffer"], start, stop)
-            step_buffer, look_ahead = (self._local(work, start, stop) for work in self._work)
-            # v ← momentum·v + lr·local_lr·(g + λ·w)
-            step = add_decayed_weights(self.flat.grad[start:stop], w, group["weight_decay"], out=step_buffer)
-            step = scale(step, group["lr"] * ratios[index], out=step_buffer)
-            momentum(v, step, group["momentum"])
-            # w ← w − v, or w ← w − (step + momentum·v) (Nesterov)
-            xp.subtract(w, momentum_direction(v, step, group["momentum"], group["nesterov"], out=look_ahead), out=w)
+            out, look_ahead = (self._local(work, start, stop) for work in self._work)
+            base.momentum_step(self.flat.data[start:stop], self.flat.grad[start:stop],
+                               self._local(self.shard_state["momentum_buffer"], start, stop), self.groups[index],
+                               ratios[index], out=out, look_ahead=look_ahead)
 
     # ------------------------------------------------------------------ saving
     def state_dict(self) -> dict[str, Any]:
@@ -192,7 +179,8 @@ class ShardedOptimizer:
         saved["state"] = {}
         for index, p in enumerate(self.flat.parameters):
             entry = {key: value for key, value in self.state[p].items()}
-            entry.update({name: backend.to_numpy(self.flat.view(buffer, index)).copy() for name, buffer in full.items()})
+            entry.update({name: backend.to_numpy(self.flat.view(buffer, index)).copy()
+                          for name, buffer in full.items()})
             saved["state"][index] = entry
         return saved
 
@@ -211,7 +199,8 @@ class ShardedOptimizer:
         self.steps = steps.pop() if steps else 0
         for shard in self.shard_state.values():
             shard[...] = 0
-        self.state = {p: {key: value for key, value in restored.get(p, {}).items() if key == "step" or key in TRUST_KEYS}
+        recorded = ("step", "grad_norm", *TRUST_KEYS)
+        self.state = {p: {key: value for key, value in restored.get(p, {}).items() if key in recorded}
                       for p in self.flat.parameters}
         for index, start, stop in self.pieces:
             offset, p = self.flat.offsets[index], self.flat.parameters[index]

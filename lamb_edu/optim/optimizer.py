@@ -24,12 +24,17 @@ from typing import Any, Callable, Iterable, Mapping
 from lamb_edu import backend
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
-from lamb_edu.optim import fast_path
-from lamb_edu.optim.checks import all_finite, all_finite_together, check_gradient, check_non_negative, describe_parameter
-from lamb_edu.optim.functional import global_norm_scale
+from lamb_edu.optim.checks import (
+    all_finite,
+    all_finite_together,
+    check_gradient,
+    check_non_negative,
+    describe_parameter,
+)
+from lamb_edu.optim.functional import RENAMED_TRUST_KEYS, global_norm_scale
 from lamb_edu.optim.serialization import flatten_state_dict, host_copy, unflatten_state_dict
 
-__all__ = ["Optimizer", "flatten_state_dict", "unflatten_state_dict", "all_finite", "describe_parameter"]
+__all__ = ["Optimizer", "Visit", "flatten_state_dict", "unflatten_state_dict", "all_finite", "describe_parameter"]
 
 Visit = tuple[Tensor, Any, dict[str, Any], dict[str, Any]]  # (parameter, gradient, its group, its state)
 
@@ -39,8 +44,9 @@ class Optimizer:
 
     # what a parameter's state may hold: name -> "array" (shaped like the parameter), "int" or "float"
     state_keys: Mapping[str, str] = {"step": "int"}
-    # the name of the same rule in optim.fast_path (blocked, threaded, CuPy kernels), used when self.fused
-    fast_rule: str | None = None
+    # the same rule in optim.fused (blocked, threaded, CUDA kernels), run when self.fused: a method
+    # fused_update(visits, grad_scale) that steps the visits it can take and returns the rest
+    fused_update: Callable[[list[Visit], float], list[Visit]] | None = None
     fused = False
     max_grad_norm: float | None = None  # clip the global gradient norm to this before the update (LAMB)
 
@@ -118,8 +124,8 @@ class Optimizer:
         self.check_gradients()
         visits = self._visits()
         grad_scale = global_norm_scale((grad for _, grad, _, _ in visits), self.max_grad_norm)
-        if self.fused and self.fast_rule is not None:  # the same rule, computed faster; returns what it cannot take
-            visits = fast_path.update(self.fast_rule, visits, grad_scale)
+        if self.fused and self.fused_update is not None:  # the same rule, computed faster; returns what it cannot take
+            visits = self.fused_update(visits, grad_scale)
         for p, grad, group, state in visits:
             self.update(p, grad, group, state, grad_scale)
         return loss
@@ -193,7 +199,8 @@ class Optimizer:
         It must come from the same class (the error names both), with the same number of groups and
         of parameters per group, the same hyperparameter names with valid values, and per parameter
         exactly the state this optimizer keeps, arrays of the parameter's shape. State keys may be
-        ints or their strings (as JSON gives them back). Nothing is changed.
+        ints or their strings (as JSON gives them back); a recorded number saved under an older name
+        (``update_norm``, LARS's ``trust_denominator``) is read as ``ratio_denominator``. Nothing is changed.
         """
         if not isinstance(state_dict, Mapping):
             raise ValueError(f"state_dict must be a dict, got {type(state_dict).__name__}")
@@ -232,6 +239,7 @@ class Optimizer:
 
     def _checked_state(self, entry: Mapping[str, Any], p: Tensor, group: dict[str, Any], index: int) -> dict[str, Any]:
         """A parameter's saved state, checked against ``state_keys`` and the state its first step makes."""
+        entry = _renamed(entry)
         required = set(self._init_state(p, group))
         if not required <= set(entry) or not set(entry) <= set(self.state_keys):
             raise ValueError(f"state_dict state[{index}] has the keys {sorted(entry)}; {type(self).__name__} needs "
@@ -257,6 +265,15 @@ class Optimizer:
             settings = ", ".join(f"{k}={v}" for k, v in group.items() if k not in ("params", "param_names"))
             lines.append(f"  group {index}: {len(group['params'])} params, {settings}")
         return "\n".join(lines + [")"])
+
+
+def _renamed(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved state entry with the recorded trust numbers under today's names (older checkpoints still load)."""
+    renamed = {RENAMED_TRUST_KEYS.get(name, name): value for name, value in entry.items()
+               if name != "trust_denominator"}
+    if "trust_denominator" in entry:  # LARS recorded its denominator twice, as update_norm and trust_denominator
+        renamed.setdefault("ratio_denominator", entry["trust_denominator"])
+    return renamed
 
 
 def _plain(value: Any) -> Any:
