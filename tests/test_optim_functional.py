@@ -135,3 +135,59 @@ def test_a_subclass_changes_one_piece():
     direction = g + 0.5 * w0
     ratio = 0.1 * 5.0 / np.linalg.norm(direction)
     np.testing.assert_allclose(p.data, w0 - ratio * direction, rtol=1e-15)
+
+
+def slices_of_a_layer(seed):
+    """A float64 layer (weight, gradient) and the three slices a sharded step might hold of it."""
+    rng = np.random.default_rng(seed)
+    w, g = rng.normal(size=(6, 5)), rng.normal(size=(6, 5))
+    return w, g, [slice(0, 7), slice(7, 19), slice(19, 30)]
+
+
+def test_lamb_pieces_compose_over_slices_of_a_layer():
+    """direction on each slice, the norms from partial sums, apply on each slice: LAMB's own step."""
+    w, g, pieces = slices_of_a_layer(20)
+    whole = Tensor(w.copy(), requires_grad=True)
+    whole.grad = g.copy()
+    lamb = optim.LAMB([whole], lr=0.1, weight_decay=0.05, clamp_value=2.0, fused=False)
+    lamb.step()
+    group, flat_w, flat_g = lamb.param_groups[0], w.reshape(-1).copy(), g.reshape(-1)
+    m, v, u, scratch = (np.zeros(30) for _ in range(4))
+    for piece in pieces:
+        lamb.direction(flat_g[piece], flat_w[piece], m[piece], v[piece], group, step=1, out=u[piece],
+                       scratch=scratch[piece])
+    weight_squares = sum(float(flat_w[piece] @ flat_w[piece]) for piece in pieces)
+    update_squares = sum(float(u[piece] @ u[piece]) for piece in pieces)
+    measured = lamb.trust_ratio(group, np.sqrt(weight_squares), np.sqrt(update_squares))
+    for piece in pieces:
+        lamb.apply(flat_w[piece], u[piece], group, measured.trust_ratio)
+    np.testing.assert_allclose(flat_w.reshape(w.shape), whole.data, rtol=1e-14)
+    np.testing.assert_allclose(m, lamb.state[whole]["m"].reshape(-1), rtol=1e-15)
+    recorded = tuple(lamb.state[whole][key] for key in F.TRUST_KEYS)
+    np.testing.assert_allclose(measured, recorded, rtol=1e-13)
+
+
+def test_lars_pieces_compose_over_slices_of_a_layer():
+    """local_lr from the layer's norms, then momentum_step on each slice: LARS's own step (Nesterov too)."""
+    w, g, pieces = slices_of_a_layer(21)
+    whole = Tensor(w.copy(), requires_grad=True)
+    lars = optim.LARS([whole], lr=0.5, weight_decay=0.01, nesterov=True, trust_coefficient=0.02)
+    for _ in range(2):
+        whole.grad = g.copy()
+        lars.step()
+    group, flat_w, flat_g = lars.param_groups[0], w.reshape(-1).copy(), g.reshape(-1)
+    buffer, out, look_ahead = (np.zeros(30) for _ in range(3))
+    for _ in range(2):
+        measured = lars.local_lr(group, F.norm(flat_w), F.norm(flat_g))
+        for piece in pieces:
+            lars.momentum_step(flat_w[piece], flat_g[piece], buffer[piece], group, measured.trust_ratio,
+                               out=out[piece], look_ahead=look_ahead[piece])
+    np.testing.assert_allclose(flat_w.reshape(w.shape), whole.data, rtol=1e-14)
+    assert measured.ratio_denominator == pytest.approx(F.norm(flat_g) + 0.01 * measured.weight_norm, rel=1e-15)
+    assert lars.state[whole]["ratio_denominator"] == pytest.approx(measured.ratio_denominator, rel=1e-13)
+
+
+def test_adam_weight_decay_is_l2_or_decoupled():
+    assert F.adam_weight_decay(0.1, 0.01, decoupled=False) == (0.01, 1.0)
+    l2, decay_factor = F.adam_weight_decay(0.1, 0.01, decoupled=True)
+    assert l2 == 0.0 and decay_factor == pytest.approx(1 - 0.1 * 0.01, rel=1e-15)

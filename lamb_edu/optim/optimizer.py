@@ -184,7 +184,8 @@ class Optimizer:
                 index_of[p] = len(index_of)
                 saved["params"].append(index_of[p])
             groups.append(saved)
-        state = {index_of[p]: {name: host_copy(value) for name, value in entry.items()} for p, entry in self.state.items()}
+        state = {index_of[p]: {name: host_copy(value) for name, value in entry.items()}
+                 for p, entry in self.state.items()}
         return {"optimizer": type(self).__name__, "state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -193,7 +194,9 @@ class Optimizer:
         self.param_groups[:] = new_groups
         self.state = new_state
 
-    def check_state_dict(self, state_dict: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[Tensor, dict[str, Any]]]:
+    def check_state_dict(
+        self, state_dict: Mapping[str, Any],
+    ) -> tuple[list[dict[str, Any]], dict[Tensor, dict[str, Any]]]:
         """Raise ValueError unless ``state_dict`` fits this optimizer; return the groups and state it holds.
 
         It must come from the same class (the error names both), with the same number of groups and
@@ -206,10 +209,12 @@ class Optimizer:
             raise ValueError(f"state_dict must be a dict, got {type(state_dict).__name__}")
         saved_class = state_dict.get("optimizer")
         if saved_class != type(self).__name__:
-            raise ValueError(f"state_dict is for the optimizer {saved_class!r}, this optimizer is {type(self).__name__!r}")
+            raise ValueError(f"state_dict is for the optimizer {saved_class!r}, "
+                             f"this optimizer is {type(self).__name__!r}")
         extra = set(state_dict) - {"optimizer", "state", "param_groups"}
         if extra or not {"state", "param_groups"} <= set(state_dict):
-            raise ValueError(f"state_dict must have the keys 'optimizer', 'state' and 'param_groups', got {sorted(state_dict)}")
+            raise ValueError("state_dict must have the keys 'optimizer', 'state' and 'param_groups', "
+                             f"got {sorted(state_dict)}")
         new_groups = self._checked_groups(list(state_dict["param_groups"]))
         params = [p for group in self.param_groups for p in group["params"]]
         groups_of = [group for group in new_groups for _ in group["params"]]
@@ -221,7 +226,8 @@ class Optimizer:
 
     def _checked_groups(self, groups: list[Any]) -> list[dict[str, Any]]:
         if len(groups) != len(self.param_groups):
-            raise ValueError(f"state_dict has {len(groups)} parameter groups, the optimizer has {len(self.param_groups)}")
+            raise ValueError(f"state_dict has {len(groups)} parameter groups, "
+                             f"the optimizer has {len(self.param_groups)}")
         new_groups = []
         for group_index, (saved, group) in enumerate(zip(groups, self.param_groups)):
             if len(saved["params"]) != len(group["params"]):
