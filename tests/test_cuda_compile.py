@@ -29,7 +29,7 @@ def _load_nvrtc():
     if spec is not None:  # preload it so that CuPy finds it even where it would not search the wheel
         for library in sorted(Path(list(spec.submodule_search_locations)[0], "lib").glob("libnvrtc.so*")):
             ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
-    from cupy_backends.cuda.libs import nvrtc  # noqa: PLC0415
+    from cupy_backends.cuda.libs import nvrtc  # only importable where CuPy is
 
     try:
         nvrtc.getVersion()
