@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from lamb_edu import Tensor, backend, nn, optim
-from lamb_edu.functional import linear, softmax_cross_entropy
+from lamb_edu.nn.functional import linear, softmax_cross_entropy
 from lamb_edu.backend import to_numpy
 from lamb_edu.optim import fast_path
 from lamb_edu.optim.optimizer import all_finite

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lamb_edu import Tensor, backend, nn
+from lamb_edu import Tensor, nn
 from lamb_edu.backend import to_numpy
 
 
