@@ -50,6 +50,7 @@ class LAMB(Optimizer):
     clamp_value=10.0, trust_clip=False, use_trust_ratio=True, grad_averaging=True, max_grad_norm=None, fused=True)``."""
 
     fast_rule = "lamb"
+    squares_gradient = True
     state_keys = {"step": "int", "m": "array", "v": "array",
                   "weight_norm": "float", "update_norm": "float", "trust_ratio": "float"}
 

@@ -43,6 +43,8 @@ class Optimizer:
     fast_rule: str | None = None
     fused = False
     max_grad_norm: float | None = None  # clip the global gradient norm to this before the update (LAMB)
+    # the rule squares g (Adam's v, Adagrad, RMSprop): a g whose square overflows is refused like a NaN
+    squares_gradient = False
 
     def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
         self.defaults = {name: _plain(value) for name, value in defaults.items()}
@@ -134,9 +136,10 @@ class Optimizer:
                    for index, p in enumerate(group["params"]) if p.grad is not None]
         for entry in present:
             check_gradient(*entry, finite=False)
-        if not all_finite_together([entry[0] for entry in present]):  # one wait for a GPU, not one per tensor
+        squares = self.squares_gradient
+        if not all_finite_together([entry[0] for entry in present], squares):  # one wait for a GPU, not one per tensor
             for entry in present:
-                check_gradient(*entry)  # names the first gradient with a NaN or inf
+                check_gradient(*entry, squares=squares)  # names the first gradient with a NaN, an inf or a huge value
 
     def _visits(self) -> list[Visit]:
         """(p, grad, group, state) for every parameter with a gradient, creating state at its first step."""
