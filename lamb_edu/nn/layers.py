@@ -10,7 +10,8 @@ from typing import Any
 from lamb_edu import backend
 from lamb_edu.autograd import Tensor
 from lamb_edu.nn.functional import conv2d, flatten, linear, max_pool2d
-from lamb_edu.nn.module import Module, uniform_parameter
+from lamb_edu.nn.functional.conv import check_pool_window
+from lamb_edu.nn.module import Module, check_size, uniform_parameter
 
 __all__ = ["Linear", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Sequential"]
 
@@ -30,10 +31,8 @@ class Linear(Module):
         dtype: Any = None,
         rng: Any = None,
     ) -> None:
-        if in_features < 1 or out_features < 1:
-            raise ValueError(f"Linear needs positive sizes, got in_features={in_features}, out_features={out_features}")
-        self.in_features = in_features
-        self.out_features = out_features
+        self.in_features = check_size("Linear in_features", in_features)
+        self.out_features = out_features = check_size("Linear out_features", out_features)
         rng = rng if rng is not None else backend.generator(seed)
         bound = 1.0 / math.sqrt(in_features)
         self.weight = uniform_parameter(rng, bound, (out_features, in_features), dtype)
@@ -59,13 +58,15 @@ class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], stride: int = 1,
                  padding: int = 0, bias: bool = True, seed: int | None = None, dtype: Any = None,
                  rng: Any = None) -> None:
-        kernel = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
-        if min(in_channels, out_channels, *kernel) < 1 or len(kernel) != 2 or stride < 1 or padding < 0:
-            raise ValueError(f"Conv2d needs positive channels and kernel, stride >= 1 and padding >= 0, "
-                             f"got {in_channels}, {out_channels}, kernel_size={kernel_size}, "
-                             f"stride={stride}, padding={padding}")
+        in_channels = check_size("Conv2d in_channels", in_channels)
+        out_channels = check_size("Conv2d out_channels", out_channels)
+        kernel = (kernel_size, kernel_size) if not isinstance(kernel_size, (tuple, list)) else tuple(kernel_size)
+        if len(kernel) != 2:
+            raise ValueError(f"invalid Conv2d kernel_size: {kernel_size!r} (must be k or (kh, kw))")
+        kernel = (check_size("Conv2d kernel_size", kernel[0]), check_size("Conv2d kernel_size", kernel[1]))
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
-        self.stride, self.padding = stride, padding
+        self.stride = check_size("Conv2d stride", stride)
+        self.padding = check_size("Conv2d padding", padding, minimum=0)
         rng = rng if rng is not None else backend.generator(seed)
         fan_in = in_channels * kernel[0] * kernel[1]
         a = math.sqrt(5)
@@ -99,7 +100,10 @@ class MaxPool2d(Module):
     """The maximum over each ``kernel_size``² window (see ``functional.max_pool2d``)."""
 
     def __init__(self, kernel_size: int, stride: int | None = None) -> None:
-        self.kernel_size, self.stride = kernel_size, kernel_size if stride is None else stride
+        kernel_size = check_size("MaxPool2d kernel_size", kernel_size)
+        stride = kernel_size if stride is None else check_size("MaxPool2d stride", stride)
+        check_pool_window(kernel_size, stride)  # refused here, not at the first forward pass
+        self.kernel_size, self.stride = kernel_size, stride
 
     def forward(self, x: Tensor) -> Tensor:
         try:

@@ -8,12 +8,13 @@ so an ``MLP`` has parameters ``layers.0.weight``, ``layers.0.bias``, ``layers.2.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Iterator, Mapping
 
 from lamb_edu import backend
 from lamb_edu.autograd import Tensor
 
-__all__ = ["Module", "uniform_parameter"]
+__all__ = ["Module", "uniform_parameter", "check_size"]
 
 
 class Module:
@@ -52,19 +53,52 @@ class Module:
         return {name: backend.to_numpy(p.data).copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Copy values in by name; every name and shape is checked before anything is changed."""
+        """Copy values in by name; every entry is checked before any parameter changes.
+
+        ``state`` must map exactly this model's parameter names to real-number arrays (NumPy, CuPy,
+        nested lists) of the parameters' shapes whose values are finite in the parameter's dtype (a
+        float64 1e300 would become inf in float32). Anything else raises ValueError naming the entry,
+        and leaves every parameter as it was.
+        """
+        if not isinstance(state, Mapping):
+            raise ValueError(f"state_dict must be a dict of parameter name to array, got {type(state).__name__}")
         parameters = dict(self.named_parameters())
         missing = sorted(set(parameters) - set(state))
-        unexpected = sorted(set(state) - set(parameters))
+        unexpected = sorted(map(str, set(state) - set(parameters)))
         if missing or unexpected:
             raise ValueError(f"state_dict does not match the model: missing {missing}, unexpected {unexpected}")
+        values = {name: _checked_entry(name, state[name], parameter) for name, parameter in parameters.items()}
         for name, parameter in parameters.items():
-            if tuple(state[name].shape) != parameter.shape:
-                raise ValueError(
-                    f"state_dict[{name!r}] has shape {tuple(state[name].shape)}, the parameter has {parameter.shape}"
-                )
-        for name, parameter in parameters.items():
-            parameter.data[...] = backend.asarray(state[name], dtype=parameter.dtype)
+            parameter.data[...] = values[name]
+
+
+def _checked_entry(name: str, value: Any, parameter: Tensor) -> Any:
+    """``value`` in the parameter's dtype on the active backend; ValueError naming ``name`` if it cannot be."""
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    if kind is None:  # a list or a number: look at it on the host first
+        try:
+            value = backend.np.asarray(value)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"state_dict[{name!r}] is not an array of numbers ({error})") from None
+        kind = value.dtype.kind
+    if kind not in "fiu":
+        raise ValueError(f"state_dict[{name!r}] has dtype {value.dtype}, not real numbers")
+    if tuple(value.shape) != parameter.shape:
+        raise ValueError(f"state_dict[{name!r}] has shape {tuple(value.shape)}, the parameter has {parameter.shape}")
+    with backend.np.errstate(over="ignore"):  # an overflow is reported below, by name
+        converted = backend.asarray(value, dtype=parameter.dtype)
+    if not bool(backend.xp.isfinite(converted).all()):
+        finite_before = bool(backend.np.isfinite(backend.to_numpy(value)).all())
+        problem = f"values too large for {parameter.dtype}" if finite_before else "NaN or inf"
+        raise ValueError(f"state_dict[{name!r}] holds {problem}")
+    return converted
+
+
+def check_size(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int; ValueError unless it is an integer (not 2.5, not True) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"invalid {name}: {value!r} (must be an integer >= {minimum})")
+    return int(value)
 
 
 def uniform_parameter(rng: Any, bound: float, shape: tuple[int, ...], dtype: Any) -> Tensor:

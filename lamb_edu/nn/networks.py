@@ -8,7 +8,7 @@ from lamb_edu import backend
 from lamb_edu.autograd import Tensor
 from lamb_edu.nn.functional import flatten
 from lamb_edu.nn.layers import Conv2d, Linear, MaxPool2d, ReLU, Sequential
-from lamb_edu.nn.module import Module
+from lamb_edu.nn.module import Module, check_size
 
 __all__ = ["MLP", "CNN"]
 
@@ -21,9 +21,10 @@ class MLP(Sequential):
     """
 
     def __init__(self, sizes: Sequence[int], seed: int | None = None, dtype: Any = None) -> None:
-        sizes = [int(size) for size in sizes]
-        if len(sizes) < 2 or min(sizes) < 1:
+        sizes = list(sizes)
+        if len(sizes) < 2:
             raise ValueError(f"MLP needs at least two positive sizes, got {sizes}")
+        sizes = [check_size(f"MLP size {index}", size) for index, size in enumerate(sizes)]
         rng = backend.generator(seed)
         layers: list[Module] = []
         for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):

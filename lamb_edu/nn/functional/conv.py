@@ -18,7 +18,7 @@ from typing import Any
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
 
-__all__ = ["conv2d", "max_pool2d"]
+__all__ = ["conv2d", "max_pool2d", "check_pool_window"]
 
 # ----------------------------------------------------------------------- convolution and pooling
 _spare_buffers: dict[tuple[tuple[int, ...], str], Any] = {}  # one free array per shape and dtype
@@ -164,6 +164,13 @@ def _col2im(grad_columns: Any, image_shape: tuple[int, ...], kernel: tuple[int, 
     return grad_image
 
 
+def check_pool_window(kernel_size: Any, stride: Any) -> None:
+    """ValueError unless kernel_size is an int in [1, 15] (k² offsets fit the uint8 ``arg``) and stride an int >= 1."""
+    if not isinstance(kernel_size, int) or not 1 <= kernel_size <= 15 or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"max_pool2d needs an integer kernel_size in [1, 15] and stride >= 1, "
+                         f"got {kernel_size!r}, {stride!r}")
+
+
 def max_pool2d(x: Tensor, kernel_size: int, stride: int | None = None) -> Tensor:
     """The maximum of each ``kernel_size``² window of NCHW ``x``; ``stride`` defaults to ``kernel_size``.
 
@@ -173,9 +180,7 @@ def max_pool2d(x: Tensor, kernel_size: int, stride: int | None = None) -> Tensor
     that one position, through the same windows view, offset by offset.
     """
     stride = kernel_size if stride is None else stride
-    if not isinstance(kernel_size, int) or not 1 <= kernel_size <= 15 or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"max_pool2d needs an integer kernel_size in [1, 15] and stride >= 1, "
-                         f"got {kernel_size!r}, {stride!r}")
+    check_pool_window(kernel_size, stride)
     if x.ndim != 4:
         raise ValueError(f"max_pool2d expects an input of shape (batch, channels, height, width), got {x.shape}")
     if kernel_size > min(x.shape[2], x.shape[3]):
