@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
+from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
 
 __all__ = [
@@ -128,7 +129,9 @@ def check_gradient(grad: Any, group: Mapping[str, Any], group_index: int, index:
     with ``squares`` (for a rule that squares g), for an element whose square overflows (``squares_finite``).
     """
     dtype = getattr(grad, "dtype", None)
-    if dtype is None or not hasattr(grad, "shape"):
+    if isinstance(grad, Tensor):  # it has a dtype and a shape, but is no array: NumPy fails deep inside
+        problem = "is a Tensor, not an array (set p.grad = tensor.data)"
+    elif dtype is None or not hasattr(grad, "shape"):
         problem = f"is a {type(grad).__name__}, not an array"
     elif dtype.kind != "f":
         problem = f"has dtype {dtype}, not a floating type"
