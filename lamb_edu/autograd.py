@@ -51,21 +51,15 @@ def _as_array(data: Any, dtype: Any = None) -> Any:
 
 
 def _numeric(value: Any, what: str) -> Any:
-    """``value`` (a Tensor's data, an array, a list or a number) if it holds real numbers; else ValueError.
-
-    NumPy would turn the string "1" into 1.0 and a Tensor into an object array; both are refused here.
-    """
+    """``value`` (a Tensor's data, an array, a list, a number) if it holds real numbers, else ValueError
+    (NumPy would read the string "1" as 1.0)."""
     value = value.data if isinstance(value, Tensor) else value
-    if isinstance(value, (str, bytes)) or isinstance(value, bool):
-        raise ValueError(f"{what} must be numbers, got {value!r}")
-    kind = getattr(getattr(value, "dtype", None), "kind", None)
-    if kind is None:
-        try:
+    kind = getattr(getattr(value, "dtype", None), "kind", None)  # an array (NumPy or CuPy) or a NumPy scalar
+    if kind is None and not isinstance(value, (str, bytes)):  # a number or a list: typed on the host
+        with contextlib.suppress(TypeError, ValueError):
             kind = backend.np.asarray(value).dtype.kind
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{what} must be numbers, got {type(value).__name__} ({error})") from None
-    if kind not in "fiu":
-        raise ValueError(f"{what} must be real numbers, got {type(value).__name__} of kind {kind!r}")
+    if kind is None or kind not in "fiu":
+        raise ValueError(f"{what} must be real numbers, got {value!r:.80}")
     return value
 
 

@@ -217,7 +217,7 @@ def test_backward_takes_a_tensor_gradient_by_its_data():
 def test_backward_refuses_a_gradient_that_is_not_real_numbers_and_changes_nothing(bad):
     x = Tensor(np.ones(3), requires_grad=True)
     y = x * 2.0
-    with pytest.raises(ValueError, match=r"backward\(grad\) must be (real )?numbers"):
+    with pytest.raises(ValueError, match=r"backward\(grad\) must be real numbers, got "):
         y.backward(bad)
     assert x.grad is None
     y.backward(np.ones(3))  # the graph is intact
@@ -226,7 +226,7 @@ def test_backward_refuses_a_gradient_that_is_not_real_numbers_and_changes_nothin
 
 def test_backward_refuses_a_string_on_a_scalar_too():
     x = Tensor(np.array(2.0), requires_grad=True)
-    with pytest.raises(ValueError, match="must be numbers, got '1'"):  # NumPy would read "1" as 1.0
+    with pytest.raises(ValueError, match="must be real numbers, got '1'"):  # NumPy would read "1" as 1.0
         (x * x).backward("1")
 
 
