@@ -7,8 +7,9 @@ the ``data_dir`` argument, the directory named by ``LAMB_EDU_DATA`` and the cach
 temporary file that is renamed only once it is complete and verified. Every file is checked: the IDX
 magic number, the sizes in its header against its length, and the SHA-256 of its uncompressed bytes
 against the canonical MNIST files. The header is read first and bounds the rest: a gzipped file is
-decompressed as it is read, never past what its header asks for (at most ``MAX_IDX_BYTES``). Anything wrong raises ``MNISTError`` with one message that names the
-file, where it looked and how to supply the files.
+decompressed as it is read, never past what its header asks for (at most ``MAX_IDX_BYTES``). Anything
+wrong raises ``MNISTError`` with one message that names the file, where it looked and how to supply
+the files.
 
 For training, ``prepare`` turns images into flat float32 vectors normalised as in the PyTorch MNIST
 example, ``(x / 255 - 0.1307) / 0.3081``, on the active backend, and ``batches`` yields shuffled
@@ -25,7 +26,7 @@ import tempfile
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, NamedTuple, Sequence
+from typing import Any, BinaryIO, Iterator, NamedTuple, NoReturn, Sequence
 
 from lamb_edu import backend
 
@@ -151,7 +152,7 @@ def _read_body(stream: BinaryIO, path: Path, header: bytes, shape: tuple[int, ..
     return data.reshape(shape)
 
 
-def _length_error(path: Path, shape: tuple[int, ...], expected_length: int, found: str, truncated: bool) -> None:
+def _length_error(path: Path, shape: tuple[int, ...], expected_length: int, found: str, truncated: bool) -> NoReturn:
     state = "truncated" if truncated else "longer than its header says"
     raise MNISTError(f"MNIST file {path} is {state}: header shape {shape} needs {expected_length} bytes, "
                      f"found {found}. {HOW_TO_SUPPLY}")

@@ -3,9 +3,9 @@
 Each notebook is written as a plain Python file in ``notebooks/source/`` (easy to review in a diff):
 a line ``# %% [markdown]`` starts a Markdown cell whose lines are comments (``# text``), and a line
 ``# %%`` starts a code cell (in which ``# %magic`` lines become IPython magics); the same install cell
-(``INSTALL_CELL``) is put before every notebook's first code cell. This script turns ``source/NN_name.py`` into ``NN_name.ipynb`` and, with
-``--execute``, runs it so the notebook is saved with its outputs (``--quick`` sets LAMB_EDU_QUICK=1
-for the run)::
+(``INSTALL_CELL``) is put before every notebook's first code cell. This script turns
+``source/NN_name.py`` into ``NN_name.ipynb`` and, with ``--execute``, runs it so the notebook is
+saved with its outputs (``--quick`` sets LAMB_EDU_QUICK=1 for the run)::
 
     python notebooks/build.py --execute            # full settings, as committed
     python notebooks/build.py --execute --quick    # the quick settings CI uses
@@ -91,7 +91,8 @@ def build(name: str) -> nbformat.NotebookNode:
 def execute(notebook: nbformat.NotebookNode, timeout: int = 3600) -> nbformat.NotebookNode:
     """Run every cell in a fresh python3 kernel started in ``notebooks/``; an error, or a cell running
     longer than ``timeout`` seconds (the full large-batch study is one cell of over 20 minutes), raises."""
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}})
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(HERE)}})
     client.execute()
     return notebook
 

@@ -266,7 +266,8 @@ def test_batches_shuffle_every_epoch_and_resume_mid_epoch():
 @pytest.mark.mnist
 def test_real_mnist_files_pass_every_check():
     directory = REAL_DATA or ""
-    if not directory or not all((Path(directory) / f"{name}.gz").is_file() or (Path(directory) / name).is_file() for name in NAMES):
+    if not directory or not all((Path(directory) / f"{name}.gz").is_file() or (Path(directory) / name).is_file()
+                                for name in NAMES):
         pytest.skip(f"real MNIST files not found in LAMB_EDU_DATA={directory!r} (set it to a directory holding them)")
     data = load_mnist(directory, download=False)
     assert data.train_images.shape == (60000, 28, 28) and data.test_images.shape == (10000, 28, 28)

@@ -124,8 +124,10 @@ def algorithm_lines(layers: Sequence[LayerStep]) -> list[str]:
     return lines
 
 
-def lamb_step_with_optimizer(weights: Sequence[Any], grads: Sequence[Any], lr: float, betas: tuple[float, float],
-                             eps: float, weight_decay: float, clamp_value: float | None) -> tuple[list[Any], list[dict]]:
+def lamb_step_with_optimizer(
+    weights: Sequence[Any], grads: Sequence[Any], lr: float, betas: tuple[float, float], eps: float,
+    weight_decay: float, clamp_value: float | None,
+) -> tuple[list[Any], list[dict]]:
     """The same first step with ``optim.LAMB`` on float64 tensors: the new weights and each layer's state."""
     params = [Tensor(np.asarray(w, dtype=np.float64), requires_grad=True) for w in weights]
     optimizer = optim.LAMB(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, clamp_value=clamp_value)
