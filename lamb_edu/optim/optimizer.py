@@ -196,8 +196,15 @@ class Optimizer:
         It must come from the same class (the error names both), with the same number of groups and
         of parameters per group, the same hyperparameter names with valid values, and per parameter
         exactly the state this optimizer keeps, arrays of the parameter's shape. State keys may be
-        ints or their strings (as JSON gives them back). Nothing is changed.
+        ints or their strings (as JSON gives them back). Nothing is changed. A malformed one (a group
+        without "params", state that is not a dict) is a ValueError too, not a KeyError or TypeError.
         """
+        try:
+            return self._checked_state_dict(state_dict)
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"state_dict is malformed ({type(error).__name__}: {error})") from None
+
+    def _checked_state_dict(self, state_dict: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[Tensor, Any]]:
         if not isinstance(state_dict, Mapping):
             raise ValueError(f"state_dict must be a dict, got {type(state_dict).__name__}")
         saved_class = state_dict.get("optimizer")

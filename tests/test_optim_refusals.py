@@ -1,4 +1,6 @@
-"""A finite gradient whose square overflows is refused before anything changes (issue 23, item 5).
+"""What the optimizers refuse before anything changes (issue 23, items 5 and 14).
+
+A finite gradient whose square overflows is refused (item 5).
 
 Adam's v ← β2·v + (1 − β2)·g² turns one float32 g above √(float32 max) ≈ 1.8e19 into v = inf, after
 which that weight never moves again (m / (√v + eps) is 0). The optimizers refuse such a gradient
@@ -15,6 +17,7 @@ import pytest
 
 from lamb_edu import Tensor, optim
 from lamb_edu.backend import to_numpy
+from lamb_edu.optim import schedules
 
 FACTORIES = {
     "Adam": lambda params: optim.Adam(params, lr=0.1),
@@ -112,3 +115,38 @@ def test_nan_is_still_named_as_nan():
     grads[0][1, 1] = np.nan
     with pytest.raises(FloatingPointError, match="parameter 0 of group 0.*contains NaN or inf"):
         _step(optimizer, params, grads)
+
+
+def _malformed(good: dict) -> dict[str, object]:
+    group = good["param_groups"][0]
+    return {
+        "param_groups not a list": {**good, "param_groups": 5},
+        "a group without params": {**good, "param_groups": [{k: v for k, v in group.items() if k != "params"}]},
+        "a group that is a list": {**good, "param_groups": [[1, 2]]},
+        "params not a list": {**good, "param_groups": [{**group, "params": 5}]},
+        "state a list": {**good, "state": [1, 2]},
+        "a state entry not a dict": {**good, "state": {0: 5}},
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_malformed({"param_groups": [{}], "state": {}})))
+def test_a_malformed_optimizer_state_dict_is_a_value_error_and_changes_nothing(case):
+    """They raised KeyError or TypeError; load_state_dict documents ValueError."""
+    params = _params()
+    optimizer = optim.Adam(params, lr=0.1)
+    _step(optimizer, params, _grads())
+    good = optimizer.state_dict()
+    with pytest.raises(ValueError, match=r"state_dict is malformed \((KeyError|TypeError)"):
+        optimizer.load_state_dict(_malformed(good)[case])
+    with pytest.raises(ValueError):
+        optimizer.check_state_dict(_malformed(good)[case])
+    after = optimizer.state_dict()
+    assert after["param_groups"] == good["param_groups"]
+    np.testing.assert_array_equal(after["state"][0]["v"], good["state"][0]["v"])
+
+
+def test_a_scheduler_state_whose_base_lrs_is_not_a_list_is_a_value_error():
+    params = _params()
+    scheduler = schedules.LRScheduler(optim.SGD(params, lr=0.1), schedules.LinearWarmup(warmup_steps=10))
+    with pytest.raises(ValueError, match="base_lrs must be a list, got 5"):  # was TypeError: 'int' is not iterable
+        scheduler.load_state_dict({"base_lrs": 5, "last_step": 1})
