@@ -128,7 +128,8 @@ def test_checkpoint_round_trip_on_the_device(on_fake_gpu, tmp_path):
     for p, q in zip(optimizer.state, again.state):
         for key in ("m", "v"):
             assert isinstance(again.state[q][key], DeviceArray)  # loaded back onto the device
-            np.testing.assert_array_equal(backend.to_numpy(again.state[q][key]), backend.to_numpy(optimizer.state[p][key]))
+            np.testing.assert_array_equal(backend.to_numpy(again.state[q][key]),
+                                          backend.to_numpy(optimizer.state[p][key]))
 
 
 def test_a_short_training_run_on_the_device(on_fake_gpu):
@@ -147,7 +148,7 @@ def test_a_short_training_run_on_the_device(on_fake_gpu):
     # every step: the gradient check, LAMB's norms in one copy, the targets' range check, the loss
     assert where["optim/checks.py:all_finite_together"] == steps
     assert where["optim/fused/__init__.py:lamb"] == steps
-    assert where["nn.py:cross_entropy"] == steps + evaluations
+    assert where["nn/losses.py:cross_entropy"] == steps + evaluations
     assert where["autograd.py:item"] == steps + evaluations
     # the rest belongs to logging (norms, divergence checks) and evaluation, not to the steps
     rest = sum(where.values()) - 4 * steps - 2 * evaluations

@@ -3,7 +3,8 @@
 Each sub-command lives in its own module and adds itself with ``add_<name>_command(subparsers)``,
 setting ``handler`` to the function that runs it. ``main`` turns every error into one line on stderr
 and an exit code, never a traceback: 2 for a bad flag or value (as argparse does), 1 for anything
-that goes wrong while running (missing or damaged files, no GPU), 130 for Ctrl-C.
+that goes wrong while running (missing or damaged files, no GPU), 130 for Ctrl-C. A
+``LAMB_EDU_BACKEND`` that cannot be used is a bad value (2) unless ``--backend`` is given.
 ``LAMB_EDU_DEBUG=1`` shows the traceback of an unexpected error instead.
 """
 
@@ -15,6 +16,7 @@ import sys
 from typing import Sequence
 
 import lamb_edu
+from lamb_edu import backend
 from lamb_edu.cli.plot_command import add_plot_command
 from lamb_edu.cli.registry import MODELS, OPTIMIZERS, build_model, build_optimizer
 from lamb_edu.cli.reproduce_command import add_reproduce_command
@@ -41,10 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 bad flags, 1 other errors, 130 Ctrl-C, 0 success)."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    problem = backend.environment_problem()  # a bad LAMB_EDU_BACKEND, unless --backend says otherwise
+    if problem is not None and not any(arg == "--backend" or arg.startswith("--backend=") for arg in argv):
+        return _fail(args.command, problem + (" Or pass --backend numpy." if hasattr(args, "backend") else ""), 2)
     try:
         return args.handler(args)
     except CommandError as error:
