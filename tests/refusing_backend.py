@@ -113,7 +113,8 @@ class DeviceArray:
             raise AttributeError(name)
         attribute = getattr(self._host, name)
         if callable(attribute):
-            return lambda *args, **kwargs: _wrap(attribute(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()}))
+            return lambda *args, **kwargs: _wrap(attribute(*_unwrap(args),
+                                                           **{k: _unwrap(v) for k, v in kwargs.items()}))
         return _wrap(attribute)
 
 
