@@ -72,7 +72,7 @@ def test_mlp_learns_real_mnist_from_2000_examples():
     steps_per_epoch = math.ceil(2000 / batch)
     history = fit(model, optimizer, data, epochs, batch, train_size=2000, seed=0, progress=False,
                   scheduler=cosine(optimizer, epochs * steps_per_epoch))
-    assert history.diverged is None
+    assert history.nonfinite_step is None
     assert history.steps == epochs * steps_per_epoch and len(history.epochs) == epochs
     test_loss, test_accuracy = reference_loss_and_accuracy(model, data.test_images, data.test_labels)
     assert test_accuracy > 0.90
@@ -158,13 +158,13 @@ def test_divergence_stops_cleanly_with_finite_weights():
     model = nn.MLP([784, 16, 10], seed=0)
     # Adam moves every weight by about lr per step: after one step of 1e20 the logits overflow to inf
     history = fit(model, optim.Adam(model.parameters(), lr=1e20), data, 3, 32, progress=False)
-    assert history.diverged is not None and history.diverged >= 2
-    assert history.steps == history.diverged - 1  # the bad step was not taken
+    assert history.nonfinite_step is not None and history.nonfinite_step >= 2
+    assert history.steps == history.nonfinite_step - 1  # the bad step was not taken
     assert all(math.isfinite(loss) for loss in history.step_loss)
-    assert len(history.epochs) == 1 and history.epochs[0]["diverged"] == history.diverged
+    assert len(history.epochs) == 1 and history.epochs[0]["nonfinite_step"] == history.nonfinite_step
     assert all(np.isfinite(value).all() for value in weights(model).values())
     document = json.loads(json.dumps(history.to_dict(), allow_nan=False))  # strict JSON despite the blow-up
-    assert document["diverged"] == history.diverged
+    assert document["nonfinite_step"] == history.nonfinite_step
 
 
 def test_history_round_trips_through_json():
@@ -205,7 +205,7 @@ def test_resume_from_checkpoint_ends_bit_identical(tmp_path, make_optimizer):
     with pytest.raises(Interrupt):  # the checkpoint of step 10 (mid-epoch 2) survives the crash
         fit(model, optimizer, data, epochs, batch, seed=2, log_every=3, scheduler=schedule, progress=False,
             checkpoint_dir=tmp_path, checkpoint_every=5, callback=crash_at_step_12)
-    assert json.loads((tmp_path / "checkpoint.json").read_text())["position"]["step"] == 10
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["position"]["step"] == 10  # the readable copy
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
     model, optimizer, schedule = new_run()
@@ -332,9 +332,9 @@ def test_weights_made_infinite_by_the_last_step_are_divergence():
     data = synthetic_mnist()
     model = nn.MLP([784, 8, 10], seed=0)
     history = fit(model, optim.SGD(model.parameters(), lr=1e308), data, 1, 300, progress=False)
-    assert history.steps == 1 and history.diverged == 1
-    assert history.epochs[0]["diverged"] == 1
-    assert detect_divergence(history.step_loss, stopped_at=history.diverged).status == "diverged"
+    assert history.steps == 1 and history.nonfinite_step == 1
+    assert history.epochs[0]["nonfinite_step"] == 1
+    assert detect_divergence(history.step_loss, stopped_at=history.nonfinite_step).outcome == "diverged"
 
 
 def test_divergence_lives_in_the_training_layer():
@@ -358,6 +358,20 @@ def test_history_holds_read_only_arrays():
 
 
 # ----------------------------------------------------------------------------- checkpoints, checked first
+def edit_checkpoint(directory, document=None, arrays=None):
+    """Rewrite the checkpoint in ``directory`` with ``document(doc)`` and ``arrays(arrays)`` applied (edits in place)."""
+    path = Path(directory) / "checkpoint.npz"
+    with np.load(path, allow_pickle=False) as npz:
+        members = {key: npz[key] for key in npz.files}
+    doc = json.loads(members["checkpoint"].tobytes().decode())
+    if document is not None:
+        document(doc)
+    if arrays is not None:
+        arrays(members)
+    members["checkpoint"] = np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8)
+    np.savez(path, **members)
+
+
 def _checkpointed_lamb_run(directory):
     data = synthetic_mnist()
     model = nn.MLP([784, 16, 10], seed=0)
@@ -400,12 +414,10 @@ def test_resuming_into_another_architecture_names_both(tmp_path):
     (lambda doc: doc["history"].update(step_loss=[1.0]), "step losses"),
     (lambda doc: doc.update(scheduler={"base_lrs": "x"}), "scheduler"),
 ])
-def test_a_damaged_checkpoint_json_is_refused_naming_it(tmp_path, edit, problem):
+def test_a_damaged_checkpoint_document_is_refused_naming_it(tmp_path, edit, problem):
     data = _checkpointed_lamb_run(tmp_path)
-    path = tmp_path / "checkpoint.json"
-    document = json.loads(path.read_text())
-    edit(document)
-    path.write_text(json.dumps(document))
+    path = tmp_path / "checkpoint.npz"
+    edit_checkpoint(tmp_path, document=edit)
     model = nn.MLP([784, 16, 10], seed=5)
     before = weights(model)
     optimizer = optim.LAMB(model.named_parameters(), lr=0.01)
@@ -427,10 +439,7 @@ def test_a_truncated_or_corrupt_npz_is_one_clear_error(tmp_path, damage):
         raw[200:260] = b"\x00" * 60
         path.write_bytes(bytes(raw))
     else:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-        arrays["model/layers.0.bias"][0] = np.nan
-        np.savez(path, **arrays)
+        edit_checkpoint(tmp_path, arrays=lambda arrays: arrays["model/layers.0.bias"].__setitem__(0, np.nan))
     model = nn.MLP([784, 16, 10], seed=0)
     with pytest.raises(RunFileError, match="checkpoint.npz") as caught:
         fit(model, optim.LAMB(model.named_parameters(), lr=0.01), data, 2, 40, progress=False,

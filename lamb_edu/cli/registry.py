@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from lamb_edu import nn, optim
+
 __all__ = ["OptimizerEntry", "OPTIMIZERS", "OPTIMIZER_FLAGS", "ModelEntry", "MODELS", "applies_to",
            "constructor_keywords", "build_optimizer", "build_model"]
 
@@ -66,11 +68,9 @@ def constructor_keywords(name: str, settings: dict[str, Any]) -> dict[str, Any]:
 
 def build_optimizer(settings: dict[str, Any], named_parameters: list[tuple[str, Any]]) -> Any:
     """The optimizer the settings describe, over all parameters (biases included, as in the article's code)."""
-    from lamb_edu import optim  # noqa: PLC0415  (keeps `lamb-edu --help` fast)
-
     name = settings["optimizer"]
     optimizer = getattr(optim, OPTIMIZERS[name].class_name)(list(named_parameters), **constructor_keywords(name, settings))
-    if settings.get("lookahead"):
+    if settings.get("lookahead") is not None:
         optimizer = optim.Lookahead(optimizer, k=settings["lookahead"], alpha=0.5)
     return optimizer
 
@@ -85,14 +85,10 @@ class ModelEntry:
 
 
 def _mlp(settings: dict[str, Any]) -> Any:
-    from lamb_edu import nn  # noqa: PLC0415
-
     return nn.MLP([784, *settings["hidden"], 10], seed=settings["seed"])
 
 
 def _cnn(settings: dict[str, Any]) -> Any:
-    from lamb_edu import nn  # noqa: PLC0415
-
     return nn.CNN(seed=settings["seed"])
 
 
