@@ -34,7 +34,8 @@ __all__ = ["main", "build_parser", "CommandError", "OPTIMIZERS", "MODELS", "trai
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
-    parser = argparse.ArgumentParser(prog="lamb-edu", description="Deep-learning optimizers from scratch, centred on LAMB.",
+    parser = argparse.ArgumentParser(prog="lamb-edu", description="Deep-learning optimizers from scratch, centred "
+                                                                  "on LAMB.",
                                      allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"lamb-edu {lamb_edu.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

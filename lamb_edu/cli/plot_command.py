@@ -20,7 +20,8 @@ __all__ = ["add_plot_command", "run_plot"]
 def add_plot_command(subparsers: Any) -> None:
     """``lamb-edu plot DIR... [--out FILE]``."""
     parser = subparsers.add_parser("plot", help="overlay the curves of several runs", allow_abbrev=False,
-                                   description="Overlay training loss and test accuracy of runs written by `lamb-edu train`.")
+                                   description="Overlay training loss and test accuracy of runs written by "
+                                               "`lamb-edu train`.")
     parser.add_argument("runs", nargs="+", type=Path, metavar="DIR", help="output directories of `lamb-edu train`")
     parser.add_argument("--out", type=Path, default=Path("comparison.png"), metavar="FILE",
                         help="image to write (default: comparison.png)")

@@ -32,7 +32,8 @@ class OptimizerEntry:
 OPTIMIZERS: dict[str, OptimizerEntry] = {
     "sgd": OptimizerEntry("SGD", {"lr": 0.1, "weight_decay": 0.0, "momentum": 0.0, "nesterov": False}),
     "adagrad": OptimizerEntry("Adagrad", {"lr": 0.01, "weight_decay": 0.0, "eps": 1e-10}),
-    "rmsprop": OptimizerEntry("RMSprop", {"lr": 0.001, "weight_decay": 0.0, "momentum": 0.0, "beta2": 0.99, "eps": 1e-8}),
+    "rmsprop": OptimizerEntry("RMSprop", {"lr": 0.001, "weight_decay": 0.0, "momentum": 0.0, "beta2": 0.99,
+                                          "eps": 1e-8}),
     "adam": OptimizerEntry("Adam", {"lr": 0.001, "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
                                     "no_bias_correction": False}),
     "adamw": OptimizerEntry("AdamW", {"lr": 0.001, "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
@@ -69,7 +70,8 @@ def constructor_keywords(name: str, settings: dict[str, Any]) -> dict[str, Any]:
 def build_optimizer(settings: dict[str, Any], named_parameters: list[tuple[str, Any]]) -> Any:
     """The optimizer the settings describe, over all parameters (biases included, as in the article's code)."""
     name = settings["optimizer"]
-    optimizer = getattr(optim, OPTIMIZERS[name].class_name)(list(named_parameters), **constructor_keywords(name, settings))
+    optimizer_class = getattr(optim, OPTIMIZERS[name].class_name)
+    optimizer = optimizer_class(list(named_parameters), **constructor_keywords(name, settings))
     if settings.get("lookahead") is not None:
         optimizer = optim.Lookahead(optimizer, k=settings["lookahead"], alpha=0.5)
     return optimizer

@@ -36,14 +36,17 @@ def add_reproduce_command(subparsers: Any) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="small subsets and few steps (about a minute in all), as CI and the notebooks' quick mode")
     parser.add_argument("--force", action="store_true",
-                        help="with --quick, replace full results in --out (by default they are kept and --quick refused)")
-    parser.add_argument("--out", type=Path, default=Path("figures"), metavar="DIR", help="output directory (default: figures)")
+                        help="with --quick, replace full results in --out (by default they are kept and --quick "
+                             "refused)")
+    parser.add_argument("--out", type=Path, default=Path("figures"), metavar="DIR", help="output directory "
+                                                                                         "(default: figures)")
     parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help="folder with the MNIST files")
     parser.set_defaults(handler=run_reproduce)
 
 
 def read_results(path: Path) -> dict[str, Any]:
-    """The ``results.json`` to merge into: {} when absent; RunFileError naming it when it is not an object of objects."""
+    """The ``results.json`` to merge into: {} when absent; RunFileError naming it when it is not an object of "
+      "objects."""
     if not path.exists():
         return {}
     results = read_json(path)

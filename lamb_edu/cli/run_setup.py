@@ -71,8 +71,8 @@ def prepare_run(args: argparse.Namespace) -> Run:
     """The run's folder, settings, whether it resumes, and its data, all checked; nothing is written."""
     if args.resume is not None:
         out, summary = args.resume, _summary_to_resume(args)
-        settings = {**RUN_DEFAULTS, **summary["settings"], "backend": args.backend,
-                    "data_dir": str(args.data_dir) if args.data_dir is not None else summary["settings"].get("data_dir")}
+        data_dir = str(args.data_dir) if args.data_dir is not None else summary["settings"].get("data_dir")
+        settings = {**RUN_DEFAULTS, **summary["settings"], "backend": args.backend, "data_dir": data_dir}
     else:
         if args.overwrite and args.out is None:
             raise CommandError("argument --overwrite: needs --out DIR", 2)

@@ -60,7 +60,8 @@ def _optimizer_flag_help(setting: str, stem: str) -> str:
 
 
 def add_optimizer_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """``--optimizer`` and a flag for every optimizer setting of the registry (but those in ``skip``); all default None."""
+    """``--optimizer`` and a flag for every optimizer setting of the registry (but those in ``skip``); all "
+      "default None."""
     parser.add_argument("--optimizer", choices=list(OPTIMIZERS), help="optimizer (default: lamb)")
     for setting in OPTIMIZER_FLAGS:
         kind, stem = OPTIMIZER_HELP[setting]
@@ -123,7 +124,8 @@ def check_saved_settings(settings: Any, path: Path) -> None:
     require(isinstance(settings, dict) and settings.get("optimizer") in OPTIMIZERS
             and settings.get("model", "mlp") in MODELS, path,
             "settings.optimizer or settings.model is not one lamb-edu knows")
-    checks = [(key, kind) for key, (kind, _) in OPTIMIZER_HELP.items() if key in OPTIMIZERS[settings["optimizer"]].defaults]
+    taken = OPTIMIZERS[settings["optimizer"]].defaults
+    checks = [(key, kind) for key, (kind, _) in OPTIMIZER_HELP.items() if key in taken]
     checks += [(key, kind) for key, kind in RUN_TYPES.items()
                if settings.get(key) is not None or key in ("batch_size", "epochs")]
     for key, kind in checks:

@@ -61,16 +61,20 @@ def add_sweep_command(subparsers: Any) -> None:
     parser.add_argument("--target", type=_fraction, default=0.95,
                         help="validation accuracy whose first step each run records (default: 0.95)")
     parser.add_argument("--model", choices=list(MODELS), help="network (default: mlp)")
-    parser.add_argument("--hidden", type=positive_int, nargs="+", metavar="WIDTH", help="hidden widths, for mlp (default: 256 256)")
+    parser.add_argument("--hidden", type=positive_int, nargs="+", metavar="WIDTH", help="hidden widths, for mlp "
+                                                                                        "(default: 256 256)")
     parser.add_argument("--seed", type=non_negative_int, help="seed of the weights and the shuffles (default: 0)")
     parser.add_argument("--train-size", type=positive_int,
                         help="train on the first N training images (default: all but the validation split)")
     parser.add_argument("--validation-size", type=positive_int, default=5000,
                         help="hold out the last N training images to pick the tuned lr (default: 5000)")
-    parser.add_argument("--data-dir", type=Path, help="directory with the MNIST IDX files (else LAMB_EDU_DATA, the cache, a download)")
+    parser.add_argument("--data-dir", type=Path, help="directory with the MNIST IDX files (else LAMB_EDU_DATA, "
+                                                      "the cache, a download)")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="array backend (default: numpy)")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: runs/sweep-<optimizer>-<date>-<time>)")
-    parser.add_argument("--overwrite", action="store_true", default=None, help="replace the sweep files already in --out")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: "
+                                                                "runs/sweep-<optimizer>-<date>-<time>)")
+    parser.add_argument("--overwrite", action="store_true", default=None, help="replace the sweep files already "
+                                                                               "in --out")
     # `lamb-edu train` settings a sweep fixes itself: each run's batch and schedule come from the grid
     parser.set_defaults(handler=run_sweep, batch_size=None, lookahead=None, warmup_steps=None, checkpoint_every=None)
 

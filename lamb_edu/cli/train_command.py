@@ -32,7 +32,8 @@ def add_train_command(subparsers: Any) -> None:
                "(the pytorch-lamb code the article used); LARS momentum 0.9 (trust coefficient 0.001, so its lr is "
                "large); AdamW weight decay 0.01, others 0.")
     add_optimizer_arguments(parser)
-    parser.add_argument("--lookahead", type=positive_int, metavar="K", help="wrap the optimizer in Lookahead with k=K, alpha=0.5")
+    parser.add_argument("--lookahead", type=positive_int, metavar="K", help="wrap the optimizer in Lookahead with "
+                                                                            "k=K, alpha=0.5")
     parser.add_argument("--warmup-steps", type=non_negative_int,
                         help="linear warm-up: step s (from 0) uses lr·(s+1)/N for the first N steps (default: 0, none)")
     parser.add_argument("--model", choices=list(MODELS),
@@ -40,18 +41,24 @@ def add_train_command(subparsers: Any) -> None:
                         + " (default: mlp)")
     parser.add_argument("--hidden", type=positive_int, nargs="+", metavar="WIDTH",
                         help="hidden layer widths, for mlp (default: 256 256)")
-    parser.add_argument("--batch-size", type=positive_int, help="examples per optimizer step, the global batch (default: 512)")
+    parser.add_argument("--batch-size", type=positive_int, help="examples per optimizer step, the global batch "
+                                                                "(default: 512)")
     parser.add_argument("--accumulate", type=positive_int, metavar="K",
-                        help="compute each batch as K micro-batches and average their gradients into one step (default: 1)")
+                        help="compute each batch as K micro-batches and average their gradients into one step "
+                             "(default: 1)")
     parser.add_argument("--epochs", type=positive_int, help="passes over the training set (default: 5)")
     parser.add_argument("--seed", type=non_negative_int, help="seed of the weights and the shuffles (default: 0)")
-    parser.add_argument("--train-size", type=positive_int, help="use only the first N training examples (default: all 60000)")
+    parser.add_argument("--train-size", type=positive_int, help="use only the first N training examples (default: "
+                                                                "all 60000)")
     parser.add_argument("--checkpoint-every", type=positive_int, metavar="N",
-                        help="also save a checkpoint every N steps (one is always saved at each epoch's end and on Ctrl-C)")
-    parser.add_argument("--data-dir", type=Path, help="directory with the MNIST IDX files (else LAMB_EDU_DATA, the cache, a download)")
+                        help="also save a checkpoint every N steps (one is always saved at each epoch's end and "
+                             "on Ctrl-C)")
+    parser.add_argument("--data-dir", type=Path, help="directory with the MNIST IDX files (else LAMB_EDU_DATA, "
+                                                      "the cache, a download)")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="array backend (default: numpy)")
     parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="output directory, which must be empty (default: runs/<optimizer>-lr<lr>-bs<batch>-<date>-<time>)")
+                        help="output directory, which must be empty (default: "
+                             "runs/<optimizer>-lr<lr>-bs<batch>-<date>-<time>)")
     parser.add_argument("--overwrite", action="store_true", default=None,
                         help="delete the run already in --out (only the files a run writes) and start again")
     parser.add_argument("--resume", type=Path, metavar="DIR",

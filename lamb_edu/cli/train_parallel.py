@@ -138,7 +138,8 @@ def _agreed(world: Any, attempt: Callable[[], Any], digest: Callable[[Any], floa
     if not failed and digest is not None:
         failed = [rank for rank in range(world.size) if status[1, rank] != status[1, 0]]
         if world.rank in failed:
-            message = f"rank {world.rank} was started with other settings than rank 0: every rank must run the same command"
+            message = (f"rank {world.rank} was started with other settings than rank 0: every rank must run the "
+                       "same command")
         status[0, failed] = 2
     if not failed:
         return result

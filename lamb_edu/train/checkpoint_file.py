@@ -93,7 +93,8 @@ def _checked_contents(path: Path, archive: zipfile.ZipFile, rule: MemberRule) ->
     names = []
     for info in archive.infolist():
         name = info.filename.removesuffix(".npy")
-        require(info.filename.endswith(".npy") and name not in names, path, f"holds an unexpected member {info.filename!r}")
+        require(info.filename.endswith(".npy") and name not in names, path, f"holds an unexpected member "
+                                                                            f"{info.filename!r}")
         require(name == DOCUMENT_MEMBER or rule(name) is not None, path, f"holds an unexpected member {name!r}")
         names.append(name)
     return names

@@ -74,7 +74,8 @@ def check_agrees(path: Path, state: Any, optimizer: Any, saved_scheduler: dict[s
     target = getattr(optimizer, "saves_as", optimizer)
     groups = target.param_groups
     require(len(state["param_groups"]) == len(groups) and all(isinstance(g, dict) for g in state["param_groups"]),
-            path, f"the optimizer state has {len(state['param_groups'])} parameter groups, this optimizer {len(groups)}")
+            path, f"the optimizer state has {len(state['param_groups'])} parameter groups, this optimizer "
+                  f"{len(groups)}")
     for index, (saved, group) in enumerate(zip(state["param_groups"], groups)):
         for key, value in group.items():
             if key in ("params", "param_names") or (key == "lr" and scheduler is not None):

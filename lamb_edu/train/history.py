@@ -28,7 +28,8 @@ class _Rows:
 
     def __init__(self, width: int | None, dtype: Any, rows: Any = None) -> None:
         shape = (0,) if width is None else (0, width)
-        initial = np.zeros(shape, dtype=dtype) if rows is None else np.asarray(rows, dtype=dtype).reshape((-1, *shape[1:]))
+        initial = (np.zeros(shape, dtype=dtype) if rows is None
+                   else np.asarray(rows, dtype=dtype).reshape((-1, *shape[1:])))
         self._buffer = initial.copy()
         self._count = len(initial)
 
@@ -80,9 +81,12 @@ class History:
     step_loss = property(lambda self: self._rows["step_loss"].view(), doc="Loss of every step taken, (steps,).")
     log_steps = property(lambda self: self._rows["log_steps"].view(), doc="Steps with a logged row, (logs,).")
     log_lr = property(lambda self: self._rows["log_lr"].view(), doc="The lr each logged step used, (logs,).")
-    weight_norm = property(lambda self: self._rows["weight_norm"].view(), doc="‖w‖ before each logged step, (logs, params).")
-    update_norm = property(lambda self: self._rows["update_norm"].view(), doc="‖u‖ the optimizer recorded, (logs, params).")
-    trust_ratio = property(lambda self: self._rows["trust_ratio"].view(), doc="The trust ratio it recorded, (logs, params).")
+    weight_norm = property(lambda self: self._rows["weight_norm"].view(), doc="‖w‖ before each logged step, "
+                                                                              "(logs, params).")
+    update_norm = property(lambda self: self._rows["update_norm"].view(), doc="‖u‖ the optimizer recorded, (logs, "
+                                                                              "params).")
+    trust_ratio = property(lambda self: self._rows["trust_ratio"].view(), doc="The trust ratio it recorded, "
+                                                                              "(logs, params).")
 
     def append_step(self, loss: float) -> None:
         """Record the loss of one more step."""
@@ -110,7 +114,8 @@ class History:
 
     def epoch_values(self, key: str) -> Any:
         """One column of the epoch records as a float64 array, e.g. ``epoch_values("test_accuracy")``."""
-        return np.array([math.nan if record.get(key) is None else record[key] for record in self.epochs], dtype=np.float64)
+        values = [math.nan if record.get(key) is None else record[key] for record in self.epochs]
+        return np.array(values, dtype=np.float64)
 
     def final(self) -> dict[str, Any]:
         """The last epoch's ``train_loss``, ``test_loss`` and ``test_accuracy`` (None before any epoch)."""

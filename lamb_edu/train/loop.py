@@ -91,7 +91,8 @@ class _Run:
 def _train_epoch(run: _Run, x: Any, y: Any, epochs: int, epoch_started: float, show_progress: bool) -> None:
     """Steps from ``run.position`` to the end of its epoch, or until divergence."""
     position, history = run.position, run.history
-    with EpochProgress(show_progress, position.steps_per_epoch, position.batch, f"epoch {position.epoch + 1}/{epochs}") as bar:
+    description = f"epoch {position.epoch + 1}/{epochs}"
+    with EpochProgress(show_progress, position.steps_per_epoch, position.batch, description) as bar:
         for xb, yb in batches(x, y, position.batch_size, position.seed, position.epoch, start=position.batch):
             if run.stop is not None and run.stop():
                 position.epoch_seconds = time.perf_counter() - epoch_started
@@ -208,7 +209,8 @@ def _check_arguments(data: Any, epochs: int, batch_size: int, train_size: int | 
     """Every argument checked before anything runs; returns the number of training examples used."""
     available = len(data.train_images)
     if epochs < 0 or batch_size < 1 or log_every < 1:
-        raise ValueError(f"need epochs >= 0, batch_size >= 1 and log_every >= 1; got {epochs}, {batch_size}, {log_every}")
+        raise ValueError(f"need epochs >= 0, batch_size >= 1 and log_every >= 1; got {epochs}, {batch_size}, "
+                         f"{log_every}")
     if train_size is not None and not 1 <= train_size <= available:
         raise ValueError(f"train_size must be between 1 and {available}, got {train_size}")
     count = train_size or available
