@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -375,6 +376,21 @@ def test_a_process_of_an_mpi_job_without_data_parallel_is_refused(tmp_path, synt
     monkeypatch.setenv("PMI_SIZE", "2")
     assert train(tmp_path / "run") == 2
     assert "--data-parallel" in one_line(capsys) and not (tmp_path / "run").exists()
+
+
+@pytest.mark.mpi
+def test_mpiexec_without_data_parallel_trains_nothing_into_the_folder(tmp_path):
+    """Two copies of one run would write one folder: each process refuses, in about the time to start."""
+    if shutil.which("mpiexec") is None:
+        pytest.skip("mpiexec is not installed")
+    out = tmp_path / "run"
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    result = subprocess.run(["mpiexec", "-n", "2", sys.executable, "-m", "lamb_edu", "train", *SMALL, "--out", str(out)],
+                            capture_output=True, text=True, env=environment, timeout=60)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 2 and all("--data-parallel" in line and "one of 2 processes" in line for line in lines)
+    assert not out.exists()
 
 
 # ----------------------------------------------------------------------------- 14: the smaller ones
