@@ -23,7 +23,7 @@ from test_train import synthetic_mnist  # the same synthetic digits as the loop'
 from lamb_edu import cli, nn, optim
 from lamb_edu.cli import run_setup, sweep_command, train_run
 from lamb_edu.data import load_mnist
-from lamb_edu.train import RunFileError, files, fit, read_checkpoint, save_checkpoint
+from lamb_edu.train import RunFileError, checkpoint_file, files, fit, read_checkpoint, save_checkpoint
 from lamb_edu.train.history import History
 from lamb_edu.train.position import Position
 from lamb_edu.train.run_folder import MetricsLog
@@ -454,8 +454,14 @@ def test_checkpoint_members_are_checked_by_name_and_header_before_reading(tmp_pa
                            ({"optimizer/state/0/m": np.zeros(3 * 10**6, dtype=np.float32)}, "a parameter's shape"),
                            ({"model/layers.0.bias": np.zeros((8, 8), dtype=np.float32)}, "the parameter is float")):
         np.savez_compressed(path, **{**members, **extra})
-        with pytest.raises(RunFileError, match=problem):
-            read_checkpoint_step(tmp_path, model, optimizer)
+        read = []
+        with pytest.MonkeyPatch.context() as patch:  # which members were decompressed before the refusal
+            real = checkpoint_file._read_member
+            patch.setattr(checkpoint_file, "_read_member", lambda path, archive, name, rule: (
+                read.append(name), real(path, archive, name, rule))[1])
+            with pytest.raises(RunFileError, match=problem):
+                read_checkpoint_step(tmp_path, model, optimizer)
+        assert read == ["checkpoint"] if "junk" in extra else read[-1] in extra  # the bad one: its header only
 
 
 def test_a_lock_file_holds_the_pid_and_host_while_training(tmp_path, synthetic, monkeypatch):
