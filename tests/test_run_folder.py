@@ -219,6 +219,7 @@ def test_random_sigkills_never_lose_the_run(tmp_path):
                                  capture_output=True, text=True, timeout=120)
         assert resumed.returncode == 0, resumed.stderr
     assert kills >= 1 and summary(out)["status"] == "finished" and not (out / LOCK_FILE).exists()
+    assert not [path.name for path in out.iterdir() if path.name.endswith(".part")]  # a killed writer's, removed
     model = nn.MLP([784, 16, 10], seed=0)
     fit(model, optim.LAMB(model.named_parameters(), lr=0.01, eps=1e-6), load_mnist(data_dir), 2, 20,
         train_size=600, progress=False)

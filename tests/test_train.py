@@ -475,6 +475,25 @@ def test_a_damaged_checkpoint_document_is_refused_naming_it(tmp_path, edit, prob
     assert all(np.array_equal(weights(model)[name], before[name]) for name in NAMES)
 
 
+def test_a_checkpoint_of_the_older_two_file_format_still_resumes(tmp_path):
+    """Before 0.3: the arrays and a 'step' in checkpoint.npz, the document in checkpoint.json."""
+    data = _checkpointed_lamb_run(tmp_path)
+    path = tmp_path / "checkpoint.npz"
+    with np.load(path, allow_pickle=False) as npz:
+        members = {key: npz[key] for key in npz.files}
+    document = json.loads(members.pop("checkpoint").tobytes())
+    (tmp_path / "checkpoint.json").write_text(json.dumps(document))
+    for step, works in ((document["position"]["step"], True), (3, False)):
+        np.savez(path, **members, step=np.asarray(step, dtype=np.int64))
+        model = nn.MLP([784, 16, 10], seed=0)
+        arguments = (model, optim.LAMB(model.named_parameters(), lr=0.01), data, 1, 40)
+        if works:
+            assert fit(*arguments, progress=False, checkpoint_dir=tmp_path, resume=True).steps == 8
+        else:  # the pair is from two steps
+            with pytest.raises(RunFileError, match="different steps"):
+                fit(*arguments, progress=False, checkpoint_dir=tmp_path, resume=True)
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garble", "nan", "nan-in-v", "inf-in-m"])
 def test_a_truncated_or_corrupt_npz_is_one_clear_error(tmp_path, damage):
     data = _checkpointed_lamb_run(tmp_path)
