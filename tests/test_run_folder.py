@@ -213,7 +213,7 @@ def test_random_sigkills_never_lose_the_run(tmp_path):
     for _ in range(8):
         process = start("--resume", str(out)) if resumable() else start(*settings, "--out", str(out), "--overwrite")
         try:
-            process.wait(timeout=rng.uniform(0.1, 0.7) * duration)
+            process.wait(timeout=rng.uniform(0.1, 0.5) * duration)
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
