@@ -42,6 +42,7 @@ def read_metrics(directory: Path) -> list[dict]:
     return [json.loads(line) for line in (directory / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_train_end_to_end_writes_every_file(tmp_path):
     real_data_dir()
@@ -178,6 +179,7 @@ def test_divergence_is_a_result_not_a_crash(tmp_path, monkeypatch, capsys):
     assert (out / "curves.png").read_bytes()[:8] == PNG_MAGIC
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_divergence_without_nan_is_reported(tmp_path, capsys):
     """The article's LAMB at lr 0.1: it learns, then the loss returns to chance level with finite numbers."""
@@ -388,6 +390,7 @@ def test_evaluation_batches_keep_2000_for_the_mlp_and_500_for_the_cnn():
     assert evaluation_batch_size(nn.CNN(seed=0)) == 500
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_a_checkpoint_of_one_model_does_not_resume_into_the_other(tmp_path, capsys):
     real_data_dir()
