@@ -47,7 +47,7 @@ def test_step_by_hand_equals_the_optimizer():
         np.testing.assert_allclose(state["m"], layer.m, rtol=1e-12)
         np.testing.assert_allclose(state["v"], layer.v, rtol=1e-12)
         assert state["trust_ratio"] == pytest.approx(layer.trust_ratio, rel=1e-12)
-        assert state["update_norm"] == pytest.approx(layer.update_norm, rel=1e-12)
+        assert state["ratio_denominator"] == pytest.approx(layer.update_norm, rel=1e-12)
 
 
 def test_algorithm_lines_print_every_line_of_algorithm_2():

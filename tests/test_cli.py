@@ -81,7 +81,7 @@ def test_train_end_to_end_writes_every_file(tmp_path):
     with np.load(out / "trust.npz", allow_pickle=False) as trust:
         assert list(trust["steps"]) == [1, 10, 20] and list(trust["names"]) == NAMES
         for name in NAMES:
-            ratio = trust[f"{name}/weight_norm"] / trust[f"{name}/update_norm"]
+            ratio = trust[f"{name}/weight_norm"] / trust[f"{name}/ratio_denominator"]
             np.testing.assert_allclose(trust[f"{name}/trust_ratio"], ratio, rtol=1e-5)
         np.testing.assert_allclose(trust["layers.0.weight/trust_ratio"], np.asarray(history.trust_ratio)[:, 0],
                                    rtol=1e-6)

@@ -248,7 +248,7 @@ def test_trust_ratio_starts_below_one_and_is_phi_w_over_u(quick_reproduction):
         assert run.log_steps[0] == 1
         assert np.all(run.trust_ratio[0] < 1.0)  # "r starts below 1": a natural warm-up
         # every logged r is φ(‖w‖)/‖u‖ with φ clipping at 10, recomputed from the logged norms
-        expected = np.minimum(run.weight_norm, 10.0) / run.update_norm
+        expected = np.minimum(run.weight_norm, 10.0) / run.ratio_denominator
         np.testing.assert_allclose(run.trust_ratio, expected, rtol=1e-5)
     assert comparison.runs["Adam lr 0.01"][0].setting.use_trust_ratio is False
 

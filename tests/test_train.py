@@ -113,12 +113,12 @@ def test_trust_statistics_are_recorded_for_lamb():
     assert history.parameter_names == NAMES and history.steps == steps
     assert history.log_steps.tolist() == [1] + list(range(4, steps + 1, 4))
     assert history.records_trust
-    for key in ("weight_norm", "update_norm", "trust_ratio"):
+    for key in ("weight_norm", "ratio_denominator", "trust_ratio"):
         assert np.asarray(getattr(history, key)).shape == (len(history.log_steps), len(NAMES))
     # the first row: norms of the initial weights, and LAMB's ratio ‖w‖/‖u‖ (all ‖w‖ < 10: no clamp)
     expected = [np.linalg.norm(initial[name].astype(np.float64)) for name in NAMES]
     np.testing.assert_allclose(history.weight_norm[0], expected, rtol=1e-5)
-    ratio = np.asarray(history.weight_norm) / np.asarray(history.update_norm)
+    ratio = np.asarray(history.weight_norm) / np.asarray(history.ratio_denominator)
     np.testing.assert_allclose(history.trust_ratio, ratio, rtol=1e-5)
     assert history.log_lr.tolist() == [0.01] * len(history.log_steps)
     arrays = history.trust_arrays()
@@ -142,7 +142,7 @@ def test_weight_norms_are_recorded_for_optimizers_without_trust_ratio():
     model = nn.MLP([784, 16, 10], seed=1)
     initial = weights(model)
     history = fit(model, optim.SGD(model.parameters(), lr=0.05), data, 1, 50, log_every=3, progress=False)
-    assert not history.records_trust and history.update_norm.size == 0 and history.trust_ratio.size == 0
+    assert not history.records_trust and history.ratio_denominator.size == 0 and history.trust_ratio.size == 0
     assert history.log_steps.tolist() == [1, 3, 6]
     np.testing.assert_allclose(history.weight_norm[0], [np.linalg.norm(initial[n].astype(np.float64)) for n in NAMES],
                                rtol=1e-6)
@@ -517,3 +517,12 @@ def test_a_truncated_or_corrupt_npz_is_one_clear_error(tmp_path, damage):
     if damage != "truncate" and damage != "garble":  # a damaged file, not a run that diverged
         assert "holds NaN or inf" in str(caught.value)
     assert all(np.array_equal(weights(model)[name], before[name]) for name in NAMES)
+
+
+def test_a_history_written_with_update_norm_still_reads():
+    """Run files from before the rename say ``update_norm`` for the trust ratio's denominator."""
+    history = History(["w"], log_steps=[1], log_lr=[0.1], weight_norm=[[1.0]], ratio_denominator=[[2.0]],
+                      trust_ratio=[[0.5]])
+    old = history.to_dict()
+    old["update_norm"] = old.pop("ratio_denominator")
+    assert History.from_dict(old) == history

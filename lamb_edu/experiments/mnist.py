@@ -82,7 +82,7 @@ class MnistRun:
     log_steps: Any  # the steps at which norms were logged
     parameter_names: list[str]
     weight_norm: Any  # (logs, parameters): r1 = ‖w‖
-    update_norm: Any  # (logs, parameters): r2 = ‖u‖
+    ratio_denominator: Any  # (logs, parameters): r2, what the trust ratio divides by (LAMB: ‖u‖)
     trust_ratio: Any  # (logs, parameters): r = φ(‖w‖)/‖u‖, computed whether or not it was used
     stopped_at: int | bool
     divergence: Divergence
@@ -207,7 +207,7 @@ def _run_from_history(setting: MnistSetting, seed: int, history: Any, network: s
         test_loss=np.array([epoch["test_loss"] for epoch in history.epochs], dtype=np.float64),
         test_accuracy=np.array([epoch["test_accuracy"] for epoch in history.epochs], dtype=np.float64),
         log_steps=np.asarray(history.log_steps), parameter_names=names,
-        weight_norm=table(history.weight_norm), update_norm=table(history.update_norm),
+        weight_norm=table(history.weight_norm), ratio_denominator=table(history.ratio_denominator),
         trust_ratio=table(history.trust_ratio), stopped_at=history.diverged, seconds=history.seconds,
         divergence=Divergence("learned", None, [], math.nan), network=network,
     )

@@ -54,7 +54,7 @@ class TrajectoryResult:
     """Experiment 2: for each optimizer, its path on the two-layer loss and what each step did.
 
     Arrays are indexed [step, layer] with step 0 the start: ``weights`` (steps+1, 2); ``loss``
-    (steps+1,); ``step_size`` |Δw| (steps, 2); ``trust_ratio``, ``weight_norm``, ``update_norm``
+    (steps+1,); ``step_size`` |Δw| (steps, 2); ``trust_ratio``, ``weight_norm``, ``ratio_denominator``
     (steps, 2) for the optimizers that record them (LARS, LAMB), else None.
     """
 
@@ -66,7 +66,7 @@ class TrajectoryResult:
     step_size: dict[str, Any]
     trust_ratio: dict[str, Any]
     weight_norm: dict[str, Any]
-    update_norm: dict[str, Any]
+    ratio_denominator: dict[str, Any]
     steps: int
 
     def relative_error(self, name: str) -> Any:
@@ -108,13 +108,13 @@ def run_two_layers(optimizer_class: Any, settings: dict[str, Any], steps: int) -
     """Step ``optimizer_class(params, **settings)`` ``steps`` times on ``two_layer_loss``, lr decaying linearly to 0.
 
     Returns host arrays: ``weights`` (steps+1, 2), ``loss`` (steps+1,), and ``trust_ratio``,
-    ``weight_norm``, ``update_norm`` (steps, 2) when the optimizer records them (else None).
+    ``weight_norm``, ``ratio_denominator`` (steps, 2) when the optimizer records them (else None).
     """
     layers = tuple(LAYER_OPTIMA)
     params = [Tensor([LAYER_STARTS[layer]], requires_grad=True) for layer in layers]
     optimizer = optimizer_class(params, **settings)
     weights, loss = np.empty((steps + 1, 2)), np.empty(steps + 1)
-    recorded = {key: np.full((steps, 2), np.nan) for key in ("trust_ratio", "weight_norm", "update_norm")}
+    recorded = {key: np.full((steps, 2), np.nan) for key in ("trust_ratio", "weight_norm", "ratio_denominator")}
     for step in range(steps + 1):
         weights[step] = [float(backend.to_numpy(p.data)[0]) for p in params]
         for group in optimizer.param_groups:  # lr decays linearly to 0, as in the LAMB paper
@@ -159,7 +159,7 @@ def from_sgd_to_lamb(
         result.step_size[name] = np.abs(np.diff(run["weights"], axis=0))
         result.trust_ratio[name] = run["trust_ratio"]
         result.weight_norm[name] = run["weight_norm"]
-        result.update_norm[name] = run["update_norm"]
+        result.ratio_denominator[name] = run["ratio_denominator"]
     return result
 
 

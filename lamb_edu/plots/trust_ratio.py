@@ -21,7 +21,7 @@ __all__ = ["TRUST_STATISTICS", "plot_trust_ridges", "plot_trust_per_layer", "plo
 TRUST_STATISTICS = (
     ("trust_ratio", "trust ratio r = φ(r1)/r2 (×)"),
     ("weight_norm", "weight norm r1 = ‖w‖"),
-    ("update_norm", "ratio denominator r2 (LAMB: ‖u‖)"),  # the runs' field, recorded as ratio_denominator
+    ("ratio_denominator", "ratio denominator r2 (LAMB: ‖u‖)"),
 )
 
 

@@ -2,7 +2,7 @@
 
 Per step: ``step_loss``. Every ``log_every`` steps (and at step 1): ``log_steps``, ``log_lr`` and,
 per parameter (columns in the order of ``parameter_names``), ``weight_norm`` ‖w‖ before the step and,
-for optimizers that record them (LAMB, LARS), ``update_norm`` and ``trust_ratio``. Per epoch: one
+for optimizers that record them (LAMB, LARS), ``ratio_denominator`` and ``trust_ratio``. Per epoch: one
 record dict in ``epochs``. ``nonfinite_step`` is None, or the step at which a loss, gradient or weight
 stopped being finite (``diverged`` is its old name, still read and written). ``to_dict``/``from_dict``
 round-trip through strict JSON; ``from_dict`` checks what it reads (lengths, widths, epoch records).
@@ -14,12 +14,12 @@ import math
 from typing import Any, Iterable, Sequence
 
 from lamb_edu import backend
+from lamb_edu.optim.functional import RENAMED_TRUST_KEYS, TRUST_KEYS
 
 np = backend.np  # host NumPy: the history is bookkeeping, not device maths
 
 __all__ = ["History", "json_safe", "TRUST_KEYS"]
 
-TRUST_KEYS = ("weight_norm", "update_norm", "trust_ratio")
 _SERIES = ("step_loss", "log_steps", "log_lr", *TRUST_KEYS)
 
 
@@ -83,8 +83,8 @@ class History:
     log_lr = property(lambda self: self._rows["log_lr"].view(), doc="The lr each logged step used, (logs,).")
     weight_norm = property(lambda self: self._rows["weight_norm"].view(), doc="‖w‖ before each logged step, "
                                                                               "(logs, params).")
-    update_norm = property(lambda self: self._rows["update_norm"].view(), doc="‖u‖ the optimizer recorded, (logs, "
-                                                                              "params).")
+    ratio_denominator = property(lambda self: self._rows["ratio_denominator"].view(),
+                                 doc="What the trust ratio divided by (LAMB: ‖u‖), (logs, params).")
     trust_ratio = property(lambda self: self._rows["trust_ratio"].view(), doc="The trust ratio it recorded, "
                                                                               "(logs, params).")
 
@@ -99,7 +99,7 @@ class History:
         self._rows["log_lr"].append(lr)
         self._rows["weight_norm"].append(weight_norm)
         if recorded is not None:
-            self._rows["update_norm"].append(recorded["update_norm"])
+            self._rows["ratio_denominator"].append(recorded["ratio_denominator"])
             self._rows["trust_ratio"].append(recorded["trust_ratio"])
 
     @property
@@ -140,12 +140,15 @@ class History:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> History:
-        """The inverse of ``to_dict`` (None losses and norms come back as NaN); files with ``diverged`` still read.
+        """The inverse of ``to_dict`` (None losses and norms come back as NaN); files with ``diverged`` or
+        ``update_norm`` (``ratio_denominator``'s old name) still read.
 
         Raises ValueError naming the problem when the values do not make one history: a series that is
         not a list of numbers, logged series of unequal lengths or widths, an epoch record without its
         ``epoch`` or out of order.
         """
+        if isinstance(values, dict):  # files from before the rename say update_norm
+            values = {RENAMED_TRUST_KEYS.get(key, key): value for key, value in values.items()}
         _check_history_values(values)
         series = {key: _nan_for_none(values[key]) for key in _SERIES if key in values}
         step = values.get("nonfinite_step", values.get("diverged"))

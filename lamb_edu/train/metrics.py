@@ -14,7 +14,8 @@ from lamb_edu import backend
 from lamb_edu.autograd import Tensor, no_grad
 from lamb_edu.nn import Module, cross_entropy
 from lamb_edu.optim.functional import norm
-from lamb_edu.train.history import TRUST_KEYS, History
+from lamb_edu.optim.functional import TRUST_KEYS
+from lamb_edu.train.history import History
 
 np = backend.np
 
@@ -57,7 +58,7 @@ def _innermost(optimizer: Any) -> Any:
 
 
 def trust_statistics(optimizer: Any, parameters: list[Tensor]) -> dict[str, list[float]] | None:
-    """Per parameter, the ``weight_norm``, ``update_norm`` and ``trust_ratio`` the last step recorded.
+    """Per parameter, the ``weight_norm``, ``ratio_denominator`` and ``trust_ratio`` the last step recorded.
 
     None when the optimizer (or the one a wrapper holds) keeps no such entries, as Adam or SGD.
     """

@@ -34,8 +34,8 @@ print("mode:", "quick" if QUICK else "full")
 # $\phi$ acts only inside $r$. So LAMB moves each layer by exactly $\eta\,\min(r_1, 10)$: a fixed
 # fraction of the layer's norm while that norm is below 10, and $10\eta$ once it is above. After every
 # step `optim.LAMB` keeps the three numbers in `optimizer.state[p]` as `weight_norm` ($r_1$),
-# `update_norm` ($r_2$) and `trust_ratio` ($r$), also with `use_trust_ratio=False`, when it steps with 1
-# instead, and `train.fit` logs them every few steps.
+# `ratio_denominator` ($r_2$: the norm the ratio divides by, for LAMB its ‖u‖) and `trust_ratio` ($r$),
+# also with `use_trust_ratio=False`, when it steps with 1 instead, and `train.fit` logs them every few steps.
 #
 # **Why $r$ starts below 1.** At the first step $m_1 = (1-\beta_1)g$ and $v_1 = (1-\beta_2)g^2$, so every
 # entry of $u$ is

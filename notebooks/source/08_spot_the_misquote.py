@@ -171,8 +171,8 @@ figure = plots.plot_trust_per_layer(mnist)
 # 2. Repeat the scale check with `optim.LAMB(..., weight_decay=0.01)`. Does the paper's rule still pass
 #    the weight-scale check? Why not, and why is that not a defect?
 # 3. Write your own misquote: LAMB with the trust ratio clipped at 10 instead of $\lVert w\rVert$
-#    (the article's sentence). Subclass `optim.LAMB`, override `update` with the pieces of
-#    `optim.functional`, set `fast_rule = None`, and run the scale check. What changes for a layer with
+#    (the article's sentence). Subclass `optim.LAMB`, override its `trust_ratio` (or `update`, with the
+#    pieces of `optim.functional`), set `fused_update = None`, and run the scale check. What changes for a layer with
 #    $\lVert w\rVert = 13$?
 # 4. A tutorial writes LARS as $\Delta w = -\eta\,\frac{\lVert w\rVert}{\lVert g\rVert}\, g$ with no
 #    momentum. Which scale checks does it pass? Compare with `optim.LARS(..., momentum=0)`.
