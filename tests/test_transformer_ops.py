@@ -18,6 +18,7 @@ from lamb_edu.nn.functional import (
     linear,
     masked_softmax_cross_entropy,
     scaled_dot_product_attention,
+    self_attention,
 )
 
 rng = np.random.default_rng(0)
@@ -170,6 +171,44 @@ def test_attention_is_stable_for_large_scores_and_checks_shapes():
     np.testing.assert_allclose(out, reference_attention(q, k, v), rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="same leading axes"):
         scaled_dot_product_attention(Tensor(q), Tensor(k[..., :1]), Tensor(v))
+
+
+def composed_self_attention(x, wq, bq, wk, bk, wv, bv, heads, mask=None):
+    """Projections, split, attention and join from separate graph operations."""
+    batch, seq, d_model = x.shape
+
+    def split(t):
+        return t.reshape(batch, seq, heads, d_model // heads).transpose(0, 2, 1, 3)
+
+    out = scaled_dot_product_attention(split(linear(x, wq, bq)), split(linear(x, wk, bk)), split(linear(x, wv, bv)),
+                                       mask)
+    return out.transpose(0, 2, 1, 3).reshape(batch, seq, d_model)
+
+
+@pytest.mark.parametrize("mask", [None, "causal"])
+def test_self_attention_is_the_composed_form_in_one_node(mask):
+    batch, seq, d_model, heads = 2, 5, 6, 3
+    if mask == "causal":
+        mask = np.tril(np.ones((seq, seq), dtype=bool))
+    arrays = [rng.normal(size=(batch, seq, d_model))]
+    for _ in range(3):
+        arrays += [rng.normal(size=(d_model, d_model)), rng.normal(size=d_model)]
+
+    def fused(x, wq, bq, wk, bk, wv, bv):
+        return self_attention(x, [(wq, bq), (wk, bk), (wv, bv)], heads, mask)
+
+    def composed(*tensors):
+        return composed_self_attention(*tensors, heads, mask)
+
+    out = fused(*[Tensor(a) for a in arrays])
+    np.testing.assert_allclose(to_numpy(out.data), to_numpy(composed(*[Tensor(a) for a in arrays]).data), rtol=1e-12)
+    upstream = rng.normal(size=out.shape)
+    for got, expected in zip(backward_with(fused, upstream, *arrays), backward_with(composed, upstream, *arrays)):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    check_gradients(fused, *arrays)
+    module = nn.MultiHeadSelfAttention(d_model, heads, seed=0, dtype=np.float64)
+    x = Tensor(arrays[0])
+    np.testing.assert_allclose(to_numpy(module(x, mask).data), to_numpy(module.composed(x, mask).data), rtol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------- linear
