@@ -32,7 +32,8 @@ def row_blocks(rows: int, row_size: int) -> list[slice]:
 def for_blocks(function: Callable[[slice], Any], rows: int, row_size: int) -> None:
     """Call ``function(block)`` for every block of ``row_blocks(rows, row_size)``, the blocks shared between threads.
 
-    Each thread takes a run of consecutive blocks; ``function`` must write only its own block's rows.
+    Each thread takes a run of consecutive blocks; ``function`` must write only its own block's rows,
+    and must not call ``for_blocks`` itself (the pool's workers would wait on each other).
     """
     blocks = row_blocks(rows, row_size)
     pieces = min(num_threads(), len(blocks))
