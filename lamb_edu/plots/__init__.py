@@ -11,6 +11,7 @@ One module per figure family:
 - ``large_batch``: the large-batch study, accuracy and steps against batch size, lr × batch heatmaps.
 - ``training_curves``: the runs of ``lamb-edu train`` and ``lamb-edu plot``.
 - ``data_parallel``: measured data-parallel scaling, the all-reduce fit, predicted efficiency.
+- ``tiny_bert``: TinyBERT's trust ratio, ‖w‖ and ‖u‖ through training, its tensors grouped by kind.
 - ``colors``: the colour of each MNIST setting.
 - ``registry``: ``experiment_figures(name, result)``, the figures of each experiment by file name.
 """
@@ -39,6 +40,7 @@ from lamb_edu.plots.mnist import (
     plot_mnist_comparison,
 )
 from lamb_edu.plots.registry import FIGURES, experiment_figures
+from lamb_edu.plots.tiny_bert import KIND_COLORS, plot_trust_by_kind, summarise_by_kind
 from lamb_edu.plots.training_curves import LABEL_KEYS, history_run, load_run, plot_training_curves, settings_labels
 from lamb_edu.plots.trajectories import (
     OPTIMIZER_COLORS,
@@ -60,6 +62,9 @@ from lamb_edu.plots.trust_ratio import (
 )
 
 __all__ = [
+    "KIND_COLORS",
+    "plot_trust_by_kind",
+    "summarise_by_kind",
     "plot_moving_averages",
     "plot_bias_correction_factor",
     "plot_uncorrected_step_ratio",
