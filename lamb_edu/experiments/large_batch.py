@@ -32,6 +32,7 @@ from typing import Any, Sequence
 
 from lamb_edu import data, nn
 from lamb_edu.experiments.batch_sweep import BatchRun, RunQueue, mark_tuned, study_data
+from lamb_edu.experiments.critical_batch import steps_to_target_cell
 from lamb_edu.experiments.large_batch_result import LargeBatchResult
 from lamb_edu.experiments.large_batch_settings import FULL, QUICK, LargeBatchSettings
 from lamb_edu.experiments.study_optimizers import STUDY_OPTIMIZERS, StudyOptimizer
@@ -49,7 +50,8 @@ def large_batch(quick: bool = False, data_dir: Any = None, progress: bool = Fals
     Per optimizer, the lr-grid protocol (the grid at every batch size from seed 0, its best by
     validation accuracy "tuned"; the rule-scaled lr from the smallest batch's tuned lr, "scaled";
     the tuned runs again from each of ``repeat_seeds``), then the quasi-random protocol at
-    ``settings.tuned_batch_sizes``. ``known`` runs (an earlier result's, same settings) and the runs
+    ``settings.tuned_batch_sizes``, then the steps-to-target measure (``critical_batch``). ``known``
+    runs (an earlier result's, same settings) and the runs
     of a ``journal`` file are not trained again (``batch_sweep.RunQueue``).
     """
     settings = settings or (QUICK if quick else FULL)
@@ -63,7 +65,8 @@ def large_batch(quick: bool = False, data_dir: Any = None, progress: bool = Fals
     reports = len(settings.repeat_seeds)
     # the grid, the repeats and the trials are known ahead; a scaled lr off the grid adds a run when it starts
     queue.expect(sum(len(settings.batch_sizes) * (len(o.grid) + reports * len(settings.repeat_rules))
-                     + len(settings.tuned_batch_sizes) * (settings.trials + reports) for o in settings.optimizers))
+                     + len(settings.tuned_batch_sizes) * (settings.trials + reports) for o in settings.optimizers)
+                 + settings.steps_trials * len(settings.batch_sizes) * len(settings.optimizers))
     runs: list[BatchRun] = []
     try:
         for study_optimizer in settings.optimizers:
@@ -71,6 +74,10 @@ def large_batch(quick: bool = False, data_dir: Any = None, progress: bool = Fals
         for batch in sorted(settings.tuned_batch_sizes, reverse=True) if settings.trials else ():
             for study_optimizer in settings.optimizers:
                 runs += _quasi_random(queue, study_optimizer, batch, settings)
+        for batch in settings.batch_sizes if settings.steps_trials else ():
+            for study_optimizer in settings.optimizers:
+                runs += steps_to_target_cell(queue, study_optimizer, batch, settings.steps_trials, settings.draw_seed,
+                                             settings.steps_per_doubling, settings.warmup_floor_epochs)
     finally:
         queue.close()
     return LargeBatchResult(runs, settings, bool(quick), time.perf_counter() - started)

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from lamb_edu import backend
 from lamb_edu.experiments.batch_run import RUN_FIELDS, BatchRun
+from lamb_edu.experiments.critical_batch import best_steps, critical_batch_size
 from lamb_edu.experiments.large_batch_settings import LargeBatchSettings
 from lamb_edu.experiments.study_optimizers import STUDY_OPTIMIZERS, StudyOptimizer
 from lamb_edu.experiments.tuning import SearchSpace
@@ -24,7 +25,7 @@ np = backend.np  # the run table is host numbers
 __all__ = ["LargeBatchResult", "SELECTION_SEED", "PROTOCOLS"]
 
 SELECTION_SEED = 0
-PROTOCOLS = ("lr_grid", "quasi_random")
+PROTOCOLS = ("lr_grid", "quasi_random", "steps_to_target")
 
 
 @dataclass
@@ -125,6 +126,14 @@ class LargeBatchResult:
         return {batch: float(np.mean(tuned[batch]) - np.mean(grid[batch])) for batch in self.batch_sizes
                 if grid[batch] and tuned[batch]}
 
+    def best_steps(self, optimizer: str) -> dict[int, int | None]:
+        """Per batch size, the fewest steps to the target of the steps-to-target measure (None: missed)."""
+        return best_steps(self.runs, optimizer, self.batch_sizes)
+
+    def critical_batch(self, optimizer: str) -> int | None:
+        """The critical batch size of ``optimizer`` at ``settings.target`` (``critical_batch.critical_batch_size``)."""
+        return critical_batch_size(self.best_steps(optimizer))
+
     def summary(self) -> dict[str, Any]:
         """The numbers ``results.json`` records: the settings, every run (``runs``) and a digest per optimizer."""
         return _summary(self)
@@ -154,7 +163,8 @@ def _digest(result: LargeBatchResult, o: StudyOptimizer) -> dict[str, Any]:
             "lrs_within_1_point": result.good_lrs(o.name),
             "quasi_random_best": quasi,
             "quasi_random_final_test_accuracy": result.accuracy(o.name, "tuned", protocol="quasi_random"),
-            "gap_closed": result.gap_closed(o.name)}
+            "gap_closed": result.gap_closed(o.name), "best_steps_to_target": result.best_steps(o.name),
+            "critical_batch_size": result.critical_batch(o.name)}
 
 
 def _summary(result: LargeBatchResult) -> dict[str, Any]:
@@ -164,7 +174,8 @@ def _summary(result: LargeBatchResult) -> dict[str, Any]:
             "test_examples": s.test_size or 10000, "target": s.target, "warmup_fraction": s.warmup_fraction,
             "repeat_seeds": list(s.repeat_seeds), "selection_seed": SELECTION_SEED, "trials": s.trials,
             "tuning_batch_sizes": list(s.tuned_batch_sizes) if s.trials else [], "draw_seed": s.draw_seed,
-            "warmup_floor_epochs": s.warmup_floor_epochs, "quick": result.quick, "seconds": result.seconds,
+            "warmup_floor_epochs": s.warmup_floor_epochs, "steps_trials": s.steps_trials,
+            "steps_per_doubling": s.steps_per_doubling, "quick": result.quick, "seconds": result.seconds,
             "fields": list(RUN_FIELDS), "optimizers": {o.name: _digest(result, o) for o in result.optimizers},
             "tuned_behind_best": result.behind_best(), "quasi_random_behind_best": result.behind_best("quasi_random"),
             "runs": result.table(), **({"extra": s.extra} if s.extra else {})}
@@ -187,6 +198,7 @@ def _from_summary(cls: type, summary: dict[str, Any]) -> LargeBatchResult:
         repeat_seeds=tuple(summary["repeat_seeds"]), hidden=hidden, trials=summary.get("trials", 0),
         tuning_batch_sizes=tuple(summary.get("tuning_batch_sizes") or ()) or None,
         draw_seed=summary.get("draw_seed", 0), warmup_floor_epochs=summary.get("warmup_floor_epochs", 0.25),
+        steps_trials=summary.get("steps_trials", 0), steps_per_doubling=summary.get("steps_per_doubling", 16),
         extra=dict(summary.get("extra", {})))
     runs = [BatchRun.from_row(row) for row in summary["runs"]]
     return cls(runs, settings, bool(summary["quick"]), float(summary["seconds"]))

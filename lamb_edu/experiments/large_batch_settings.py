@@ -18,7 +18,9 @@ class LargeBatchSettings:
     runs from seed 0; the chosen settings are trained again from each of ``repeat_seeds`` (the
     report). ``trials`` quasi-random settings are tried per optimizer at each of
     ``tuning_batch_sizes`` (all batch sizes when None; 0 trials: no quasi-random protocol), drawn
-    from ``draw_seed``; their warm-up lasts at least ``warmup_floor_epochs`` epochs.
+    from ``draw_seed``; their warm-up lasts at least ``warmup_floor_epochs`` epochs. ``steps_trials``
+    trials per optimizer and batch size measure the steps to ``target`` the way Shallue et al. do
+    (``critical_batch``; 0: not measured), scored ``steps_per_doubling`` times per doubling of the steps.
     """
 
     batch_sizes: tuple[int, ...]
@@ -37,6 +39,8 @@ class LargeBatchSettings:
     tuning_batch_sizes: tuple[int, ...] | None = None
     draw_seed: int = 0
     warmup_floor_epochs: float = 0.25
+    steps_trials: int = 0
+    steps_per_doubling: int = 16
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
@@ -46,12 +50,12 @@ class LargeBatchSettings:
 
 
 FULL = LargeBatchSettings(batch_sizes=(128, 512, 2048, 8192, 16384), epochs=10, train_size=49152,
-                          validation_size=5000, test_size=None, target=0.95, repeat_seeds=(1, 2), trials=8,
-                          tuning_batch_sizes=(2048, 8192, 16384))
+                          validation_size=5000, test_size=None, target=0.95, repeat_seeds=(1, 2), trials=6,
+                          tuning_batch_sizes=(8192, 16384), steps_trials=4)
 # Quick: 8192 images, three batch sizes, three lrs of the full grid (a factor 4 apart), a smaller curve
 # slice, and 3 quasi-random trials at the largest batch: enough to show both protocols in CI.
 QUICK = LargeBatchSettings(
     batch_sizes=(128, 512, 2048), epochs=6, train_size=8192, validation_size=2000, test_size=2000, target=0.9,
-    curve_size=500, trials=3, tuning_batch_sizes=(2048,),
+    curve_size=500, trials=3, tuning_batch_sizes=(2048,), steps_trials=2,
     optimizers=tuple(replace(o, grid=o.grid[1:7:2]) for o in STUDY_OPTIMIZERS),
 )
