@@ -63,10 +63,11 @@ def large_batch(quick: bool = False, data_dir: Any = None, progress: bool = Fals
                      warmup_fraction=settings.warmup_fraction, target=settings.target, progress=progress,
                      description="large_batch", known=known, journal=journal)
     reports = len(settings.repeat_seeds)
-    # the grid, the repeats and the trials are known ahead; a scaled lr off the grid adds a run when it starts
-    queue.expect(sum(len(settings.batch_sizes) * (len(o.grid) + reports * len(settings.repeat_rules))
+    # the grid (unless its runs are known), the repeats and the trials are known ahead; a scaled lr off the
+    # grid adds a run when it starts
+    queue.expect(sum(len(settings.batch_sizes) * (len(o.grid) + reports * len(settings.repeat_rules)) * (not known)
                      + len(settings.tuned_batch_sizes) * (settings.trials + reports) for o in settings.optimizers)
-                 + settings.steps_trials * len(settings.batch_sizes) * len(settings.optimizers))
+                 + settings.steps_trials * len(settings.measured_batch_sizes) * len(settings.optimizers))
     runs: list[BatchRun] = []
     try:
         for study_optimizer in settings.optimizers:
@@ -74,7 +75,7 @@ def large_batch(quick: bool = False, data_dir: Any = None, progress: bool = Fals
         for batch in sorted(settings.tuned_batch_sizes, reverse=True) if settings.trials else ():
             for study_optimizer in settings.optimizers:
                 runs += _quasi_random(queue, study_optimizer, batch, settings)
-        for batch in settings.batch_sizes if settings.steps_trials else ():
+        for batch in settings.measured_batch_sizes if settings.steps_trials else ():
             for study_optimizer in settings.optimizers:
                 runs += steps_to_target_cell(queue, study_optimizer, batch, settings.steps_trials, settings.draw_seed,
                                              settings.steps_per_doubling, settings.warmup_floor_epochs)

@@ -175,7 +175,9 @@ def _summary(result: LargeBatchResult) -> dict[str, Any]:
             "repeat_seeds": list(s.repeat_seeds), "selection_seed": SELECTION_SEED, "trials": s.trials,
             "tuning_batch_sizes": list(s.tuned_batch_sizes) if s.trials else [], "draw_seed": s.draw_seed,
             "warmup_floor_epochs": s.warmup_floor_epochs, "steps_trials": s.steps_trials,
-            "steps_per_doubling": s.steps_per_doubling, "quick": result.quick, "seconds": result.seconds,
+            "steps_per_doubling": s.steps_per_doubling,
+            "steps_batch_sizes": list(s.measured_batch_sizes) if s.steps_trials else [], "quick": result.quick,
+            "seconds": result.seconds,
             "fields": list(RUN_FIELDS), "optimizers": {o.name: _digest(result, o) for o in result.optimizers},
             "tuned_behind_best": result.behind_best(), "quasi_random_behind_best": result.behind_best("quasi_random"),
             "runs": result.table(), **({"extra": s.extra} if s.extra else {})}
@@ -199,6 +201,7 @@ def _from_summary(cls: type, summary: dict[str, Any]) -> LargeBatchResult:
         tuning_batch_sizes=tuple(summary.get("tuning_batch_sizes") or ()) or None,
         draw_seed=summary.get("draw_seed", 0), warmup_floor_epochs=summary.get("warmup_floor_epochs", 0.25),
         steps_trials=summary.get("steps_trials", 0), steps_per_doubling=summary.get("steps_per_doubling", 16),
+        steps_batch_sizes=tuple(summary.get("steps_batch_sizes") or ()) or None,
         extra=dict(summary.get("extra", {})))
     runs = [BatchRun.from_row(row) for row in summary["runs"]]
     return cls(runs, settings, bool(summary["quick"]), float(summary["seconds"]))

@@ -20,7 +20,8 @@ class LargeBatchSettings:
     ``tuning_batch_sizes`` (all batch sizes when None; 0 trials: no quasi-random protocol), drawn
     from ``draw_seed``; their warm-up lasts at least ``warmup_floor_epochs`` epochs. ``steps_trials``
     trials per optimizer and batch size measure the steps to ``target`` the way Shallue et al. do
-    (``critical_batch``; 0: not measured), scored ``steps_per_doubling`` times per doubling of the steps.
+    (``critical_batch``; 0: not measured) at ``steps_batch_sizes`` (all when None), scored
+    ``steps_per_doubling`` times per doubling of the steps.
     """
 
     batch_sizes: tuple[int, ...]
@@ -41,6 +42,7 @@ class LargeBatchSettings:
     warmup_floor_epochs: float = 0.25
     steps_trials: int = 0
     steps_per_doubling: int = 16
+    steps_batch_sizes: tuple[int, ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
@@ -48,10 +50,15 @@ class LargeBatchSettings:
         """The batch sizes the quasi-random protocol covers."""
         return self.batch_sizes if self.tuning_batch_sizes is None else self.tuning_batch_sizes
 
+    @property
+    def measured_batch_sizes(self) -> tuple[int, ...]:
+        """The batch sizes the steps-to-target measure covers."""
+        return self.batch_sizes if self.steps_batch_sizes is None else self.steps_batch_sizes
+
 
 FULL = LargeBatchSettings(batch_sizes=(128, 512, 2048, 8192, 16384), epochs=10, train_size=49152,
                           validation_size=5000, test_size=None, target=0.95, repeat_seeds=(1, 2), trials=6,
-                          tuning_batch_sizes=(8192, 16384), steps_trials=4)
+                          tuning_batch_sizes=(16384,), steps_trials=3, steps_batch_sizes=(128, 512, 2048, 8192))
 # Quick: 8192 images, three batch sizes, three lrs of the full grid (a factor 4 apart), a smaller curve
 # slice, and 3 quasi-random trials at the largest batch: enough to show both protocols in CI.
 QUICK = LargeBatchSettings(
