@@ -106,6 +106,31 @@ def test_the_steps_measure_keeps_each_cells_fewest_steps(study_and_scrambled):
             assert all(set(run.settings) == {"one_minus_beta1", "warmup_share", "weight_decay", "eps"} for run in cell)
 
 
+def test_the_figures_show_both_protocols(study_and_scrambled):
+    import matplotlib.pyplot as plt
+
+    from lamb_edu import plots
+
+    study, _ = study_and_scrambled
+    figures = plots.experiment_figures("large_batch", study)
+    assert "large_batch_trials.png" in figures
+    axis = figures["large_batch_accuracy.png"].axes[0]
+    (star,) = [line for line in axis.get_lines() if line.get_label() == "LAMB, quasi-random"]
+    assert list(star.get_xdata()) == [128]
+    reported = study.accuracy("lamb", "tuned", protocol="quasi_random")[128]
+    assert star.get_ydata()[0] == pytest.approx(100 * np.mean(reported))
+    assert any(line.get_label() == "sqrt-scaled lr, seed 0" for line in axis.get_lines())
+    trials_axis = figures["large_batch_trials.png"].axes[1]  # LAMB
+    crosses = [line for line in trials_axis.get_lines() if line.get_marker() in ("x", "*") and len(line.get_xdata())
+               and not line.get_label().startswith(("quasi", "chosen"))]
+    assert sorted(line.get_xdata()[0] for line in crosses) == sorted(
+        run.lr for run in study.select("lamb", ("trial", "tuned"), 0, 128, protocol="quasi_random"))
+    steps_axis = figures["large_batch_steps.png"].axes[0]
+    assert any(f"critical batch {study.critical_batch('lamb')}" in line.get_label() for line in steps_axis.get_lines())
+    for figure in figures.values():
+        plt.close(figure)
+
+
 # ------------------------------------------------------------------------------ the pieces
 def test_a_run_can_stop_at_the_target_or_at_a_step_cap():
     split = study_data(synthetic_mnist(320, 50), 256, 64)
