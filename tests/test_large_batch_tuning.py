@@ -131,6 +131,24 @@ def test_the_figures_show_both_protocols(study_and_scrambled):
         plt.close(figure)
 
 
+def test_the_region_view_reads_the_stored_table_and_refuses_a_bad_pick(study_and_scrambled, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from lamb_edu.plots.large_batch import plot_region
+
+    study, _ = study_and_scrambled
+    monkeypatch.setattr("lamb_edu.experiments.batch_sweep.train_at_batch", lambda *a, **k: pytest.fail("trained"))
+    figure = plot_region(study, "lamb", 128, threshold=0.3)
+    (grid,) = [line for line in figure.axes[0].get_lines() if line.get_label().startswith("lr grid")]
+    runs = sorted(study.select("lamb", ("grid", "tuned"), 0, 128), key=lambda run: run.lr)
+    assert list(grid.get_ydata()) == [100 * run.final_test_accuracy for run in runs]
+    plt.close(figure)
+    with pytest.raises(ValueError, match="batch size"):
+        plot_region(study, "lamb", 100)
+    with pytest.raises(ValueError, match="'adam'"):
+        plot_region(study, "adam", 128)
+
+
 # ------------------------------------------------------------------------------ the pieces
 def test_a_run_can_stop_at_the_target_or_at_a_step_cap():
     split = study_data(synthetic_mnist(320, 50), 256, 64)

@@ -1,8 +1,8 @@
 """The large-batch study: accuracy against batch size, lr × batch-size heatmaps, steps to a target, the trials.
 
-``plot_accuracy_vs_batch``, ``plot_steps_to_target`` and ``plot_trials`` take an ``experiments.LargeBatchResult``;
-``plot_lr_batch_heatmaps`` takes rows of the run table (dicts, as ``result.table()`` or the JSON
-written by ``lamb-edu sweep``), so it draws any sweep.
+``plot_accuracy_vs_batch``, ``plot_steps_to_target``, ``plot_trials`` and ``plot_region`` take an
+``experiments.LargeBatchResult``; ``plot_lr_batch_heatmaps`` takes rows of the run table (dicts, as
+``result.table()`` or the JSON written by ``lamb-edu sweep``), so it draws any sweep.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from lamb_edu.backend import np  # plots read host numbers only
 from lamb_edu.plots.trajectories import OPTIMIZER_COLORS
 
 __all__ = ["BATCH_COLORS", "batch_color", "plot_accuracy_vs_batch", "plot_lr_batch_heatmaps", "plot_steps_to_target",
-           "plot_trials", "large_batch_figures"]
+           "plot_trials", "plot_region", "large_batch_figures"]
 
 # One colour per optimizer of the study, as in the two-layer figures (SGD with momentum brown).
 BATCH_COLORS = {"sgd": OPTIMIZER_COLORS["momentum"], "adamw": OPTIMIZER_COLORS["Adam"],
@@ -216,6 +216,47 @@ def plot_trials(result: Any, batch_size: int | None = None) -> Any:
         axis.grid(alpha=0.3)
     figure.suptitle(f"Every setting tried at batch {batch} (seed 0): the lr grid against the quasi-random trials",
                     fontsize=10)
+    return figure
+
+
+def plot_region(result: Any, optimizer: str = "lamb", batch_size: int = 16384, threshold: float = 0.9) -> Any:
+    """The region that trains for one optimizer at one batch size, read from the stored run table (no training).
+
+    Dots: the lr grid's final test accuracy per lr (seed 0); the band: the lrs whose run reached
+    ``threshold``; red ring: the lr chosen on validation; dashed: the rule-scaled lr; crosses: the
+    quasi-random trials at this batch size (their other knobs differ), the chosen one starred.
+    """
+    names = {o.name: o for o in result.optimizers}
+    if optimizer not in names or batch_size not in result.batch_sizes:
+        raise ValueError(f"pick an optimizer of {sorted(names)} and a batch size of {list(result.batch_sizes)}; "
+                         f"got {optimizer!r}, {batch_size!r}")
+    figure, axis = plt.subplots(figsize=(7, 4.2), constrained_layout=True)
+    color = batch_color(optimizer)
+    grid = sorted(result.select(optimizer, ("grid", "tuned"), 0, batch_size), key=lambda run: run.lr)
+    lrs, accuracy = [r.lr for r in grid], [100 * r.final_test_accuracy for r in grid]
+    axis.plot(lrs, accuracy, "-o", color=color, label="lr grid (other knobs at their defaults)")
+    good = [r.lr for r in grid if r.final_test_accuracy >= threshold]
+    if good:
+        axis.axvspan(min(good) / 2**0.5, max(good) * 2**0.5, color=color, alpha=0.12,
+                     label=f"trains: {len(good)} of {len(grid)} grid lrs reach {100 * threshold:g} %")
+    for run in grid:
+        if run.lr_rule == "tuned":
+            axis.plot(run.lr, 100 * run.final_test_accuracy, "o", markersize=14, markerfacecolor="none", color="red",
+                      label="chosen on validation")
+    for run in result.select(optimizer, "scaled", 0, batch_size):
+        axis.axvline(run.lr, linestyle="--", color="0.3", label=f"{names[optimizer].rule}-scaled lr")
+    for run in result.select(optimizer, ("trial", "tuned"), 0, batch_size, protocol="quasi_random"):
+        axis.plot(run.lr, 100 * run.final_test_accuracy, "*" if run.lr_rule == "tuned" else "x", color="black",
+                  markersize=12 if run.lr_rule == "tuned" else 7)
+    if result.select(optimizer, batch_size=batch_size, protocol="quasi_random"):
+        axis.plot([], [], "x", color="black", label="quasi-random trials (★ chosen)")
+    axis.set_xscale("log")
+    axis.set_ylim(0, 100)
+    axis.set_xlabel("peak learning rate")
+    axis.set_ylabel("final test accuracy (%), seed 0")
+    axis.set_title(f"{names[optimizer].label} at batch {batch_size}", fontsize=10)
+    axis.legend(fontsize=7, loc="lower left")
+    axis.grid(alpha=0.3)
     return figure
 
 
