@@ -72,16 +72,28 @@ def large_batch(quick: bool = False, data_dir: Any = None, progress: bool = Fals
     try:
         for study_optimizer in settings.optimizers:
             runs += _lr_grid(queue, study_optimizer, settings)
-        for batch in sorted(settings.tuned_batch_sizes, reverse=True) if settings.trials else ():
+        for kind, batch in _cell_order(settings):
             for study_optimizer in settings.optimizers:
-                runs += _quasi_random(queue, study_optimizer, batch, settings)
-        for batch in settings.measured_batch_sizes if settings.steps_trials else ():
-            for study_optimizer in settings.optimizers:
-                runs += steps_to_target_cell(queue, study_optimizer, batch, settings.steps_trials, settings.draw_seed,
-                                             settings.steps_per_doubling, settings.warmup_floor_epochs)
+                if kind == "quasi_random":
+                    runs += _quasi_random(queue, study_optimizer, batch, settings)
+                else:
+                    runs += steps_to_target_cell(queue, study_optimizer, batch, settings.steps_trials,
+                                                 settings.draw_seed, settings.steps_per_doubling,
+                                                 settings.warmup_floor_epochs)
     finally:
         queue.close()
     return LargeBatchResult(runs, settings, bool(quick), time.perf_counter() - started)
+
+
+def _cell_order(settings: LargeBatchSettings) -> list[tuple[str, int]]:
+    """The (protocol, batch size) cells after the lr grid: the cheap steps-to-target cells first (batches at most
+    a quarter of the smallest quasi-random one; they stop at the target), then the quasi-random cells, largest
+    batch first, then the other steps-to-target cells. An interrupted study (see ``journal``) keeps whole cells."""
+    tuned = sorted(settings.tuned_batch_sizes, reverse=True) if settings.trials else []
+    steps = sorted(settings.measured_batch_sizes) if settings.steps_trials else []
+    cheap = [b for b in steps if not tuned or 4 * b <= min(tuned)]
+    return ([("steps_to_target", b) for b in cheap] + [("quasi_random", b) for b in tuned]
+            + [("steps_to_target", b) for b in steps if b not in cheap])
 
 
 def _lr_grid(queue: RunQueue, study_optimizer: StudyOptimizer, settings: LargeBatchSettings) -> list[BatchRun]:
