@@ -1,7 +1,8 @@
 """Time the large-batch study: its wall clock, and where the time goes (per batch size and optimizer).
 
-The study is 206 runs in full mode, each over the same number of training images, so its time is set
-by examples, not steps. The script runs ``experiments.large_batch`` (quick mode unless ``--full``)
+In full mode the study is the lr grid (206 runs), the quasi-random protocol (28 runs at batch 16 384)
+and the steps-to-target measure (up to 48 runs, most stopped early at the target); every full run sees
+the same number of training images, so its time is set by examples, not steps. The script runs ``experiments.large_batch`` (quick mode unless ``--full``)
 and prints the wall time and the summed run seconds per batch size and per optimizer, counting a run
 once when the table lists it twice (a scaled lr that falls on the grid). With ``--results FILE`` it
 reads the ``large_batch`` entry of a ``results.json`` instead of training (for instance
@@ -73,7 +74,7 @@ def _known_runs(path: str) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--full", action="store_true", help="the full study (about 22 minutes on 2 cores)")
+    mode.add_argument("--full", action="store_true", help="the full study (about 27 minutes on an idle 2-core machine)")
     mode.add_argument("--results", help="read a results.json instead of training")
     parser.add_argument("--reuse", help="a results.json whose large_batch runs are not trained again")
     parser.add_argument("--journal", help="append every run to this file; resume from it")
