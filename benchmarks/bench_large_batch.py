@@ -2,7 +2,8 @@
 
 In full mode the study is the lr grid (206 runs), the quasi-random protocol (28 runs at batch 16 384)
 and the steps-to-target measure (up to 48 runs, most stopped early at the target); every full run sees
-the same number of training images, so its time is set by examples, not steps. The script runs ``experiments.large_batch`` (quick mode unless ``--full``)
+the same number of training images, so its time is set by examples, not steps. The script runs
+``experiments.large_batch`` (quick mode unless ``--full``)
 and prints the wall time and the summed run seconds per batch size and per optimizer, counting a run
 once when the table lists it twice (a scaled lr that falls on the grid). With ``--results FILE`` it
 reads the ``large_batch`` entry of a ``results.json`` instead of training (for instance
