@@ -11,6 +11,7 @@ import math
 from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 
 from lamb_edu.backend import np  # plots read host numbers only
 from lamb_edu.plots.trajectories import OPTIMIZER_COLORS
@@ -38,7 +39,7 @@ def _batch_axis(axis: Any, batch_sizes: Sequence[int]) -> None:
 def _mode(result: Any) -> str:
     s = result.settings
     return (f"MLP 784-{'-'.join(map(str, s.hidden))}-10, {s.epochs} epochs of {s.train_size} images, warm-up "
-            f"{100 * s.warmup_fraction:g} % then linear decay" + (" (quick mode)" if result.quick else ""))
+            f"{100 * s.warmup_fraction:g} % (lr grid) then linear decay" + (" (quick mode)" if result.quick else ""))
 
 
 def plot_accuracy_vs_batch(result: Any) -> Any:
@@ -208,6 +209,7 @@ def plot_trials(result: Any, batch_size: int | None = None) -> Any:
         axis.plot([], [], "x", color=color, label="quasi-random trial (1-β1, warm-up)")
         axis.plot([], [], "*", color=color, markersize=10, label="chosen trial")
         axis.set_xscale("log")
+        axis.xaxis.set_minor_formatter(NullFormatter())  # decades only: the minor labels overlap
         axis.set_ylim(max(0.0, axis.get_ylim()[0]), 100)
         axis.set_xlabel("peak learning rate")
         axis.set_ylabel("validation accuracy (%)")
