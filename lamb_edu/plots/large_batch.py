@@ -253,6 +253,7 @@ def plot_region(result: Any, optimizer: str = "lamb", batch_size: int = 16384, t
     if result.select(optimizer, batch_size=batch_size, protocol="quasi_random"):
         axis.plot([], [], "x", color="black", label="quasi-random trials (★ chosen)")
     axis.set_xscale("log")
+    axis.xaxis.set_minor_formatter(NullFormatter())
     axis.set_ylim(0, 100)
     axis.set_xlabel("peak learning rate")
     axis.set_ylabel("final test accuracy (%), seed 0")
