@@ -1,6 +1,6 @@
 """Time the large-batch study: its wall clock, and where the time goes (per batch size and optimizer).
 
-In full mode the study is the lr grid (206 runs), the quasi-random protocol (28 runs at batch 16 384)
+In full mode the study is the lr grid (206 runs), the quasi-random protocol (40 runs at batch 16 384)
 and the steps-to-target measure (up to 48 runs, most stopped early at the target); every full run sees
 the same number of training images, so its time is set by examples, not steps. The script runs
 ``experiments.large_batch`` (quick mode unless ``--full``)
