@@ -44,6 +44,19 @@ def breakdown(rows: list[dict]) -> tuple[dict[int, float], dict[str, float], int
     return dict(per_batch), dict(per_optimizer), len(seen)
 
 
+def per_protocol(rows: list[dict]) -> dict[str, float]:
+    """Summed seconds per protocol over the distinct runs (an old table's rows are all lr grid)."""
+    seconds: dict[str, float] = defaultdict(float)
+    seen = set()
+    for row in rows:
+        key = (row["optimizer"], row["batch_size"], row["lr"], row["seed"], json.dumps(row.get("settings") or {},
+                                                                                     sort_keys=True))
+        if key not in seen:
+            seen.add(key)
+            seconds[row.get("protocol", "lr_grid")] += row["seconds"]
+    return dict(seconds)
+
+
 def _known_runs(path: str) -> list:
     """The stored runs of ``path``, after training the fastest of them again and checking it is the same."""
     from lamb_edu import data, nn  # noqa: PLC0415
@@ -102,11 +115,14 @@ def main() -> None:
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')} (here; {source})")
     print(f"{'full' if not summary['quick'] else 'quick'} study: {runs} runs, {wall:.0f} s wall "
           f"({wall / 60:.1f} minutes); the runs themselves {sum(per_batch.values()):.0f} s")
-    steps = {row["batch_size"]: row["steps"] for row in summary["runs"]}
+    # a full run's steps (the lr grid's; a steps-to-target run stops early)
+    steps = {row["batch_size"]: row["steps"] for row in summary["runs"] if row.get("protocol", "lr_grid") == "lr_grid"}
     for batch, seconds in sorted(per_batch.items()):
         print(f"  batch {batch:6d} ({steps[batch]:5d} steps a run): {seconds:6.0f} s")
     for name, seconds in per_optimizer.items():
         print(f"  {name:8s} {seconds:6.0f} s")
+    for protocol, seconds in per_protocol(summary["runs"]).items():
+        print(f"  {protocol:16s} {seconds:6.0f} s")
 
 
 if __name__ == "__main__":
