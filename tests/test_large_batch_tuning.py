@@ -228,3 +228,4 @@ def test_an_old_run_table_reads_as_lr_grid_runs_and_nonfinite_step_as_diverged()
     newer = {key: value for key, value in row.items() if key != "diverged"}
     assert not BatchRun.from_row({**newer, "nonfinite_step": None}).diverged
     assert BatchRun.from_row({**newer, "nonfinite_step": 17, "status": "diverged"}).diverged
+    assert math.isnan(BatchRun.from_row({**row, "final_test_accuracy": None}).final_test_accuracy)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -62,10 +63,13 @@ class BatchRun:
     def from_row(cls, row: dict[str, Any]) -> "BatchRun":
         """A run back from ``row()``, also from tables written before the protocol columns existed.
 
-        An old row is an lr-grid run; a row that says ``nonfinite_step`` instead of ``diverged``
-        (the newer run-folder vocabulary) counts as diverged when that step is set or its status says so.
+        An old row is an lr-grid run; an accuracy written as null (strict JSON has no NaN) reads as NaN;
+        a row that says ``nonfinite_step`` instead of ``diverged`` (the newer run-folder vocabulary)
+        counts as diverged when that step is set or its status says so.
         """
         values = {key: row[key] for key in RUN_FIELDS[:14] + ("status",)}
+        for key in ("final_test_accuracy", "best_test_accuracy", "validation_accuracy", "seconds"):
+            values[key] = math.nan if values[key] is None else values[key]  # strict JSON wrote NaN as null
         if "diverged" in row:
             values["diverged"] = bool(row["diverged"])
         else:
