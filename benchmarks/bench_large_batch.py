@@ -1,6 +1,6 @@
 """Time the large-batch study: its wall clock, and where the time goes (per batch size and optimizer).
 
-In full mode the study is the lr grid (206 runs), the quasi-random protocol (28 runs at batch 16 384)
+In full mode the study is the lr grid (206 runs), the quasi-random protocol (40 runs at batch 16 384)
 and the steps-to-target measure (up to 48 runs, most stopped early at the target); every full run sees
 the same number of training images, so its time is set by examples, not steps. The script runs
 ``experiments.large_batch`` (quick mode unless ``--full``)
@@ -88,7 +88,7 @@ def _known_runs(path: str) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--full", action="store_true", help="the full study (about 31 minutes on an idle 2-core machine)")
+    mode.add_argument("--full", action="store_true", help="the full study (about 38 minutes on a 2-core machine)")
     mode.add_argument("--results", help="read a results.json instead of training")
     parser.add_argument("--reuse", help="a results.json whose large_batch runs are not trained again")
     parser.add_argument("--journal", help="append every run to this file; resume from it")
