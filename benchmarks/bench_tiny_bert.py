@@ -68,7 +68,7 @@ def lamb_edu_step():
 
 def torch_step(threads: int):
     import torch
-    from bench_vs_torch import torch_lamb_step
+    from torch_lamb import torch_lamb_step
     from torch_tiny_bert import TorchTinyBERT
 
     torch.set_num_threads(threads)

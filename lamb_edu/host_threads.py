@@ -4,7 +4,7 @@ NumPy releases the GIL while it computes, so a loop over cache-sized blocks can 
 between threads (the caller's thread works too), as the BLAS under NumPy shares a matrix product.
 The default count is ``LAMB_EDU_NUM_THREADS``, else ``OMP_NUM_THREADS`` (what that BLAS reads), else
 the number of cores, at most 8; ``set_num_threads`` changes it. Used by the blocked elementwise
-operations (``nn.functional.blocks``); the optimizers' fast path follows the same rule.
+operations (``nn.functional.blocks``) and the fused optimizer steps (``optim.fused``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from lamb_edu import Tensor, backend, nn, optim
+from lamb_edu import Tensor, backend, host_threads, nn, optim
 from lamb_edu.backend import to_numpy
 from lamb_edu.nn.functional import linear, softmax_cross_entropy
 from lamb_edu.optim import fused
@@ -138,7 +138,7 @@ def small_blocks(monkeypatch):
     monkeypatch.setattr(fused_threads, "MIN_BLOCK", 100)
     monkeypatch.setattr(fused_threads, "PARALLEL_MIN", 20000)
     monkeypatch.setattr(blocked, "WORKSPACE_LIMIT", 30000)
-    monkeypatch.setattr(fused_threads, "_threads", 2)  # restored afterwards, like the three above
+    monkeypatch.setattr(host_threads, "_threads", 2)  # restored afterwards, like the three above
 
 
 SHAPES = [(5,), (37, 29), (203, 197), (50001,)]  # one block; several; two threads; two threads, recomputing

@@ -1,7 +1,8 @@
 """Blocks and threads for the fused optimizer steps: cache-sized pieces of an array, shared by a few threads.
 
 A NumPy operation runs on one core but releases the GIL while it computes, so a few threads (the
-caller's included, ``set_num_threads``) can share an optimizer step: whole tensors each
+caller's included; ``lamb_edu.host_threads`` sets how many, for the layers too) can share an optimizer step: whole
+tensors each
 (``for_each_tensor``), or the blocks of one large tensor (``parallel``). Each thread has its own
 scratch blocks and LAMB workspace (``scratch``, ``workspace``). Nothing here knows an optimizer's
 rule: ``fused.blocked`` passes its block functions in.
@@ -9,13 +10,12 @@ rule: ``fused.blocked`` passes its block functions in.
 
 from __future__ import annotations
 
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 from lamb_edu import backend
 from lamb_edu.backend import xp
+from lamb_edu.host_threads import num_threads, set_num_threads, worker_pool
 
 __all__ = ["BLOCK_SIZE", "set_num_threads", "num_threads", "for_each_tensor", "parallel",
            "scratch", "workspace"]
@@ -25,46 +25,7 @@ MIN_BLOCK = 1 << 16  # mid-sized tensors use blocks down to this size, so that e
 PARALLEL_MIN = 1 << 19  # below this many elements one thread is faster than handing work out
 
 
-def _default_threads() -> int:
-    for variable in ("LAMB_EDU_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(variable, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return max(1, min(os.cpu_count() or 1, 8))
-
-
-_threads = _default_threads()
-_pool: ThreadPoolExecutor | None = None
-_pool_owner = (0, 0)  # (pid, threads) the pool was made for: a forked child makes its own
 _local = threading.local()  # each thread's scratch blocks and LAMB workspace
-
-
-def set_num_threads(threads: int) -> None:
-    """Use ``threads`` threads (the caller's included) for the fast updates of large tensors.
-
-    The default is ``LAMB_EDU_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the number of cores
-    (at most 8). One thread gives exactly the same numbers: each block is computed the same way.
-    """
-    global _threads
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"invalid threads: {threads!r} (must be an integer >= 1)")
-    _threads = threads
-
-
-def num_threads() -> int:
-    """The number of threads the fast updates use."""
-    return _threads
-
-
-def _worker_pool() -> ThreadPoolExecutor:
-    global _pool, _pool_owner
-    owner = (os.getpid(), _threads)
-    if _pool is None or _pool_owner != owner:
-        if _pool is not None and _pool_owner[0] == owner[0]:
-            _pool.shutdown(wait=False)  # the thread count changed: let the old threads go
-        _pool = ThreadPoolExecutor(max_workers=_threads - 1, thread_name_prefix="lamb_edu")
-        _pool_owner = owner
-    return _pool
 
 
 def _block_size(size: int) -> int:
@@ -84,11 +45,11 @@ def parallel(function: Callable[[int, int, int], Any], size: int) -> list[Any]:
     block = _block_size(size)
     blocks = -(-size // block)
     whole_tensors = getattr(_local, "whole_tensors", False)  # inside for_each_tensor: this thread has its own tensor
-    pieces = min(_threads, blocks) if size >= PARALLEL_MIN and not whole_tensors else 1
+    pieces = min(num_threads(), blocks) if size >= PARALLEL_MIN and not whole_tensors else 1
     if pieces == 1:
         return [function(0, size, block)]
     bounds = [min(size, (blocks * i // pieces) * block) for i in range(pieces + 1)]
-    pool = _worker_pool()
+    pool = worker_pool()
     futures = [pool.submit(function, bounds[i], bounds[i + 1], block) for i in range(1, pieces)]
     results = [function(bounds[0], bounds[1], block)]
     results.extend(future.result() for future in futures)
@@ -110,8 +71,9 @@ def for_each_tensor(update: Callable[[Any], None], items: Sequence[Any], arrays:
     sizes = [array.size if isinstance(array, backend.np.ndarray) else None for array in arrays]
     total = sum(size for size in sizes if size is not None)
     shared: list[int] = []
-    if _threads > 1 and total >= PARALLEL_MIN and not getattr(_local, "whole_tensors", False):
-        shared = [i for i, size in enumerate(sizes) if size is not None and size * _threads <= total]
+    threads = num_threads()
+    if threads > 1 and total >= PARALLEL_MIN and not getattr(_local, "whole_tensors", False):
+        shared = [i for i, size in enumerate(sizes) if size is not None and size * threads <= total]
     chosen = set(shared)
     for i, item in enumerate(items):
         if i not in chosen:
@@ -129,7 +91,7 @@ def for_each_tensor(update: Callable[[Any], None], items: Sequence[Any], arrays:
         finally:
             _local.whole_tensors = False
 
-    futures = [_worker_pool().submit(work) for _ in range(min(_threads, len(shared)) - 1)]
+    futures = [worker_pool().submit(work) for _ in range(min(num_threads(), len(shared)) - 1)]
     try:
         work()
     finally:
