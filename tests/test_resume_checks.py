@@ -1,0 +1,67 @@
+"""Resume checks found by an adversarial pass over issue 23: a checkpoint or summary that does not hold what was run
+is refused before any file changes, and a refusal is one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import test_run_folder
+from test_run_folder import contents, mark_interrupted, one_line, train
+
+from lamb_edu import cli
+
+synthetic = test_run_folder.synthetic  # the fixture: a synthetic MNIST for lamb-edu train in this process
+
+
+def _edit_optimizer_state(folder: Path, edit) -> None:
+    """Apply ``edit(state, arrays)`` to the optimizer state (its JSON and arrays) inside ``checkpoint.npz``."""
+    path = folder / "checkpoint.npz"
+    with np.load(path, allow_pickle=False) as npz:
+        members = {key: npz[key] for key in npz.files}
+    state = json.loads(str(members["optimizer/__json__"]))
+    edit(state, members)
+    members["optimizer/__json__"] = np.array(json.dumps(state))
+    np.savez(path, **members)
+
+
+def _interrupted_run(tmp_path: Path) -> Path:
+    out = tmp_path / "run"
+    assert train(out, "--epochs", "3", "--checkpoint-every", "4") == 0
+    mark_interrupted(out, epochs=4)  # its checkpoint is at the end of epoch 3: one epoch left to run
+    return out
+
+
+def _refused(out: Path, capsys, named: str) -> None:
+    before = contents(out)
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(out)]) == 1
+    assert named in one_line(capsys)
+    assert contents(out) == before
+
+
+def test_resume_refuses_optimizer_state_for_a_parameter_the_model_lacks(tmp_path, synthetic, capsys):
+    out = _interrupted_run(tmp_path)
+    _edit_optimizer_state(out, lambda state, arrays: state["state"].update({"7": state["state"]["0"]}))
+    _refused(out, capsys, "the optimizer state is for parameters ['0', '1', '2', '3', '7']")
+
+
+def test_resume_refuses_optimizer_state_that_lacks_a_parameter(tmp_path, synthetic, capsys):
+    """Without its entry, parameter 0's m and v would start again from 0 at step 9: another result, silently."""
+    def drop_first(state, arrays):
+        del state["state"]["0"]
+        for key in [key for key in arrays if key.startswith("optimizer/state/0/")]:
+            del arrays[key]
+    out = _interrupted_run(tmp_path)
+    _edit_optimizer_state(out, drop_first)
+    _refused(out, capsys, "it must be for all of ['0', '1', '2', '3']")
+
+
+def test_resume_refuses_a_negative_second_moment(tmp_path, synthetic, capsys):
+    """v averages squares: a negative one is damage (its square root is NaN), not a run that diverged."""
+    def negative(state, arrays):
+        arrays["optimizer/state/1/v"][0] = -1.0
+    out = _interrupted_run(tmp_path)
+    _edit_optimizer_state(out, negative)
+    _refused(out, capsys, "optimizer/state/1/v holds a negative value")
