@@ -65,3 +65,10 @@ def test_resume_refuses_a_negative_second_moment(tmp_path, synthetic, capsys):
     out = _interrupted_run(tmp_path)
     _edit_optimizer_state(out, negative)
     _refused(out, capsys, "optimizer/state/1/v holds a negative value")
+
+
+def test_resume_refuses_a_summary_whose_log_every_it_would_not_log_at(tmp_path, synthetic, capsys):
+    """The summary's log_every was kept and recorded while rows went on every 10 steps."""
+    out = _interrupted_run(tmp_path)
+    mark_interrupted(out, log_every=1)
+    _refused(out, capsys, "settings.log_every = 1")
