@@ -11,6 +11,7 @@ import test_run_folder
 from test_run_folder import contents, mark_interrupted, one_line, train
 
 from lamb_edu import cli
+from lamb_edu.train.run_lock import RunLock
 
 synthetic = test_run_folder.synthetic  # the fixture: a synthetic MNIST for lamb-edu train in this process
 
@@ -72,3 +73,23 @@ def test_resume_refuses_a_summary_whose_log_every_it_would_not_log_at(tmp_path, 
     out = _interrupted_run(tmp_path)
     mark_interrupted(out, log_every=1)
     _refused(out, capsys, "settings.log_every = 1")
+
+
+def test_resume_refuses_a_run_that_finished_while_it_waited_for_the_lock(tmp_path, synthetic, capsys, monkeypatch):
+    """The summary was read before the lock: a run that finished in between was resumed again and rewritten."""
+    out = _interrupted_run(tmp_path)
+    acquire = RunLock.acquire
+
+    def finish_then_acquire(lock):  # the process that held the folder finishes just before this one gets it
+        document = json.loads((out / "summary.json").read_text())
+        (out / "summary.json").write_text(json.dumps({**document, "status": "finished"}))
+        acquire(lock)
+
+    monkeypatch.setattr(RunLock, "acquire", finish_then_acquire)
+    before = {**contents(out), "summary.json": None}
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(out)]) == 1
+    assert "summary.json changed while this command started" in one_line(capsys)
+    after = contents(out)
+    assert json.loads(after.pop("summary.json"))["status"] == "finished"
+    assert after == {key: value for key, value in before.items() if key != "summary.json"}
