@@ -4,11 +4,13 @@ is refused before any file changes, and a refusal is one line."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import test_run_folder
-from test_run_folder import contents, mark_interrupted, one_line, train
+from test_run_folder import REPO, contents, mark_interrupted, one_line, train
 
 from lamb_edu import cli
 from lamb_edu.train.run_lock import RunLock
@@ -93,3 +95,19 @@ def test_resume_refuses_a_run_that_finished_while_it_waited_for_the_lock(tmp_pat
     after = contents(out)
     assert json.loads(after.pop("summary.json"))["status"] == "finished"
     assert after == {key: value for key, value in before.items() if key != "summary.json"}
+
+
+def test_ctrl_c_while_the_modules_load_is_one_line_not_a_traceback():
+    """A Ctrl-C in the first second of ``python -m lamb_edu`` showed the traceback of the import it stopped."""
+    interrupt_import = ("import builtins, runpy\n"
+                        "real = builtins.__import__\n"
+                        "def stopped(name, *args, **kwargs):\n"
+                        "    if name == 'lamb_edu.cli':\n"
+                        "        raise KeyboardInterrupt\n"
+                        "    return real(name, *args, **kwargs)\n"
+                        "builtins.__import__ = stopped\n"
+                        "runpy.run_module('lamb_edu', run_name='__main__')\n")
+    done = subprocess.run([sys.executable, "-c", interrupt_import, "train"], capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
+    assert done.returncode == 130
+    assert done.stderr == "lamb-edu: interrupted\n"
