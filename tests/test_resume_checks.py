@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
+import pytest
 import test_run_folder
 from test_run_folder import REPO, contents, mark_interrupted, one_line, train
 
 from lamb_edu import cli
-from lamb_edu.train.run_lock import RunLock
+from lamb_edu.train import RunFileError, files, run_lock
+from lamb_edu.train.run_lock import LOCK_FILE, RunLock
 
 synthetic = test_run_folder.synthetic  # the fixture: a synthetic MNIST for lamb-edu train in this process
 
@@ -111,3 +114,45 @@ def test_ctrl_c_while_the_modules_load_is_one_line_not_a_traceback():
                           timeout=60, cwd=REPO)
     assert done.returncode == 130
     assert done.stderr == "lamb-edu: interrupted\n"
+
+
+def _sparse(path: Path, size: int) -> Path:
+    """A file of ``size`` bytes that takes no disk space (a hole): what a crafted or runaway file could be."""
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+    return path
+
+
+def _peak_bytes(action) -> int:
+    tracemalloc.start()
+    try:
+        action()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_an_oversized_summary_is_refused_before_it_is_read(tmp_path):
+    path = _sparse(tmp_path / "summary.json", files.JSON_LIMIT + 1)
+
+    def read():
+        with pytest.raises(RunFileError, match=f"summary.json: holds {files.JSON_LIMIT + 1} bytes, more than"):
+            files.read_json(path)
+    assert _peak_bytes(read) < 2**20  # it was read whole (256 MB) before the parser failed on it
+
+
+def test_plot_refuses_an_oversized_metrics_file_before_reading_it(tmp_path, synthetic, capsys):
+    out = tmp_path / "run"
+    assert train(out) == 0
+    _sparse(out / "metrics.jsonl", files.TEXT_LIMIT + 1)
+    capsys.readouterr()
+    codes = []
+    peak = _peak_bytes(lambda: codes.append(cli.main(["plot", str(out), "--out", str(tmp_path / "plot.png")])))
+    assert codes == [1] and "metrics.jsonl: holds" in one_line(capsys)
+    assert peak < 16 * 2**20
+
+
+def test_a_lock_file_is_read_no_further_than_its_first_line(tmp_path):
+    path = _sparse(tmp_path / LOCK_FILE, 2**29)
+    assert _peak_bytes(lambda: run_lock._holder(path)) < 2**20
