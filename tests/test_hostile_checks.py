@@ -1,5 +1,6 @@
-"""Resume checks found by an adversarial pass over issue 23: a checkpoint or summary that does not hold what was run
-is refused before any file changes, and a refusal is one line."""
+"""Cases an adversarial pass over issue 23 found: a checkpoint or summary that does not hold what was run is
+refused before any file changes, readers bound what they read, a value the user gave is used, and every refusal
+or interruption is one line."""
 
 from __future__ import annotations
 
@@ -156,3 +157,15 @@ def test_plot_refuses_an_oversized_metrics_file_before_reading_it(tmp_path, synt
 def test_a_lock_file_is_read_no_further_than_its_first_line(tmp_path):
     path = _sparse(tmp_path / LOCK_FILE, 2**29)
     assert _peak_bytes(lambda: run_lock._holder(path)) < 2**20
+
+
+@pytest.mark.parametrize("command", [["train", "--epochs", "1"], ["sweep", "--batch-sizes", "64", "--lrs", "0.1"],
+                                     ["reproduce", "debias"]])
+def test_a_data_dir_that_is_not_a_folder_is_refused_not_passed_over(tmp_path, command, capsys):
+    """A mistyped --data-dir was skipped for LAMB_EDU_DATA or the cache, and summary.json recorded it."""
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stopped:  # argparse's exit
+        cli.main([*command, "--data-dir", str(tmp_path / "typo"), "--out", str(out)])
+    assert stopped.value.code == 2
+    assert "argument --data-dir: " + str(tmp_path / "typo") + " is not a folder" in capsys.readouterr().err
+    assert not out.exists()
