@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import test_run_folder
 from test_run_folder import REPO, contents, mark_interrupted, one_line, train
+from test_train import edit_checkpoint
 
 from lamb_edu import cli
 from lamb_edu.train import RunFileError, files, run_lock
@@ -169,3 +170,14 @@ def test_a_data_dir_that_is_not_a_folder_is_refused_not_passed_over(tmp_path, co
     assert stopped.value.code == 2
     assert "argument --data-dir: " + str(tmp_path / "typo") + " is not a folder" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("edit, named", [
+    (lambda epochs: epochs[0].update(test_accuracy=7.0), "test_accuracy 7.0 is not a fraction in [0, 1]"),
+    (lambda epochs: epochs[1].update(steps=1), "epoch record 2: steps 1 is before the previous epoch's"),
+])
+def test_resume_refuses_epoch_records_no_run_writes(tmp_path, synthetic, capsys, edit, named):
+    """An accuracy of 700 % or epochs going back in steps were carried into the finished summary."""
+    out = _interrupted_run(tmp_path)
+    edit_checkpoint(out, document=lambda document: edit(document["history"]["epochs"]))
+    _refused(out, capsys, named)
