@@ -17,7 +17,7 @@ import matplotlib
 
 from lamb_edu import experiments, plots
 from lamb_edu.cli.figures import save_figure
-from lamb_edu.cli.values import CommandError
+from lamb_edu.cli.values import CommandError, existing_directory
 from lamb_edu.train.files import read_json, require, write_json
 from lamb_edu.train.run_lock import RunFolderBusy, RunLock
 
@@ -40,7 +40,8 @@ def add_reproduce_command(subparsers: Any) -> None:
                              "refused)")
     parser.add_argument("--out", type=Path, default=Path("figures"), metavar="DIR", help="output directory "
                                                                                          "(default: figures)")
-    parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help="folder with the MNIST files")
+    parser.add_argument("--data-dir", type=existing_directory, default=None, metavar="DIR",
+                        help="folder with the MNIST files")
     parser.set_defaults(handler=run_reproduce)
 
 

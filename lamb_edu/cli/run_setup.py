@@ -128,9 +128,17 @@ def resume_point(run: Run, model: Any, optimizer: Any, scheduler: Any) -> Resume
     """Check all of a resumed run against its settings (exit 1 naming the file); nothing is written.
 
     The checkpoint (every number, every hyperparameter, the data settings), that it lies within the
-    run's epochs, and the lines of ``metrics.jsonl`` up to it.
+    run's epochs, and the lines of ``metrics.jsonl`` up to it. Called holding the folder's lock: the
+    summary must still be the one ``prepare_run`` read before it.
     """
     out, settings = run.out, run.settings
+    try:  # read again under the lock: the run that held it may have finished (or resumed) since prepare_run
+        unchanged = read_summary(out) == run.summary
+    except (RunFileError, FileNotFoundError):
+        unchanged = False
+    if not unchanged:
+        raise CommandError(f"argument --resume: {out / 'summary.json'} changed while this command started (another "
+                           f"process was writing the run); run the command again", 1)
     if not has_checkpoint(out):
         raise CommandError(f"argument --resume: {out} holds no checkpoint (the run stopped before its first one)", 1)
     expected = Position(seed=settings["seed"], batch_size=settings["batch_size"], accumulate=settings["accumulate"],

@@ -138,6 +138,9 @@ def check_saved_settings(settings: Any, path: Path) -> None:
         except (argparse.ArgumentTypeError, TypeError):
             ok = False
         require(ok, path, f"settings.{key} = {value!r} is not a valid value")
+    log_every = settings.get("log_every", LOG_EVERY)  # rows already logged at it; this version logs at LOG_EVERY
+    require(type(log_every) is int and log_every == LOG_EVERY, path,
+            f"settings.log_every = {log_every!r}, but lamb-edu {lamb_edu.__version__} logs every {LOG_EVERY} steps")
     hidden = settings.get("hidden")
     if "hidden" in MODELS[settings.get("model", "mlp")].defaults:
         require(isinstance(hidden, list) and hidden and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1

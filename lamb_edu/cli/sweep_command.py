@@ -23,7 +23,14 @@ from lamb_edu import plots
 from lamb_edu.cli.figures import save_figure
 from lamb_edu.cli.registry import MODELS, build_model, build_optimizer
 from lamb_edu.cli.settings import add_optimizer_arguments, check_applicable, train_settings, unique, use_backend
-from lamb_edu.cli.values import CommandError, decay_rate, non_negative_int, positive_float, positive_int
+from lamb_edu.cli.values import (
+    CommandError,
+    decay_rate,
+    existing_directory,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from lamb_edu.data import load_mnist
 from lamb_edu.experiments import study_data, sweep
 from lamb_edu.experiments.batch_sweep import RUN_FIELDS
@@ -68,8 +75,8 @@ def add_sweep_command(subparsers: Any) -> None:
                         help="train on the first N training images (default: all but the validation split)")
     parser.add_argument("--validation-size", type=positive_int, default=5000,
                         help="hold out the last N training images to pick the tuned lr (default: 5000)")
-    parser.add_argument("--data-dir", type=Path, help="directory with the MNIST IDX files (else LAMB_EDU_DATA, "
-                                                      "the cache, a download)")
+    parser.add_argument("--data-dir", type=existing_directory,
+                        help="directory with the MNIST IDX files (else LAMB_EDU_DATA, the cache, a download)")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="array backend (default: numpy)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: "
                                                                 "runs/sweep-<optimizer>-<date>-<time>)")

@@ -16,7 +16,7 @@ from lamb_edu.cli.run_setup import build_training, prepare_run, refuse_mpi_copie
 from lamb_edu.cli.settings import add_optimizer_arguments
 from lamb_edu.cli.train_parallel import add_data_parallel_flags, run_data_parallel
 from lamb_edu.cli.train_run import train_and_write
-from lamb_edu.cli.values import CommandError, non_negative_int, positive_int
+from lamb_edu.cli.values import CommandError, existing_directory, non_negative_int, positive_int
 from lamb_edu.train.run_lock import RunFolderBusy, RunLock
 
 __all__ = ["add_train_command", "run_train"]
@@ -53,8 +53,8 @@ def add_train_command(subparsers: Any) -> None:
     parser.add_argument("--checkpoint-every", type=positive_int, metavar="N",
                         help="also save a checkpoint every N steps (one is always saved at each epoch's end and "
                              "on Ctrl-C)")
-    parser.add_argument("--data-dir", type=Path, help="directory with the MNIST IDX files (else LAMB_EDU_DATA, "
-                                                      "the cache, a download)")
+    parser.add_argument("--data-dir", type=existing_directory,
+                        help="directory with the MNIST IDX files (else LAMB_EDU_DATA, the cache, a download)")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="array backend (default: numpy)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="output directory, which must be empty (default: "

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["CommandError", "non_negative_float", "positive_float", "decay_rate", "positive_int", "non_negative_int"]
+__all__ = ["CommandError", "non_negative_float", "positive_float", "decay_rate", "positive_int", "non_negative_int",
+           "existing_directory"]
 
 
 class CommandError(Exception):
@@ -40,3 +42,11 @@ positive_float = _number(float, 0, False)
 decay_rate = _number(float, 0, True, 1.0)
 positive_int = _number(int, 1, True)
 non_negative_int = _number(int, 0, True)
+
+
+def existing_directory(text: str) -> Path:
+    """A folder that exists: ``--data-dir`` with a typo was passed over for the next place MNIST is looked for."""
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder")
+    return path

@@ -7,9 +7,10 @@ scheduler. One file is one atomic unit: a kill at any moment leaves the previous
 one. ``checkpoint.json`` beside it is a readable copy of the document for people and notebooks, written
 after the ``.npz``; resuming never reads it (except from a checkpoint of the older two-file format).
 
-``read_checkpoint`` checks everything first: types, keys, ranges, shapes, that every number is finite,
-that the scheduler and the optimizer's step counts stand at the position's step, and that the file
-fits this model, optimizer (class and every hyperparameter), scheduler and data settings;
+``read_checkpoint`` checks everything first: types, keys, ranges, shapes, that every number is finite
+(and every sum of squares, v, >= 0), that the optimizer holds state for every parameter, that the
+scheduler and the optimizer's step counts stand at the position's step, and that the file fits this model,
+optimizer (class and every hyperparameter), scheduler and data settings;
 ``load_checkpoint`` changes the model, optimizer and scheduler only after that succeeded.
 """
 
@@ -36,6 +37,7 @@ __all__ = ["CHECKPOINT_NPZ", "CHECKPOINT_JSON", "CHECKPOINT_FILES", "Checkpoint"
 CHECKPOINT_NPZ, CHECKPOINT_JSON = "checkpoint.npz", "checkpoint.json"
 CHECKPOINT_FILES = (CHECKPOINT_NPZ, CHECKPOINT_JSON)
 FORMAT = 3  # 3: one file; 2: checkpoint.npz with a 'step' member, and checkpoint.json
+SQUARE_SUMS = ("v", "v_max", "sum_of_squares")  # optimizer state that averages or sums g², never < 0
 
 
 class Checkpoint(NamedTuple):
@@ -178,6 +180,8 @@ def _split_arrays(path: Path, arrays: dict[str, Any], model: Module, position: P
         require(name in weights, path, f"lacks the weights of {name}")
     for key, value in arrays.items():
         require(value.dtype.kind != "f" or bool(np.isfinite(value).all()), path, f"{key} holds NaN or inf")
+        require(key.rsplit("/", 1)[-1] not in SQUARE_SUMS or bool((value >= 0).all()), path,
+                f"{key} holds a negative value (it sums squares)")
     state = {key.removeprefix("optimizer/"): value for key, value in arrays.items() if key.startswith("optimizer/")}
     try:
         optimizer_state = unflatten_state_dict(state)

@@ -89,7 +89,20 @@ def check_agrees(path: Path, state: Any, optimizer: Any, saved_scheduler: dict[s
         _same(path, "lr (the scheduler's base_lrs)", saved_scheduler["base_lrs"], list(scheduler.base_lrs))
         require(saved_scheduler["last_step"] == position.step, path,
                 f"the scheduler stands at step {saved_scheduler['last_step']}, the position at step {position.step}")
-    for index, entry in state["state"].items():
+    _check_state_entries(path, state["state"], sum(len(group["params"]) for group in groups), position)
+
+
+def _check_state_entries(path: Path, entries: dict[Any, Any], count: int, position: Position) -> None:
+    """State for every parameter or for none, each entry counting the position's steps.
+
+    Every optimizer keeps a step count per parameter and every step moves all of them, so one missing
+    entry (its m and v would start again from 0) or one for a parameter the model lacks is damage.
+    """
+    indices = sorted(str(index) for index in entries)
+    expected = sorted(str(index) for index in range(count))
+    require(indices in ([], expected), path, f"the optimizer state is for parameters {indices}, it must be for "
+                                             f"all of {expected}")
+    for index, entry in entries.items():
         step = entry.get("step") if isinstance(entry, dict) else None
         require(step is None or step == position.step, path,
                 f"the optimizer state of parameter {index} counts {step} steps, the position {position.step}")

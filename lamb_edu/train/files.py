@@ -3,7 +3,8 @@
 ``write_atomically`` writes to a temporary name beside the target, flushes it to the disk and renames it
 when complete, so a reader sees the old file or the whole new one, never half of one, even after a
 kill or a power cut. ``read_json`` turns a missing, unreadable, malformed or absurdly nested file into
-``RunFileError`` (a ValueError) whose message names it. ``TEMPORARY_SUFFIX`` marks the temporary
+``RunFileError`` (a ValueError) whose message names it; ``read_text`` refuses a file larger than a run
+writes before reading it. ``TEMPORARY_SUFFIX`` marks the temporary
 files, so that a run folder can tell its own leftovers (``.<name>.<pid>.part``) from a user's files.
 """
 
@@ -16,10 +17,12 @@ from typing import Any, BinaryIO, Callable
 
 from lamb_edu.train.history import json_safe
 
-__all__ = ["RunFileError", "write_atomically", "write_json", "read_json", "parse_json", "require", "temporary_name",
-           "is_temporary_of"]
+__all__ = ["RunFileError", "write_atomically", "write_json", "read_json", "read_text", "parse_json", "require",
+           "temporary_name", "is_temporary_of", "JSON_LIMIT", "TEXT_LIMIT"]
 
 TEMPORARY_SUFFIX = ".part"
+JSON_LIMIT = 256 * 2**20  # bytes of a JSON file a run writes (summary.json, results.json): read no more
+TEXT_LIMIT = 2**30  # bytes of metrics.jsonl: a line every 10 steps, some 60 MB per million steps
 
 
 class RunFileError(ValueError):
@@ -84,14 +87,23 @@ def write_json(path: str | os.PathLike, value: Any, indent: int | None = None, s
 
 def read_json(path: str | os.PathLike) -> Any:
     """The JSON value in ``path``; RunFileError naming the file when it is missing, unreadable or malformed."""
+    return parse_json(read_text(path, JSON_LIMIT), path)
+
+
+def read_text(path: str | os.PathLike, limit: int) -> str:
+    """The UTF-8 text of ``path``, refused (RunFileError naming it) before reading when it is over ``limit`` bytes."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            require(size <= limit, path, f"holds {size} bytes, more than the {limit} a run writes")
+            data = handle.read(size + 1)  # not limit + 1: read(n) allocates n bytes first (a file may grow meanwhile)
+        require(len(data) <= size, path, "grew while it was read (is a run writing it?)")
+        return data.decode("utf-8")
     except FileNotFoundError:
         raise RunFileError(f"{path} is missing") from None
     except (OSError, UnicodeDecodeError) as error:
         raise RunFileError(f"{path} cannot be read: {error}") from None
-    return parse_json(text, path)
 
 
 def parse_json(text: str, where: str | os.PathLike) -> Any:

@@ -211,6 +211,11 @@ def _check_epoch_records(records: Any) -> None:
             raise ValueError(f"epoch record {number} must be an object with 'epoch' {number} and its 'steps'")
         if not all(_is_number(record.get(key)) for key in ("train_loss", "test_loss", "test_accuracy")):
             raise ValueError(f"epoch record {number}: train_loss, test_loss and test_accuracy must be numbers")
+        if record["test_accuracy"] is not None and not 0.0 <= record["test_accuracy"] <= 1.0:
+            raise ValueError(f"epoch record {number}: test_accuracy {record['test_accuracy']} is not a fraction "
+                             "in [0, 1]")
+        if number > 1 and record["steps"] < records[number - 2]["steps"]:
+            raise ValueError(f"epoch record {number}: steps {record['steps']} is before the previous epoch's")
 
 
 def _nan_for_none(values: Any) -> Any:

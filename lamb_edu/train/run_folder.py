@@ -23,10 +23,12 @@ from typing import Any, TextIO
 
 from lamb_edu.train.checkpoint import CHECKPOINT_FILES
 from lamb_edu.train.files import (
+    TEXT_LIMIT,
     RunFileError,
     is_temporary_of,
     parse_json,
     read_json,
+    read_text,
     require,
     write_atomically,
     write_json,
@@ -141,7 +143,7 @@ def metrics_kept_at(folder: Path, run_id: str | None, step: int, epoch: int) -> 
     line a kill interrupted). RunFileError naming the file and line otherwise.
     """
     path = folder / METRICS
-    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    lines = read_text(path, TEXT_LIMIT).splitlines() if path.is_file() else []
     header = json.dumps({"type": "run", "run_id": run_id})
     if not lines and run_id is not None:
         return [header]  # killed before its first line: the header is written again
@@ -176,8 +178,8 @@ def read_run(folder: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{folder} is not a lamb-edu run directory: {path} is missing")
     run = {"label": folder.name, "settings": summary["settings"], "run_id": summary.get("run_id"), "steps": [],
            "loss": [], "epochs": [], "test_accuracy": [], "nonfinite_step": summary_nonfinite_step(summary)}
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    records, text = [], read_text(path, TEXT_LIMIT)
+    for number, line in enumerate(text.splitlines(), start=1):
         event = _check_event(line, f"{path}, line {number}")
         if event["type"] == "run":
             require(number == 1 and event.get("run_id") == run["run_id"], f"{path}, line {number}",
@@ -188,7 +190,7 @@ def read_run(folder: Path) -> dict[str, Any]:
             run["loss"].append(event["loss_avg"])
         else:
             records.append(event)
-    first = path.read_text(encoding="utf-8").split("\n", 1)[0]
+    first = text.split("\n", 1)[0]
     require(run["run_id"] is None or '"type": "run"' in first, path,
             f"lacks the header line of run {run['run_id']!r}: the files are from different runs")
     _check_same_epochs(path, records, summary.get("epochs", []))

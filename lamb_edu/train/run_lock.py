@@ -85,7 +85,8 @@ class RunLock:
 def _holder(path: Path) -> dict[str, Any] | None:
     """The pid and host in a lock file; None when it is missing, empty or unreadable."""
     try:
-        holder = json.loads(path.read_bytes()[:4096].decode("utf-8"))
+        with open(path, "rb") as handle:
+            holder = json.loads(handle.read(4096).decode("utf-8"))  # a lock file is a line: read no more
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     valid = (isinstance(holder, dict) and isinstance(holder.get("pid"), int) and holder["pid"] > 0
