@@ -70,7 +70,8 @@ def report(epochs: list[dict], phases: dict[str, float]) -> None:
           f"{os.cpu_count()} CPUs; MLP {SIZES}, batch {BATCH}, LAMB, {steps_per_epoch} steps per epoch")
     for record in epochs:
         print(f"  epoch {record['epoch']}: {record['seconds']:.2f} s (incl. test evaluation), "
-              f"{1000 * record['seconds'] / steps_per_epoch:.1f} ms per step, test accuracy {100 * record['test_accuracy']:.2f}%")
+              f"{1000 * record['seconds'] / steps_per_epoch:.1f} ms per step, "
+              f"test accuracy {100 * record['test_accuracy']:.2f}%")
     total = sum(phases.values())
     split = ", ".join(f"{name} {ms:.2f} ms ({100 * ms / total:.0f}%)" for name, ms in phases.items())
     print(f"  one step, measured alone: {total:.2f} ms = {split}")

@@ -19,7 +19,8 @@ class CommandError(Exception):
         self.exit_code = exit_code
 
 
-def _number(kind: Callable[[str], Any], low: float, low_inclusive: bool, high: float | None = None) -> Callable[[str], Any]:
+def _number(kind: Callable[[str], Any], low: float, low_inclusive: bool,
+            high: float | None = None) -> Callable[[str], Any]:
     """An argparse ``type`` that parses with ``kind`` and checks the range, with a one-line message."""
     bounds = f"{'>=' if low_inclusive else '>'} {low}" + (f" and < {high}" if high is not None else "")
 

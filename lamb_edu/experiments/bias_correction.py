@@ -92,7 +92,8 @@ class DebiasResult:
                 "mean_abs_error_to_curve": float(np.mean(np.abs(self.average[beta] - self.curve()))),
                 "mean_abs_error_to_curve_debiased": float(np.mean(np.abs(self.debiased[beta] - self.curve()))),
             }
-        return {"seed": self.seed, "points": int(self.data.size), "first_data_point": float(self.data[0]), "betas": per_beta}
+        return {"seed": self.seed, "points": int(self.data.size), "first_data_point": float(self.data[0]),
+                "betas": per_beta}
 
     def curve(self) -> Any:
         """The noiseless curve 1 − (x/3)² the averages try to follow."""

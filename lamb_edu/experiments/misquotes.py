@@ -38,7 +38,8 @@ class RuleSetting(MnistSetting):
 _PAPER = dict(lr=0.01, betas=(0.9, 0.999), weight_decay=0.01, bias_correction=True, epochs=3)
 MISQUOTES = (
     RuleSetting("LAMB (paper)", rule=optim.LAMB, **_PAPER),
-    *(RuleSetting(name, rule=cls, **_PAPER) for name, (cls, _) in variants.VARIANTS.items() if issubclass(cls, optim.LAMB)),
+    *(RuleSetting(name, rule=cls, **_PAPER) for name, (cls, _) in variants.VARIANTS.items()
+      if issubclass(cls, optim.LAMB)),
 )
 
 

@@ -96,7 +96,8 @@ def plot_debias_view(result: Any, beta: float, steps: int) -> Any:
     axes[0].set_ylim(-1.2, 1.5)
     axes[0].legend(fontsize=8)
     axes[1].semilogx(result.steps[:steps], result.factor[beta][:steps], color="tab:blue")
-    axes[1].set_title(f"1 / (1 − βᵗ): {result.factor[beta][0]:.3g} at t = 1, {result.factor[beta][steps - 1]:.3g} at t = {steps}")
+    factor = result.factor[beta]
+    axes[1].set_title(f"1 / (1 − βᵗ): {factor[0]:.3g} at t = 1, {factor[steps - 1]:.3g} at t = {steps}")
     axes[1].set_xlabel("step t (log scale)")
     axes[1].set_ylabel("correction factor (×)")
     for axis in axes:

@@ -13,8 +13,7 @@ from typing import Any, Callable
 from lamb_edu import backend
 from lamb_edu.autograd import Tensor, no_grad
 from lamb_edu.nn import Module, cross_entropy
-from lamb_edu.optim.functional import norm
-from lamb_edu.optim.functional import TRUST_KEYS
+from lamb_edu.optim.functional import TRUST_KEYS, norm
 from lamb_edu.train.history import History
 
 np = backend.np
@@ -100,7 +99,8 @@ class StepLogger:
         self.history.append_log(step, self._lr, recorded["weight_norm"] if recorded else self._norms_before, recorded)
         if self.callback is None:
             return
-        event = self._loss_event(step, epoch, previous=self.history.log_steps[-2] if len(self.history.log_steps) > 1 else 0)
+        previous = self.history.log_steps[-2] if len(self.history.log_steps) > 1 else 0
+        event = self._loss_event(step, epoch, previous=previous)
         event["lr"] = self._lr
         for key in TRUST_KEYS:
             table = getattr(self.history, key)
