@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from lamb_edu import classroom, experiments, optim
-from lamb_edu.optim import variants
+from lamb_edu.classroom import variants
 
 matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,7 +123,7 @@ def test_sliders_draw_only_when_a_control_moves():
 
 def test_import_needs_neither_ipywidgets_nor_mpi4py():
     code = ("import sys; sys.modules['ipywidgets'] = None; sys.modules['mpi4py'] = None\n"
-            "import lamb_edu, lamb_edu.classroom, lamb_edu.optim.variants, lamb_edu.experiments, lamb_edu.plots\n"
+            "import lamb_edu, lamb_edu.classroom, lamb_edu.classroom.variants, lamb_edu.experiments, lamb_edu.plots\n"
             "assert lamb_edu.classroom.sliders(lambda: None) is None\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)

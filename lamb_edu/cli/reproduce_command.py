@@ -14,7 +14,7 @@ __all__ = ["add_reproduce_command", "run_reproduce", "read_results"]
 
 
 def add_reproduce_command(subparsers: Any) -> None:
-    """``lamb-edu reproduce NAME|all [--quick] [--out DIR]``."""
+    """``lamb-edu reproduce NAME [NAME ...]|all [--quick] [--out DIR]``."""
     from lamb_edu.experiments import EXPERIMENTS  # noqa: PLC0415
 
     parser = subparsers.add_parser(
@@ -22,8 +22,9 @@ def add_reproduce_command(subparsers: Any) -> None:
         description="Run the experiments of 'An intuitive understanding of the LAMB optimizer' and write their "
                     "figures (PNG) and numbers (results.json) to --out.",
     )
-    parser.add_argument("name", choices=[*EXPERIMENTS, "all"], metavar="NAME",
-                        help=f"one of: {', '.join(EXPERIMENTS)}, or all")
+    parser.add_argument("name", choices=[*EXPERIMENTS, "all"], metavar="NAME", nargs="+",
+                        help=f"one or more of: {', '.join(EXPERIMENTS)}, or all (run in one process, so "
+                             "experiments that share runs train them once)")
     parser.add_argument("--quick", action="store_true",
                         help="small subsets and few steps (about a minute in all), as CI and the notebooks' quick mode")
     parser.add_argument("--out", type=Path, default=Path("figures"), metavar="DIR", help="output directory (default: figures)")
@@ -58,7 +59,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     from lamb_edu import experiments, plots  # noqa: PLC0415
     from lamb_edu.train.files import write_json  # noqa: PLC0415
 
-    names = list(experiments.EXPERIMENTS) if args.name == "all" else [args.name]
+    names = list(experiments.EXPERIMENTS) if "all" in args.name else list(dict.fromkeys(args.name))
     args.out.mkdir(parents=True, exist_ok=True)
     mode = "quick" if args.quick else "full"
     started = time.perf_counter()

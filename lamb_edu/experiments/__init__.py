@@ -24,7 +24,6 @@ The modules, one concept each:
 - ``article_mnist``: experiments 3 to 6, the article's MNIST runs.
 - ``batch_sweep``: one run at a global batch size, and a grid of batch sizes × lrs (``sweep``).
 - ``large_batch``: the large-batch study (``large_batch``, ``LargeBatchResult``).
-- ``misquotes``: notebook 08, the paper's LAMB against ``optim.variants`` (``misquotes_on_mnist``).
 - ``divergence``: did a run learn, diverge, or never learn (``detect_divergence``).
 - ``registry``: ``EXPERIMENTS`` by name, ``run_experiment`` and ``quick_mode``.
 """
@@ -47,7 +46,6 @@ from lamb_edu.experiments.bias_correction import (
     uncorrected_step_ratio,
 )
 from lamb_edu.experiments.comparison import QUICK_TEST_SIZE, QUICK_TRAIN_SIZE, SEEDS, MnistComparison, compare_settings
-from lamb_edu.experiments.misquotes import MISQUOTES, RuleSetting, misquotes_on_mnist
 from lamb_edu.train.divergence import CHANCE_LOSS, Divergence, detect_divergence, smoothed_loss
 from lamb_edu.experiments.large_batch import STUDY_OPTIMIZERS, LargeBatchResult, StudyOptimizer, large_batch
 from lamb_edu.experiments.mnist import MNIST_NETWORK, NETWORKS, MnistRun, MnistSetting, train_mnist
@@ -105,9 +103,6 @@ __all__ = [
     "STUDY_OPTIMIZERS",
     "LargeBatchResult",
     "large_batch",
-    "RuleSetting",
-    "MISQUOTES",
-    "misquotes_on_mnist",
     "EXPERIMENTS",
     "run_experiment",
 ]

@@ -19,7 +19,7 @@ QUICK = False  # True: the small, fast settings; the committed outputs use the s
 
 # %matplotlib inline
 from lamb_edu import classroom, experiments, optim, plots
-from lamb_edu.optim import variants
+from lamb_edu.classroom import variants
 
 QUICK = experiments.quick_mode(default=QUICK)  # LAMB_EDU_QUICK=1 (as in CI) forces quick mode
 print("mode:", "quick" if QUICK else "full")
@@ -32,7 +32,7 @@ print("mode:", "quick" if QUICK else "full")
 # $$u = \frac{\hat m}{\sqrt{\hat v}+\epsilon} + \lambda w, \qquad r = \frac{\phi(\lVert w\rVert)}{\lVert u\rVert},
 #   \qquad w \leftarrow w - \eta\, r\, u, \qquad \lVert \eta\, r\, u\rVert = \eta\,\phi(\lVert w\rVert).$$
 #
-# The misquotes (each is a class in `lamb_edu.optim.variants`, whose docstring says where such a formula
+# The misquotes (each is a class in `lamb_edu.classroom.variants`, whose docstring says where such a formula
 # tends to be quoted):
 #
 # | name | the formula | class |
@@ -141,7 +141,7 @@ for name in two_layer:
 # which rule's first trust ratios will be far from the $\approx 0.02$ to $0.04$ of notebook 03?
 
 # %%
-mnist = experiments.misquotes_on_mnist(quick=QUICK)
+mnist = classroom.misquotes_on_mnist(quick=QUICK)
 network = mnist.summary()["network"]
 print(f"network: {network}, {mnist.train_size} training images, tested on {mnist.test_size}")
 for label, (run,) in mnist.runs.items():

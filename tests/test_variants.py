@@ -1,4 +1,4 @@
-"""The misquoted optimizers of ``optim.variants``: each follows its own (wrong) formula, and shows its defect.
+"""The misquoted optimizers of ``classroom.variants``: each follows its own (wrong) formula, and shows its defect.
 
 Every variant is checked step by step against a float64 NumPy reference of the formula its docstring
 states, written here. The scale checks then show what each one breaks: multiplying the loss by 10,
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from lamb_edu import Tensor, optim
-from lamb_edu.optim import variants
+from lamb_edu.classroom import variants
 
 BETA1, BETA2 = 0.9, 0.999
 W0 = np.array([0.3, -0.2, 0.1, 0.4])
