@@ -36,6 +36,7 @@ from lamb_edu.experiments.article_mnist import (
     article_code_claim,
     learning_rate_and_weight_decay,
     trust_ratio_histograms,
+    with_rule,
 )
 from lamb_edu.experiments.batch_sweep import BatchRun, StudyData, study_data, sweep, train_at_batch
 from lamb_edu.experiments.bias_correction import (
@@ -46,17 +47,26 @@ from lamb_edu.experiments.bias_correction import (
     uncorrected_step_ratio,
 )
 from lamb_edu.experiments.comparison import QUICK_TEST_SIZE, QUICK_TRAIN_SIZE, SEEDS, MnistComparison, compare_settings
-from lamb_edu.train.divergence import CHANCE_LOSS, Divergence, detect_divergence, smoothed_loss
 from lamb_edu.experiments.large_batch import STUDY_OPTIMIZERS, LargeBatchResult, StudyOptimizer, large_batch
-from lamb_edu.experiments.mnist import MNIST_NETWORK, NETWORKS, MnistRun, MnistSetting, train_mnist
+from lamb_edu.experiments.mnist import (
+    MNIST_NETWORK,
+    NETWORKS,
+    RULES,
+    RUN_CACHE,
+    MnistRun,
+    MnistSetting,
+    Rule,
+    RunCache,
+    train_mnist,
+)
 from lamb_edu.experiments.registry import EXPERIMENTS, QUICK_ENVIRONMENT_VARIABLE, quick_mode, run_experiment
 from lamb_edu.experiments.sgd_to_lamb import (
     LAYER_OPTIMA,
     LAYER_STARTS,
     TWO_LAYER_OPTIMIZERS,
+    VECTOR_LAYER_OPTIMIZERS,
     TrajectoryResult,
     from_sgd_to_lamb,
-    VECTOR_LAYER_OPTIMIZERS,
     lamb_on_vector_layers,
     run_two_layers,
     run_vector_layers,
@@ -64,6 +74,7 @@ from lamb_edu.experiments.sgd_to_lamb import (
     vector_layers_comparison,
     vector_layers_problem,
 )
+from lamb_edu.train.divergence import CHANCE_LOSS, Divergence, detect_divergence, smoothed_loss
 
 __all__ = [
     "quick_mode",
@@ -105,4 +116,21 @@ __all__ = [
     "large_batch",
     "EXPERIMENTS",
     "run_experiment",
+    "QUICK_ENVIRONMENT_VARIABLE",
+    "ADAM_VS_LAMB",
+    "ARTICLE_CODE",
+    "LEARNING_RATE_AND_WEIGHT_DECAY",
+    "with_rule",
+    "QUICK_TEST_SIZE",
+    "QUICK_TRAIN_SIZE",
+    "SEEDS",
+    "CHANCE_LOSS",
+    "MNIST_NETWORK",
+    "Rule",
+    "RULES",
+    "RunCache",
+    "RUN_CACHE",
+    "LAYER_OPTIMA",
+    "LAYER_STARTS",
+    "TWO_LAYER_OPTIMIZERS",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from lamb_edu.experiments.article_mnist import (
     adam_vs_lamb,
@@ -45,14 +45,22 @@ EXPERIMENTS: dict[str, Callable[..., Any]] = {
 }
 
 
-def run_experiment(name: str, quick: bool = False, data_dir: Any = None, progress: bool = False) -> Any:
+def run_experiment(name: str, quick: bool = False, data_dir: Any = None, progress: bool = False,
+                   network: str | None = None, seeds: Sequence[int] | None = None) -> Any:
     """Run the experiment called ``name`` (a key of ``EXPERIMENTS``) with its default settings.
 
-    ``data_dir`` and ``progress`` go to the experiments that take them (those that train on MNIST).
+    ``data_dir`` and ``progress`` go to the experiments that take them (those that train on MNIST),
+    and so do ``network`` and ``seeds`` when given (an experiment of one seed takes the first).
     """
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
     experiment = EXPERIMENTS[name]
     accepted = inspect.signature(experiment).parameters
     options = {key: value for key, value in (("data_dir", data_dir), ("progress", progress)) if key in accepted}
+    if network is not None and "network" in accepted:
+        options["network"] = network
+    if seeds is not None and "seeds" in accepted:
+        options["seeds"] = tuple(seeds)
+    elif seeds is not None and "seed" in accepted:
+        options["seed"] = seeds[0]
     return experiment(quick=quick, **options)
