@@ -59,7 +59,14 @@ from lamb_edu.experiments.mnist import (
     RunCache,
     train_mnist,
 )
-from lamb_edu.experiments.registry import EXPERIMENTS, QUICK_ENVIRONMENT_VARIABLE, quick_mode, run_experiment
+from lamb_edu.experiments.registry import (
+    COMMITTED_RESULTS,
+    EXPERIMENTS,
+    QUICK_ENVIRONMENT_VARIABLE,
+    committed_results,
+    quick_mode,
+    run_experiment,
+)
 from lamb_edu.experiments.sgd_to_lamb import (
     LAYER_OPTIMA,
     LAYER_STARTS,
@@ -133,4 +140,6 @@ __all__ = [
     "LAYER_OPTIMA",
     "LAYER_STARTS",
     "TWO_LAYER_OPTIMIZERS",
+    "COMMITTED_RESULTS",
+    "committed_results",
 ]

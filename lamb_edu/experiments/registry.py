@@ -9,7 +9,9 @@ needs one line for its figures.
 from __future__ import annotations
 
 import inspect
+import json
 import os
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from lamb_edu.experiments.article_mnist import (
@@ -22,9 +24,21 @@ from lamb_edu.experiments.bias_correction import debias
 from lamb_edu.experiments.large_batch import large_batch
 from lamb_edu.experiments.sgd_to_lamb import from_sgd_to_lamb
 
-__all__ = ["QUICK_ENVIRONMENT_VARIABLE", "quick_mode", "EXPERIMENTS", "run_experiment"]
+__all__ = ["QUICK_ENVIRONMENT_VARIABLE", "quick_mode", "EXPERIMENTS", "run_experiment", "COMMITTED_RESULTS",
+           "committed_results"]
 
 QUICK_ENVIRONMENT_VARIABLE = "LAMB_EDU_QUICK"
+# results.json of the committed full reproduce, beside the package in a checkout (absent from an installed wheel)
+COMMITTED_RESULTS = Path(__file__).resolve().parents[2] / "figures" / "results.json"
+
+
+def committed_results(path: Path | None = None) -> dict[str, Any]:
+    """The numbers of the committed full reproduce (``figures/results.json``) by experiment, or {} when absent.
+
+    Notebooks quote the full runs they cannot afford to repeat (the CNN) from here, not from memory.
+    """
+    path = COMMITTED_RESULTS if path is None else Path(path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def quick_mode(default: bool = False) -> bool:
