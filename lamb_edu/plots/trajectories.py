@@ -116,7 +116,7 @@ def plot_vector_layers(run: dict[str, Any]) -> Any:
     """
     clamp = run["clamp_value"]
     figure, axes = plt.subplots(1, 4, figsize=(17, 4), constrained_layout=True)
-    figure.suptitle(f"LAMB on two layers of {len(run['trust_ratio'])} steps: lr {run['lr']} decaying to 0, "
+    figure.suptitle(f"LAMB on two vector layers, {len(run['trust_ratio'])} steps: lr {run['lr']} decaying to 0, "
                     f"weight decay {run['weight_decay']}, clamp {clamp}")
     lr = run["lr"] * (1.0 - np.arange(len(run["trust_ratio"])) / len(run["trust_ratio"]))
     for index, layer in enumerate(run["layers"]):
