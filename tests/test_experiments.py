@@ -293,7 +293,7 @@ def test_article_code_setting_adam_fails_where_lamb_learns(quick_reproduction):
     from lamb_edu import experiments
 
     comparison = experiments.article_code_claim(quick=True)
-    adam = comparison.runs["Adam lr 0.02, wd 0.01"][0]
+    adam = comparison.runs["Adam baseline lr 0.02, wd 0.01"][0]
     lamb = comparison.runs["LAMB lr 0.02, wd 0.01"][0]
     assert lamb.final_test_accuracy > adam.final_test_accuracy + 0.3
     assert lamb.setting.bias_correction is False and lamb.setting.clamp_value == 10.0
@@ -381,6 +381,7 @@ def test_settings_name_their_rule_in_results_and_refuse_an_unknown_one(quick_rep
         experiments.MnistSetting("x", lr=0.01, betas=(0.9, 0.99), rule="nosuch")
     settings = experiments.with_rule(experiments.ADAM_VS_LAMB, "june2019")
     assert [s.rule for s in settings] == ["june2019"] * 2
+    assert [s.label for s in settings] == ["Adam baseline lr 0.01", "LAMB lr 0.01"]  # not Adam under the June rule
     assert isinstance(settings[1].make_optimizer([Tensor(np.ones(2, dtype=np.float32), requires_grad=True)]),
                       optim.LAMB)
     assert isinstance(experiments.ADAM_VS_LAMB[1].make_optimizer(
@@ -464,7 +465,8 @@ def _independent_vector_run(rule, lr, steps, size=50):
     weights = {layer: problem["starts"][layer].astype(np.float64) for layer in problem["optima"]}
     for step in range(steps + 1):
         optima = problem["optima"]
-        errors.append([np.linalg.norm(weights[layer] - optima[layer]) / np.linalg.norm(optima[layer]) for layer in weights])
+        errors.append([np.linalg.norm(weights[layer] - optima[layer]) / np.linalg.norm(optima[layer])
+                       for layer in weights])
         if step == steps:
             break
         rate = lr * (1 - step / steps)
