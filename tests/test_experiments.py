@@ -488,7 +488,7 @@ def _independent_vector_run(rule, lr, steps, size=50):
 
 def test_vector_layers_comparison_matches_an_independent_computation():
     runs = experiments.vector_layers_comparison(steps=60)
-    assert list(runs) == ["SGD", "Adam", "LAMB without trust ratio", "LAMB"]
+    assert list(runs) == ["SGD", "Adam", "LAMB without trust ratio", "LAMB", "LARS"]
     for name, rule in (("SGD", "SGD"), ("Adam", "Adam"), ("LAMB", "LAMB")):
         expected = _independent_vector_run(rule, runs[name]["settings"]["lr"], 60)
         np.testing.assert_allclose(runs[name]["relative_error"], expected, rtol=2e-3, atol=1e-5, err_msg=name)
@@ -499,7 +499,9 @@ def test_vector_layers_comparison_matches_an_independent_computation():
     assert np.isnan(runs["SGD"]["trust_ratio"]).all()
 
 
-def test_on_vector_layers_only_lamb_brings_both_layers_near_their_optimum():
+def test_on_vector_layers_the_layerwise_rules_bring_both_layers_near_their_optimum():
+    full = experiments.vector_layers_comparison()
+    assert full["LARS"]["relative_error"][-1].max() < full["LAMB"]["relative_error"][-1].max() < 0.01
     runs = experiments.vector_layers_comparison(quick=True)
     final = {name: run["relative_error"][-1] for name, run in runs.items()}
     assert final["SGD"][0] > 0.7  # layer A does not move under the lr layer B allows
