@@ -15,8 +15,8 @@ from lamb_edu.autograd import Tensor
 
 np = backend.np  # experiment data are small host arrays, drawn and saved on the host
 
-__all__ = ["LAYER_OPTIMA", "LAYER_STARTS", "TWO_LAYER_OPTIMIZERS", "two_layer_loss", "TrajectoryResult", "run_two_layers",
-           "from_sgd_to_lamb",
+__all__ = ["LAYER_OPTIMA", "LAYER_STARTS", "TWO_LAYER_OPTIMIZERS", "two_layer_loss", "TrajectoryResult",
+           "run_two_layers", "from_sgd_to_lamb",
            "vector_layers_problem", "VECTOR_LAYER_OPTIMIZERS", "run_vector_layers", "vector_layers_comparison",
            "lamb_on_vector_layers"]
 
