@@ -192,13 +192,15 @@ for name, make in (("May 2019 (LAMB2019)", lambda p: optim.LAMB2019(p, lr=0.01, 
     print(f"{name:38s} r1 = {r1:9.4f}  r2 = {r2:9.4f}  r = {state['trust_ratio']:.4f}  ‖Δw‖ = {step:.4f}")
 
 # %% [markdown]
-# **What to look for.** $r_1$ and $r_2$ differ by $\sqrt n = \sqrt{200\,704} \approx 448$ between the rules;
-# $r$ differs only by the clamp (this layer's $\lVert w\rVert$ is above 10, so the June rule clamps it) and
-# $\epsilon$. The steps differ by much more: the May rule's first step carries $s_1 = \eta\sqrt{1-\beta_2}/(1-\beta_1)$
-# $= \eta$ for these betas. What changed in the numbers when lamb-edu switched to the article's rule is
-# in notebook 5 (both rules, the same runs) and in the README's claims table (a column per rule): above
-# all, weight decay 0.01 *does* keep LAMB from diverging at lr 0.1 under the May rule, as the article
-# says, and does not under the June rule, which lamb-edu had tested first.
+# **What to look for.** $r_1$ and $r_2$ differ by $\sqrt n = \sqrt{200\,704} \approx 448$ between the rules,
+# while $r$ and the first step agree: no clamp acts on this layer ($\lVert w\rVert$ is below 10 and
+# $r_1/r_2$ far below 10), and at $t = 1$ the May rule's step size $s_1 = \eta\sqrt{1-\beta_2}/(1-\beta_1)$ is
+# exactly $\eta$ for betas (0.9, 0.99). The rules part later: through the bias correction (in the May
+# rule's step size, absent from the June rule), the clamps (on $r$ against on $\lVert w\rVert$, which acts
+# from the first step on a layer like the CNN's `fc1.weight`) and above all weight decay (L2 in the
+# gradient against decoupled). What changed in the numbers when lamb-edu switched to the article's rule
+# is in notebook 5 (both rules, the same runs, printed side by side) and in the README's claims table
+# (a column per rule).
 #
 # ## One LAMB step by hand
 #

@@ -146,7 +146,7 @@ for name in ("adam_vs_lamb", "trust_ratio", "trust_ratio@june2019", "adam_vs_lam
 # %% [markdown]
 # **What to look for.** Under the June rule the CNN's Adam baseline does **not** learn at lr 0.01: it
 # stays at chance (11.35 % is the share of the most common digit in the test set) from every seed it
-# was run from, while LAMB reaches about 99 %; notebook 3 shows why (its weight norms blow up, the ReLUs
+# was run from, while LAMB learns; notebook 3 shows why (its weight norms blow up, the ReLUs
 # die). Under the May rule, the one the article ran, compare the two lines of `adam_vs_lamb` or
 # `trust_ratio` with the article's "very similar".
 #

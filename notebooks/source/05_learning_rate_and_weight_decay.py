@@ -133,14 +133,15 @@ print("rule:", june.rule_title)
 report(june)
 
 # %% [markdown]
-# **What to look for.** Under the June rule the weight-decay runs forget too: the loss returns to
-# chance level and, from most seeds, the weights then *collapse* towards 0 (the decay term $\lambda w$ is
-# all that is left of $u$ once the ReLUs are dead, and LAMB normalises it to a full 10 % step). The
-# finding "weight decay does not keep LAMB stable at lr 0.1" was a finding about a rule the article
-# never ran. Compare, seed by seed, the step at which each run turned (its first reason) with the step of
-# its best accuracy: the best comes early, long before the turn, under both rules.
+# **What to look for.** Compare the weight-decay lines of the two rules, seed by seed, and then the
+# committed full runs below: `lr_and_weight_decay@june2019` is lamb-edu's earlier full run under the
+# June rule, in which LAMB at lr 0.1 with weight decay 0.01 diverged from every seed (weight decay
+# added *after* Adam's normalisation is $\lambda$ times smaller than the unit-sized direction, and where a
+# June run's ReLUs die, $u$ is almost only $\lambda w$, which LAMB normalises to a full 10 % step towards
+# 0: the weights collapse). The finding "weight decay does not keep LAMB stable at lr 0.1" was a finding
+# about a rule the article never ran.
 #
-# The committed full runs of `lamb-edu reproduce` on the article's CNN:
+# The committed full runs of `lamb-edu reproduce` (each line names its network and rule):
 
 # %%
 committed = experiments.committed_results()

@@ -78,10 +78,10 @@ for name, (cls, settings) in rules.items():
 #
 # - **The article's denominator** and **LARS's local lr on Adam** fail both: $\lVert g + \lambda w\rVert$ and
 #   $\lVert g\rVert + \lambda\lVert w\rVert$ carry the gradient's units, so loss × 10 makes the step 10 times
-#   *smaller* and weights × 10 (gradient / 10) make it 100 times larger, not 10. LAMB divides by the norm
+#   *smaller* and weights × 10 (gradient / 10) make it over 100 times larger (the printed ratio), not 10. LAMB divides by the norm
 #   of Adam's update, which has no units; that is the whole difference from LARS.
 # - **First moment in the ratio** fails both. $\lVert\hat m\rVert$ carries the gradient's units: loss × 10
-#   makes the step 10 times *smaller*; weights × 10 (gradient / 10) makes it 100 times larger, not 10.
+#   makes the step 10 times *smaller*; weights × 10 (gradient / 10) makes it over 100 times larger, not 10.
 #   The learning rate now depends on the scale of the loss, which is exactly what the trust ratio was
 #   meant to remove (and mixed-precision loss scaling would change the training).
 # - **No $\lambda w$ in the ratio** passes both, because without weight decay it *is* the paper's rule.
