@@ -85,8 +85,8 @@ def _accuracy_title(comparison: Any) -> str:
     if first.evaluation_steps is None or len(first.evaluation_steps) < 2:
         return "test accuracy after each epoch"
     every = int(first.evaluation_steps[1] - first.evaluation_steps[0])
-    return (f"test accuracy: {min(2000, comparison.test_size)} images every {every} steps (lines), "
-            f"{comparison.test_size} each epoch (dots)")
+    return (f"test accuracy: {min(2000, comparison.test_size)} images every {every} steps (lines),\n"
+            f"all {comparison.test_size} at each epoch's end (dots)")
 
 
 def adam_vs_lamb_figures(comparison: Any) -> dict[str, Any]:
