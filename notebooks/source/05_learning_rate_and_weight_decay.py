@@ -175,7 +175,7 @@ for label in claim.runs:
     accuracies = claim.final_accuracies(label)
     print(f"{label:24s} final test accuracy per seed {claim.seeds}: "
           + ", ".join(f"{100 * a:.1f} %" for a in accuracies)
-          + f"   (mean {100 * accuracies.mean():.1f} %; the article: {claim.article[label]})")
+          + f"   (mean {100 * accuracies.mean():.1f} %; the code's README: {claim.article[label]})")
 
 # %% [markdown]
 # **What to look for.** The Adam baseline's loss jumps far above chance level in the first steps and
