@@ -3,13 +3,12 @@ the scale check tells the paper's rules from the misquotes, and ``import lamb_ed
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -24,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_step_by_hand_numbers_by_calculator():
     """Layer 1: w = (0.6, −0.8), g = (0.3, 0.4), λ = 0.1: at t = 1, m̂ = g, v̂ = g², u ≈ sign(g) + λw."""
-    layer1, layer2 = classroom.lamb_step_by_hand(classroom.TOY_WEIGHTS, classroom.TOY_GRADIENTS, **classroom.TOY_SETTINGS)
+    layer1, layer2 = classroom.lamb_step_by_hand(classroom.TOY_WEIGHTS, classroom.TOY_GRADIENTS,
+                                                 **classroom.TOY_SETTINGS)
     np.testing.assert_allclose(layer1.m, [0.03, 0.04])
     np.testing.assert_allclose(layer1.v, [0.00009, 0.00016])
     np.testing.assert_allclose(layer1.m_hat, [0.3, 0.4])
