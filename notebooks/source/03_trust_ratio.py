@@ -69,8 +69,8 @@ for network in (nn.MLP([784, 256, 256, 10], seed=0), nn.CNN(seed=0)):
 
 # %% [markdown]
 # **The runs** have the settings of notebook 4 (seed 0): batch 512, lr 0.01, betas (0.9, 0.99), 5 epochs
-# of MNIST, statistics logged every 5 steps, on the MLP in both modes (a CNN epoch costs about a
-# CPU-minute; the committed CNN runs of `lamb-edu reproduce trust_ratio` are printed further down).
+# of MNIST, statistics logged every 5 steps, on the MLP in both modes (a CNN epoch costs 20 to 70
+# CPU-seconds here; the committed CNN runs of `lamb-edu reproduce trust_ratio` are printed further down).
 # Quick mode trains 8 epochs of 12 000 images, tested on 2 000.
 
 # %%

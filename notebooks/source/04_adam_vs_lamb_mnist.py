@@ -46,7 +46,7 @@ print("mode:", "quick" if QUICK else "full")
 #
 # **The setup.** The article's code trained a small CNN (`nn.CNN`); `lamb-edu reproduce adam_vs_lamb`
 # trains it (its committed numbers are printed further down). This notebook trains the MLP
-# 784 → 256 → ReLU → 256 → ReLU → 10 in both modes, because a CNN epoch costs about a CPU-minute:
+# 784 → 256 → ReLU → 256 → ReLU → 10 in both modes, because a CNN epoch costs 20 to 70 CPU-seconds here:
 # batch 512, 5 epochs of the 60 000 training images (590 steps) from seeds 0, 1, 2, tested on the
 # 10 000 test images after every epoch and on the first 2 000 every 20 steps. The seed fixes the initial
 # weights and the order of the batches; both optimizers get the same ones. Quick mode uses 8 epochs of

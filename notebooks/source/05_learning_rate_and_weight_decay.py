@@ -56,10 +56,10 @@ print("mode:", "quick" if QUICK else "full")
 #   $\lVert\theta_t\rVert > 10\,\lVert\theta_0\rVert$, or a loss or gradient was not finite;
 # - it **did not learn** if $\bar L_t$ never fell below 1.
 #
-# **The runs:** the MLP 784-256-256-10 (a CNN epoch costs about a CPU-minute; `lamb-edu reproduce
-# lr_and_weight_decay` trains the CNN, and its committed numbers are printed at the end of this
-# section), batch 512, betas (0.9, 0.99), seeds 0, 1, 2: LAMB at lr 0.01 for 5 epochs, the lr-0.1 runs
-# for 2 epochs (3 with weight decay) (quick mode: 12 epochs of 12 000 images, tested on 2 000, seed 0).
+# **The runs:** the MLP 784-256-256-10 (a CNN epoch costs 20 to 70 CPU-seconds here;
+# `lamb-edu reproduce lr_and_weight_decay` trains the CNN, its lr-0.1 runs for 2 or 3 epochs, and its
+# committed numbers are printed at the end of this section), batch 512, betas (0.9, 0.99), 5 epochs from
+# seeds 0, 1, 2 (quick mode: 12 epochs of 12 000 images, tested on 2 000, seed 0).
 # The story is in the first few hundred steps, so besides the test after each epoch (the dots) every run
 # scores the first 2 000 test images every 20 steps (the lines in the right panel).
 
