@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from lamb_edu import Tensor, classroom, experiments, optim
-from lamb_edu.optim import variants
+from lamb_edu.classroom import variants
 
 matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +70,13 @@ def test_debias_view_draws_the_chosen_beta_and_steps():
         classroom.debias_view(steps=0)
 
 
+def test_uncorrected_ratio_view_draws_the_ratio_of_the_chosen_betas():
+    figure = classroom.uncorrected_ratio_view(beta1=0.9, beta2=0.99, steps=100)
+    x, y = figure.axes[0].lines[0].get_data()
+    assert len(x) == 100 and y[0] == pytest.approx(1.0)  # 0.1 / √0.01 at t = 1
+    assert int(x[y.argmax()]) == 13 and y.max() == pytest.approx(2.131, abs=1e-3)  # the peak of (0.9, 0.99)
+
+
 def test_trajectory_view_uses_the_slider_lr():
     figure = classroom.trajectory_view("SGD", lr=0.0, steps=20)
     path = figure.axes[0].lines[0].get_xydata()
@@ -96,6 +103,7 @@ def test_trust_ratio_view_shows_the_clamp():
     (optim.LAMB, dict(lr=0.1, eps=1e-12, fused=False), True, True),
     (variants.LAMBFirstMomentRatio, dict(lr=0.1, eps=1e-12), False, False),
     (variants.LAMBRatioOnGradient, dict(lr=0.1, eps=1e-12), True, False),
+    (variants.LAMBLarsLocalLr, dict(lr=0.1, eps=1e-12), False, False),
     (optim.LARS, dict(lr=1.0, eps=0.0), True, True),
     (variants.LARSNoWeightNorm, dict(lr=1.0, eps=0.0), True, False),
 ])
@@ -162,7 +170,7 @@ def test_sliders_draw_only_when_a_control_moves():
 
 def test_import_needs_neither_ipywidgets_nor_mpi4py():
     code = ("import sys; sys.modules['ipywidgets'] = None; sys.modules['mpi4py'] = None\n"
-            "import lamb_edu, lamb_edu.classroom, lamb_edu.optim.variants, lamb_edu.experiments, lamb_edu.plots\n"
+            "import lamb_edu, lamb_edu.classroom, lamb_edu.classroom.variants, lamb_edu.experiments, lamb_edu.plots\n"
             "assert lamb_edu.classroom.sliders(lambda: None) is None\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)

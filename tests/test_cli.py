@@ -417,3 +417,15 @@ def test_a_checkpoint_of_one_model_does_not_resume_into_the_other(tmp_path, caps
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and "cannot resume" in error
         assert f"saved from {saved}" in error and f"this run's model is {wanted}" in error
+
+
+def test_lamb2019_is_the_may_rule_and_no_trust_ratio_is_its_adam_mode():
+    model = nn.MLP([4, 3], seed=0)
+    for flags, adam in (([], False), (["--no-trust-ratio"], True)):
+        args = cli.build_parser().parse_args(["train", "--optimizer", "lamb2019", "--weight-decay", "0.01", *flags])
+        optimizer = cli.build_optimizer(cli.train_settings(args), list(model.named_parameters()))
+        group = optimizer.param_groups[0]
+        assert type(optimizer).__name__ == "LAMB2019" and group["adam"] is adam
+        assert group["eps"] == 1e-8 and group["weight_decay"] == 0.01 and group["betas"] == (0.9, 0.999)
+    # LAMB2019 has no bias-correction switch (it is folded into the step size): refused in one line, exit code 2
+    assert cli.main(["train", "--optimizer", "lamb2019", "--no-bias-correction", "--out", "/nonexistent/never"]) == 2

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from lamb_edu import experiments
+from lamb_edu import Tensor, experiments, optim
 
 
 # ------------------------------------------------------------------------------------ 1. debias
@@ -239,17 +239,21 @@ def test_reproduce_writes_every_figure_and_the_numbers(quick_reproduction):
     assert results["article_code"]["settings"]["LAMB lr 0.02, wd 0.01"]["article"] == "about 98 % test accuracy"
 
 
-def test_trust_ratio_starts_below_one_and_is_phi_w_over_u(quick_reproduction):
+def test_trust_ratio_starts_below_one_and_is_the_may_rules_rms_ratio(quick_reproduction):
     from lamb_edu import experiments
 
     comparison = experiments.trust_ratio_histograms(quick=True)
+    assert comparison.rules == ["may2019"] and "ff2245e" in comparison.rule_title
     for runs in comparison.runs.values():
         run = runs[0]
         assert run.log_steps[0] == 1
         assert np.all(run.trust_ratio[0] < 1.0)  # "r starts below 1": a natural warm-up
-        # every logged r is φ(‖w‖)/‖u‖ with φ clipping at 10, recomputed from the logged norms
-        expected = np.minimum(run.weight_norm, 10.0) / run.ratio_denominator
-        np.testing.assert_allclose(run.trust_ratio, expected, rtol=1e-5)
+        # r1 and r2 are root mean squares: the logged norms over √(entries)
+        sizes = np.sqrt(np.array(run.parameter_sizes, dtype=float))
+        np.testing.assert_allclose(run.r1, run.weight_norm / sizes)
+        np.testing.assert_allclose(run.r2, run.ratio_denominator / sizes)
+        # every logged r is min(r1/r2, 10), recomputed from the logged statistics
+        np.testing.assert_allclose(run.trust_ratio, np.minimum(run.r1 / run.r2, 10.0), rtol=1e-5)
     assert comparison.runs["Adam lr 0.01"][0].setting.use_trust_ratio is False
 
 
@@ -289,11 +293,12 @@ def test_article_code_setting_adam_fails_where_lamb_learns(quick_reproduction):
     from lamb_edu import experiments
 
     comparison = experiments.article_code_claim(quick=True)
-    adam = comparison.runs["Adam lr 0.02, wd 0.01"][0]
+    adam = comparison.runs["Adam baseline lr 0.02, wd 0.01"][0]
     lamb = comparison.runs["LAMB lr 0.02, wd 0.01"][0]
     assert lamb.final_test_accuracy > adam.final_test_accuracy + 0.3
     assert lamb.setting.bias_correction is False and lamb.setting.clamp_value == 10.0
     assert lamb.setting.batch_size == 512 and lamb.setting.weight_decay == 0.01
+    assert comparison.rules == ["june2019"] and lamb.r1 is lamb.weight_norm  # norms under the June rule
 
 
 def test_reproduce_rejects_bad_input(tmp_path, capsys):
@@ -326,8 +331,7 @@ def test_mnist_runs_are_deterministic():
     small = mnist._replace(test_images=mnist.test_images[:500], test_labels=mnist.test_labels[:500])
     setting = experiments.MnistSetting("check", lr=0.01, betas=(0.9, 0.99), epochs=1)
     first = experiments.train_mnist(setting, 7, small, train_size=2048, log_every=3)
-    experiments.mnist._RUNS.clear()
-    second = experiments.train_mnist(setting, 7, small, train_size=2048, log_every=3)
+    second = experiments.train_mnist(setting, 7, small, train_size=2048, log_every=3, cache=None)
     assert first is not second
     np.testing.assert_array_equal(first.step_loss, second.step_loss)
     np.testing.assert_array_equal(first.trust_ratio, second.trust_ratio)
@@ -349,6 +353,39 @@ def test_a_trained_run_is_reused_only_for_the_same_data():
     retested = small._replace(test_images=mnist.test_images[300:600], test_labels=mnist.test_labels[300:600])
     other = experiments.train_mnist(setting, 5, retested, train_size=1024)
     assert other is not first and other.test_loss[0] != first.test_loss[0]
+
+
+def test_the_run_cache_is_bounded_and_forgets_the_least_recently_used():
+    cache = experiments.RunCache(max_runs=2)
+    cache.put(("a",), "run a")
+    cache.put(("b",), "run b")
+    assert cache.get(("a",)) == "run a"  # a is now the most recent
+    cache.put(("c",), "run c")
+    assert len(cache) == 2 and cache.get(("b",)) is None and cache.get(("a",)) == "run a"
+    cache.clear()
+    assert len(cache) == 0
+    with pytest.raises(ValueError, match="max_runs"):
+        experiments.RunCache(max_runs=0)
+    assert experiments.RUN_CACHE.max_runs >= 18  # one full reproduce of experiments 3 to 5 fits
+
+
+def test_settings_name_their_rule_in_results_and_refuse_an_unknown_one(quick_reproduction):
+    import json
+
+    results = json.loads((quick_reproduction / "results.json").read_text())
+    for name in ("trust_ratio", "adam_vs_lamb", "lr_and_weight_decay"):
+        assert set(results[name]["rules"]) == {"may2019"}, name
+        assert all(entry["rule"] == "may2019" for entry in results[name]["settings"].values())
+    assert set(results["article_code"]["rules"]) == {"june2019"}
+    with pytest.raises(ValueError, match="nosuch"):
+        experiments.MnistSetting("x", lr=0.01, betas=(0.9, 0.99), rule="nosuch")
+    settings = experiments.with_rule(experiments.ADAM_VS_LAMB, "june2019")
+    assert [s.rule for s in settings] == ["june2019"] * 2
+    assert [s.label for s in settings] == ["Adam baseline lr 0.01", "LAMB lr 0.01"]  # not Adam under the June rule
+    assert isinstance(settings[1].make_optimizer([Tensor(np.ones(2, dtype=np.float32), requires_grad=True)]),
+                      optim.LAMB)
+    assert isinstance(experiments.ADAM_VS_LAMB[1].make_optimizer(
+        [Tensor(np.ones(2, dtype=np.float32), requires_grad=True)]), optim.LAMB2019)
 
 
 def test_run_experiment_gives_each_experiment_only_the_options_it_takes():
@@ -427,7 +464,8 @@ def _independent_vector_run(rule, lr, steps, size=50):
     state = {}
     weights = {layer: problem["starts"][layer].astype(np.float64) for layer in problem["optima"]}
     for step in range(steps + 1):
-        errors.append([np.linalg.norm(weights[layer] - problem["optima"][layer]) / np.linalg.norm(problem["optima"][layer])
+        optima = problem["optima"]
+        errors.append([np.linalg.norm(weights[layer] - optima[layer]) / np.linalg.norm(optima[layer])
                        for layer in weights])
         if step == steps:
             break
@@ -450,7 +488,7 @@ def _independent_vector_run(rule, lr, steps, size=50):
 
 def test_vector_layers_comparison_matches_an_independent_computation():
     runs = experiments.vector_layers_comparison(steps=60)
-    assert list(runs) == ["SGD", "Adam", "LAMB without trust ratio", "LAMB"]
+    assert list(runs) == ["SGD", "Adam", "LAMB without trust ratio", "LAMB", "LARS"]
     for name, rule in (("SGD", "SGD"), ("Adam", "Adam"), ("LAMB", "LAMB")):
         expected = _independent_vector_run(rule, runs[name]["settings"]["lr"], 60)
         np.testing.assert_allclose(runs[name]["relative_error"], expected, rtol=2e-3, atol=1e-5, err_msg=name)
@@ -461,7 +499,9 @@ def test_vector_layers_comparison_matches_an_independent_computation():
     assert np.isnan(runs["SGD"]["trust_ratio"]).all()
 
 
-def test_on_vector_layers_only_lamb_brings_both_layers_near_their_optimum():
+def test_on_vector_layers_the_layerwise_rules_bring_both_layers_near_their_optimum():
+    full = experiments.vector_layers_comparison()
+    assert full["LARS"]["relative_error"][-1].max() < full["LAMB"]["relative_error"][-1].max() < 0.01
     runs = experiments.vector_layers_comparison(quick=True)
     final = {name: run["relative_error"][-1] for name, run in runs.items()}
     assert final["SGD"][0] > 0.7  # layer A does not move under the lr layer B allows

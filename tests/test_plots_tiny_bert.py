@@ -31,7 +31,7 @@ def recorded_run(optimizer_class, **settings):
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 13, size=(4, 8))
     targets = np.where(rng.random((4, 8)) < 0.5, ids, -100)
-    rows = {key: [] for key in ("trust_ratio", "weight_norm", "update_norm")}
+    rows = {key: [] for key in ("trust_ratio", "weight_norm", "ratio_denominator")}
     for _ in range(4):
         optimizer.zero_grad()
         nn.masked_lm_cross_entropy(model(ids), targets).backward()

@@ -1,6 +1,6 @@
 """The scale-invariance check of notebook 08: does a rule keep its step when the loss or a layer is scaled by 10?
 
-The paper's LAMB has two properties (see ``optim.variants``): multiplying the loss by c leaves the
+The paper's LAMB has two properties (see ``classroom.variants``): multiplying the loss by c leaves the
 step the same, and multiplying a layer's weights by c (its gradient then is g/c, as for a layer before
 a normalisation) makes the step c times larger. ``scale_check`` measures both for any optimizer class.
 """

@@ -6,6 +6,7 @@ default values. ``sliders`` adds the ipywidgets controls where they can be shown
 imported only there, so ``import lamb_edu`` never needs it.
 
 - ``debias_view(beta, steps)``: notebook 01, the moving average and 1/(1 − βᵗ) for one β.
+- ``uncorrected_ratio_view(beta1, beta2)``: notebook 01, Adam's uncorrected step over the corrected one.
 - ``trajectory_view(optimizer, lr)``: notebook 02, one optimizer's path on the two-layer loss.
 - ``trust_ratio_view(weight_decay, clamp_value)``: notebook 03, LAMB's r, ‖w‖ and step per layer on
   two vector layers, where ‖w‖ of the large layer passes the clamp.
@@ -18,8 +19,10 @@ from typing import Any, Callable
 import matplotlib.pyplot as plt
 
 from lamb_edu import experiments, plots
+from lamb_edu.backend import np
 
-__all__ = ["debias_view", "trajectory_view", "trust_ratio_view", "TRAJECTORY_CHOICES", "sliders"]
+__all__ = ["debias_view", "uncorrected_ratio_view", "trajectory_view", "trust_ratio_view", "TRAJECTORY_CHOICES",
+           "sliders"]
 
 # the optimizers of notebook 02 a student can pick, with their default settings
 TRAJECTORY_CHOICES = {name: setting for name, setting in experiments.TWO_LAYER_OPTIMIZERS.items()}
@@ -33,6 +36,13 @@ def debias_view(beta: float = 0.9, steps: int = 50) -> Any:
     return plots.plot_debias_view(result, result.betas[0], int(steps))
 
 
+def uncorrected_ratio_view(beta1: float = 0.9, beta2: float = 0.999, steps: int = 20000) -> Any:
+    """(1 − β1ᵗ)/√(1 − β2ᵗ) for t = 1 … ``steps``, its peak marked: how much larger Adam's uncorrected step is."""
+    ts = np.arange(1, int(steps) + 1)
+    return plots.plot_uncorrected_step_ratio(ts, {(float(beta1), float(beta2)):
+                                                  experiments.uncorrected_step_ratio(beta1, beta2, ts)})
+
+
 def trajectory_view(optimizer: str = "LAMB", lr: float | None = None, steps: int = 200) -> Any:
     """``optimizer``'s path on the two-layer loss at learning rate ``lr`` (its default of notebook 02 when None)."""
     if optimizer not in TRAJECTORY_CHOICES:
@@ -44,7 +54,7 @@ def trajectory_view(optimizer: str = "LAMB", lr: float | None = None, steps: int
 
 
 def trust_ratio_view(weight_decay: float = 0.0, clamp_value: float | None = 10.0, lr: float = 0.05) -> Any:
-    """LAMB on two vector layers with ``weight_decay`` and ``clamp_value`` (None or 0: no clamp): r, ‖w‖, ‖Δw‖ per layer."""
+    """LAMB on two vector layers with ``weight_decay`` and ``clamp_value`` (None or 0: no clamp): r, ‖w‖, ‖Δw‖."""
     clamp = None if clamp_value in (None, 0) else float(clamp_value)
     run = experiments.lamb_on_vector_layers(lr=lr, weight_decay=float(weight_decay), clamp_value=clamp)
     return plots.plot_vector_layers(run)

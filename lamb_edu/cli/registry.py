@@ -5,14 +5,15 @@ defaults; a flag applies to exactly the optimizers whose defaults list it, which
 says and what ``--momentum`` given to Adam is refused by. Settings map to the constructor's
 keywords by one rule (``constructor_keywords``). A model entry builds the network from the settings.
 
-Defaults: LAMB follows the article's MNIST runs (lr 0.01) and the code it used (cybertronai/
-pytorch-lamb: betas 0.9, 0.999, eps 1e-6); the others follow torch.optim, with learning rates that
-train this MLP well in a few epochs.
+Defaults: LAMB follows the article's MNIST runs (lr 0.01) and the June 2019 code of cybertronai/
+pytorch-lamb (betas 0.9, 0.999, eps 1e-6); ``lamb2019`` is the May 2019 code the article ran
+(``optim.LAMB2019``: eps 1e-8, weight decay as L2, ``--no-trust-ratio`` is its ``adam=True``); the
+others follow torch.optim, with learning rates that train this MLP well in a few epochs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from lamb_edu import nn, optim
@@ -27,6 +28,8 @@ class OptimizerEntry:
 
     class_name: str
     defaults: dict[str, Any]
+    # settings passed under another keyword, as they are (LAMB2019's ``adam`` is --no-trust-ratio)
+    renamed: dict[str, str] = field(default_factory=dict)
 
 
 OPTIMIZERS: dict[str, OptimizerEntry] = {
@@ -42,6 +45,8 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
                                     "no_trust_ratio": False}),
     "lamb": OptimizerEntry("LAMB", {"lr": 0.01, "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-6,
                                     "no_bias_correction": False, "no_trust_ratio": False}),
+    "lamb2019": OptimizerEntry("LAMB2019", {"lr": 0.01, "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                                            "no_trust_ratio": False}, renamed={"no_trust_ratio": "adam"}),
 }
 
 # Every optimizer setting, in the order of --help and of summary.json.
@@ -56,7 +61,9 @@ def applies_to(setting: str) -> list[str]:
 
 def constructor_keywords(name: str, settings: dict[str, Any]) -> dict[str, Any]:
     """The keywords of optimizer ``name``'s constructor for ``settings`` (the flags' names and meanings)."""
-    values = {key: settings[key] for key in OPTIMIZERS[name].defaults}
+    entry = OPTIMIZERS[name]
+    values = {key: settings[key] for key in entry.defaults if key not in entry.renamed}
+    values.update({keyword: settings[key] for key, keyword in entry.renamed.items()})
     if "beta1" in values:  # Adam-type: betas = (β1, β2)
         values["betas"] = (values.pop("beta1"), values.pop("beta2"))
     elif "beta2" in values:  # RMSprop calls the decay of its squared-gradient average alpha

@@ -1,4 +1,4 @@
-"""``lamb-edu reproduce NAME|all``: run the article's experiments; write figures and ``results.json``.
+"""``lamb-edu reproduce NAME [NAME ...]|all``: run the article's experiments; write figures and ``results.json``.
 
 ``results.json`` records each experiment's mode. Quick results never replace full ones: ``--quick``
 into a folder whose ``results.json`` holds full results of an experiment it would run is refused
@@ -17,7 +17,7 @@ import matplotlib
 
 from lamb_edu import experiments, plots
 from lamb_edu.cli.figures import save_figure
-from lamb_edu.cli.values import CommandError, existing_directory
+from lamb_edu.cli.values import CommandError, existing_directory, non_negative_int
 from lamb_edu.train.files import read_json, require, write_json
 from lamb_edu.train.run_lock import RunFolderBusy, RunLock
 
@@ -25,14 +25,15 @@ __all__ = ["add_reproduce_command", "run_reproduce", "read_results"]
 
 
 def add_reproduce_command(subparsers: Any) -> None:
-    """``lamb-edu reproduce NAME|all [--quick] [--force] [--out DIR]``."""
+    """``lamb-edu reproduce NAME [NAME ...]|all [--quick] [--force] [--network N] [--seeds S ...] [--out DIR]``."""
     parser = subparsers.add_parser(
         "reproduce", help="run the article's experiments; write figures and results.json", allow_abbrev=False,
         description="Run the experiments of 'An intuitive understanding of the LAMB optimizer' and write their "
                     "figures (PNG) and numbers (results.json) to --out.",
     )
-    parser.add_argument("name", choices=[*experiments.EXPERIMENTS, "all"], metavar="NAME",
-                        help=f"one of: {', '.join(experiments.EXPERIMENTS)}, or all")
+    parser.add_argument("name", choices=[*experiments.EXPERIMENTS, "all"], metavar="NAME", nargs="+",
+                        help=f"one or more of: {', '.join(experiments.EXPERIMENTS)}, or all (run in one process, "
+                             "so experiments that share runs train them once)")
     parser.add_argument("--quick", action="store_true",
                         help="small subsets and few steps (about a minute in all), as CI and the notebooks' quick mode")
     parser.add_argument("--force", action="store_true",
@@ -40,14 +41,18 @@ def add_reproduce_command(subparsers: Any) -> None:
                              "refused)")
     parser.add_argument("--out", type=Path, default=Path("figures"), metavar="DIR", help="output directory "
                                                                                          "(default: figures)")
+    parser.add_argument("--network", choices=("mlp", "cnn"), default=None,
+                        help="the network of the MNIST experiments 3 to 6 (default: cnn in full mode, mlp in quick)")
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=None, metavar="S",
+                        help="the seeds of the MNIST experiments (default: 0 1 2 in full mode, 0 in quick; "
+                             "experiment 3 takes the first)")
     parser.add_argument("--data-dir", type=existing_directory, default=None, metavar="DIR",
                         help="folder with the MNIST files")
     parser.set_defaults(handler=run_reproduce)
 
 
 def read_results(path: Path) -> dict[str, Any]:
-    """The ``results.json`` to merge into: {} when absent; RunFileError naming it when it is not an object of "
-      "objects."""
+    """The ``results.json`` to merge into: {} when absent; RunFileError naming it when not an object of objects."""
     if not path.exists():
         return {}
     results = read_json(path)
@@ -71,7 +76,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise CommandError(f"argument --out: {args.out} exists and is not a directory", 2)
     results_path = args.out / "results.json"
-    names = list(experiments.EXPERIMENTS) if args.name == "all" else [args.name]
+    names = list(experiments.EXPERIMENTS) if "all" in args.name else list(dict.fromkeys(args.name))
     _check_modes(read_results(results_path), names, args, results_path)  # before running anything
     lock = RunLock(args.out)
     try:
@@ -91,7 +96,8 @@ def _reproduce(args: argparse.Namespace, names: list[str], results_path: Path) -
     started = time.perf_counter()
     for name in names:
         began = time.perf_counter()
-        result = experiments.run_experiment(name, quick=args.quick, data_dir=args.data_dir, progress=True)
+        result = experiments.run_experiment(name, quick=args.quick, data_dir=args.data_dir, progress=True,
+                                            network=args.network, seeds=args.seeds)
         figures = plots.experiment_figures(name, result)
         for filename, figure in figures.items():
             save_figure(figure, args.out / filename, dpi=110)

@@ -24,7 +24,6 @@ The modules, one concept each:
 - ``article_mnist``: experiments 3 to 6, the article's MNIST runs.
 - ``batch_sweep``: one run at a global batch size, and a grid of batch sizes × lrs (``sweep``).
 - ``large_batch``: the large-batch study (``large_batch``, ``LargeBatchResult``).
-- ``misquotes``: notebook 08, the paper's LAMB against ``optim.variants`` (``misquotes_on_mnist``).
 - ``divergence``: did a run learn, diverge, or never learn (``detect_divergence``).
 - ``registry``: ``EXPERIMENTS`` by name, ``run_experiment`` and ``quick_mode``.
 """
@@ -37,6 +36,7 @@ from lamb_edu.experiments.article_mnist import (
     article_code_claim,
     learning_rate_and_weight_decay,
     trust_ratio_histograms,
+    with_rule,
 )
 from lamb_edu.experiments.batch_sweep import BatchRun, StudyData, study_data, sweep, train_at_batch
 from lamb_edu.experiments.bias_correction import (
@@ -47,18 +47,33 @@ from lamb_edu.experiments.bias_correction import (
     uncorrected_step_ratio,
 )
 from lamb_edu.experiments.comparison import QUICK_TEST_SIZE, QUICK_TRAIN_SIZE, SEEDS, MnistComparison, compare_settings
-from lamb_edu.experiments.misquotes import MISQUOTES, RuleSetting, misquotes_on_mnist
-from lamb_edu.train.divergence import CHANCE_LOSS, Divergence, detect_divergence, smoothed_loss
 from lamb_edu.experiments.large_batch import STUDY_OPTIMIZERS, LargeBatchResult, StudyOptimizer, large_batch
-from lamb_edu.experiments.mnist import MNIST_NETWORK, NETWORKS, MnistRun, MnistSetting, train_mnist
-from lamb_edu.experiments.registry import EXPERIMENTS, QUICK_ENVIRONMENT_VARIABLE, quick_mode, run_experiment
+from lamb_edu.experiments.mnist import (
+    MNIST_NETWORK,
+    NETWORKS,
+    RULES,
+    RUN_CACHE,
+    MnistRun,
+    MnistSetting,
+    Rule,
+    RunCache,
+    train_mnist,
+)
+from lamb_edu.experiments.registry import (
+    COMMITTED_RESULTS,
+    EXPERIMENTS,
+    QUICK_ENVIRONMENT_VARIABLE,
+    committed_results,
+    quick_mode,
+    run_experiment,
+)
 from lamb_edu.experiments.sgd_to_lamb import (
     LAYER_OPTIMA,
     LAYER_STARTS,
     TWO_LAYER_OPTIMIZERS,
+    VECTOR_LAYER_OPTIMIZERS,
     TrajectoryResult,
     from_sgd_to_lamb,
-    VECTOR_LAYER_OPTIMIZERS,
     lamb_on_vector_layers,
     run_two_layers,
     run_vector_layers,
@@ -66,6 +81,7 @@ from lamb_edu.experiments.sgd_to_lamb import (
     vector_layers_comparison,
     vector_layers_problem,
 )
+from lamb_edu.train.divergence import CHANCE_LOSS, Divergence, detect_divergence, smoothed_loss
 
 __all__ = [
     "quick_mode",
@@ -105,9 +121,25 @@ __all__ = [
     "STUDY_OPTIMIZERS",
     "LargeBatchResult",
     "large_batch",
-    "RuleSetting",
-    "MISQUOTES",
-    "misquotes_on_mnist",
     "EXPERIMENTS",
     "run_experiment",
+    "QUICK_ENVIRONMENT_VARIABLE",
+    "ADAM_VS_LAMB",
+    "ARTICLE_CODE",
+    "LEARNING_RATE_AND_WEIGHT_DECAY",
+    "with_rule",
+    "QUICK_TEST_SIZE",
+    "QUICK_TRAIN_SIZE",
+    "SEEDS",
+    "CHANCE_LOSS",
+    "MNIST_NETWORK",
+    "Rule",
+    "RULES",
+    "RunCache",
+    "RUN_CACHE",
+    "LAYER_OPTIMA",
+    "LAYER_STARTS",
+    "TWO_LAYER_OPTIMIZERS",
+    "COMMITTED_RESULTS",
+    "committed_results",
 ]

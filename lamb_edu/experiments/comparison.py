@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from lamb_edu import backend, data
-from lamb_edu.experiments.mnist import NETWORKS, MnistRun, MnistSetting, train_mnist
+from lamb_edu.experiments.mnist import NETWORKS, RULES, MnistRun, MnistSetting, train_mnist
 
 np = backend.np  # experiment data are small host arrays, drawn and saved on the host
 
@@ -45,10 +45,20 @@ class MnistComparison:
         """The network as results and figures name it, e.g. "MLP 784-256-256-10"."""
         return NETWORKS[self.network]
 
+    @property
+    def rules(self) -> list[str]:
+        """The LAMB rules the settings train with (keys of ``experiments.mnist.RULES``), in order, each once."""
+        return list(dict.fromkeys(setting.rule for setting in self.settings))
+
+    @property
+    def rule_title(self) -> str:
+        """The rules as figure titles name them, e.g. "May 2019 rule (pytorch-lamb ff2245e, ...)"."""
+        return "; ".join(RULES[rule].title for rule in self.rules)
+
     def summary(self) -> dict[str, Any]:
         """The numbers ``results.json`` records: per setting, the accuracy over seeds and every run's summary."""
         out: dict[str, Any] = {
-            "network": self.network_name,
+            "network": self.network_name, "rules": {rule: RULES[rule].title for rule in self.rules},
             "train_examples": self.train_size, "test_examples": self.test_size, "seeds": list(self.seeds),
             "quick": self.quick, "settings": {},
         }

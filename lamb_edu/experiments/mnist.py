@@ -1,16 +1,22 @@
 """One MNIST run: its optimizer settings (``MnistSetting``), what it recorded (``MnistRun``), and ``train_mnist``.
 
 Two networks (``NETWORKS``): the MLP 784 → 256 → ReLU → 256 → ReLU → 10, fast enough for every
-study, and the article's own CNN (``nn.CNN``), which its code trained. Every run uses the LAMB rule of the article's
-code (pytorch-lamb): no bias correction, ‖w‖ clamped at 10. Its "Adam" is the same rule with the
-trust ratio computed but not used (``use_trust_ratio=False``), so both sides record r, r1 = ‖w‖ and
-r2 = ‖u‖.
+study, and the article's own CNN (``nn.CNN``), which its code trained. A setting names the LAMB rule
+it trains with (``RULES``): the May 2019 code of cybertronai/pytorch-lamb that the article ran
+(``optim.LAMB2019``), or its June 2019 code (``optim.LAMB`` without bias correction, ‖w‖ clamped at
+10). Either way its "Adam" is the same rule with the trust ratio computed but not used
+(``use_trust_ratio=False``), so both sides record r, r1 and r2.
+
+``train_mnist`` keeps the runs it trained in a ``RunCache`` (``RUN_CACHE`` unless given another, or
+None): experiments 3, 4 and 5 share runs, so each is trained once per process. The cache holds at
+most ``max_runs`` runs and forgets the least recently used.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +26,8 @@ from lamb_edu.train.divergence import Divergence, detect_divergence
 
 np = backend.np  # experiment data are small host arrays, drawn and saved on the host
 
-__all__ = ["MNIST_NETWORK", "NETWORKS", "build_network", "MnistSetting", "MnistRun", "train_mnist"]
+__all__ = ["MNIST_NETWORK", "NETWORKS", "build_network", "Rule", "RULES", "MnistSetting", "MnistRun", "RunCache",
+           "RUN_CACHE", "train_mnist"]
 
 MNIST_NETWORK = (784, 256, 256, 10)  # the MLP's layer widths
 # network name -> how results and figures name it
@@ -38,8 +45,38 @@ def build_network(network: str, seed: int) -> nn.Module:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """A version of the article code's LAMB: how results and figures name it, and what r, r1 and r2 mean."""
+
+    title: str  # the version, for figure titles
+    description: str  # what it computes, for results.json
+    r: str
+    r1: str
+    r2: str
+    root_mean_square: bool  # r1 and r2 are RMS (norm / √n) rather than norms
+
+
+RULES = {
+    "may2019": Rule(
+        "May 2019 rule (pytorch-lamb ff2245e, the code the article ran)",
+        "optim.LAMB2019: L2 weight decay in g, torch Adam moments with eps 1e-8 on √v, bias correction folded into "
+        "the step size, r = min(RMS(w) / RMS(adam step), 10)",
+        "r = min(r1/r2, 10)", "r1 = RMS(w)", "r2 = RMS(adam step)", True),
+    "june2019": Rule(
+        "June 2019 rule (pytorch-lamb 207f672)",
+        "optim.LAMB(bias_correction=False): no bias correction, eps 1e-6, decoupled weight decay in u, "
+        "r = min(‖w‖, 10) / ‖u‖",
+        "r = φ(‖w‖)/‖u‖", "r1 = ‖w‖", "r2 = ‖u‖", False),
+}
+
+
+@dataclass(frozen=True)
 class MnistSetting:
-    """The optimizer settings of one MNIST run (LAMB; ``use_trust_ratio=False`` is the Adam baseline)."""
+    """The optimizer settings of one MNIST run: LAMB under ``rule`` (a key of ``RULES``).
+
+    ``use_trust_ratio=False`` is the Adam baseline (``LAMB2019(adam=True)`` under the May rule, which
+    is Adam with L2 weight decay). ``bias_correction`` and ``clamp_value`` apply to the June rule only.
+    """
 
     label: str
     lr: float
@@ -50,20 +87,32 @@ class MnistSetting:
     clamp_value: float | None = 10.0
     batch_size: int = 512
     epochs: int = 5
+    rule: str = "june2019"
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"unknown rule {self.rule!r}; choose from {', '.join(RULES)}")
 
     def make_optimizer(self, params: list[Any]) -> Any:
-        """``optim.LAMB`` with these settings over ``params``."""
+        """The optimizer of ``rule`` with these settings over ``params``."""
+        if self.rule == "may2019":
+            return optim.LAMB2019(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay,
+                                  adam=not self.use_trust_ratio)
         return optim.LAMB(
             params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, bias_correction=self.bias_correction,
             clamp_value=self.clamp_value, use_trust_ratio=self.use_trust_ratio,
         )
 
     def describe(self) -> dict[str, Any]:
-        """The settings as plain JSON values, with the optimizer named as the article names it."""
+        """The settings as plain JSON values, with the rule and the optimizer named as the article names it."""
+        baseline = "Adam (LAMB2019 adam=True: Adam with L2 weight decay)" if self.rule == "may2019" else \
+            "Adam baseline (June rule, trust ratio computed but not used)"
+        june = ({"bias_correction": self.bias_correction, "clamp_value": self.clamp_value}
+                if self.rule == "june2019" else {})
         return {
-            "optimizer": "LAMB" if self.use_trust_ratio else "Adam (LAMB rule, trust ratio computed but not used)",
-            "lr": self.lr, "betas": list(self.betas), "weight_decay": self.weight_decay,
-            "bias_correction": self.bias_correction, "clamp_value": self.clamp_value,
+            "rule": self.rule, "rule_description": RULES[self.rule].description,
+            "optimizer": "LAMB" if self.use_trust_ratio else baseline,
+            "lr": self.lr, "betas": list(self.betas), "weight_decay": self.weight_decay, **june,
             "batch_size": self.batch_size, "epochs": self.epochs,
         }
 
@@ -90,6 +139,27 @@ class MnistRun:
     network: str = "mlp"
     evaluation_steps: Any = None  # steps at which a test subset was scored (``evaluate_every``), else None
     evaluation_accuracy: Any = None  # fraction, one per evaluation step
+    parameter_sizes: Any = None  # number of entries of each parameter, in the order of ``parameter_names``
+
+    @property
+    def rule(self) -> Rule:
+        """The LAMB rule this run trained with (its title and what r, r1 and r2 mean)."""
+        return RULES[self.setting.rule]
+
+    @property
+    def r1(self) -> Any:
+        """(logs, parameters): r1 as the run's rule logs it, RMS(w) under the May rule, ‖w‖ under the June rule."""
+        return self._as_rule_logs(self.weight_norm)
+
+    @property
+    def r2(self) -> Any:
+        """(logs, parameters): r2 as the run's rule logs it, RMS(adam step) (May) or ‖u‖ (June)."""
+        return self._as_rule_logs(self.ratio_denominator)
+
+    def _as_rule_logs(self, norms: Any) -> Any:
+        if not self.rule.root_mean_square:
+            return norms
+        return norms / np.sqrt(np.asarray(self.parameter_sizes, dtype=np.float64))
 
     @property
     def final_test_accuracy(self) -> float:
@@ -121,10 +191,43 @@ class MnistRun:
         }
 
 
-# Experiments 3 and 4 train the same runs, so each run is trained once per process. The key holds
-# everything that decides a run: the setting, the seed, what is logged, the backend and its dtype,
-# and the data themselves (a digest of the examples the run reads), so other data never get an old run.
-_RUNS: dict[tuple, MnistRun] = {}
+class RunCache:
+    """Finished runs by everything that decides them, at most ``max_runs``, the least recently used forgotten first.
+
+    The key (``train_mnist`` makes it) holds the setting, the seed, what is logged, the backend and its
+    dtype, and a digest of the examples the run reads, so other data never get an old run.
+    """
+
+    def __init__(self, max_runs: int = 32) -> None:
+        if max_runs < 1:
+            raise ValueError(f"max_runs must be at least 1, got {max_runs}")
+        self.max_runs = max_runs
+        self._runs: OrderedDict[tuple, MnistRun] = OrderedDict()
+
+    def get(self, key: tuple) -> MnistRun | None:
+        """The run stored under ``key`` (now the most recently used), or None."""
+        run = self._runs.get(key)
+        if run is not None:
+            self._runs.move_to_end(key)
+        return run
+
+    def put(self, key: tuple, run: MnistRun) -> None:
+        """Store ``run``; forget the least recently used run when more than ``max_runs`` are held."""
+        self._runs[key] = run
+        self._runs.move_to_end(key)
+        while len(self._runs) > self.max_runs:
+            self._runs.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every run."""
+        self._runs.clear()
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+
+# Experiments 3, 4 and 5 share 6 runs per full reproduce (18 runs in all); 32 holds them with room.
+RUN_CACHE = RunCache(max_runs=32)
 
 
 def _data_digest(data: Any, train_size: int | None) -> str:
@@ -141,22 +244,25 @@ def _data_digest(data: Any, train_size: int | None) -> str:
 def train_mnist(
     setting: MnistSetting, seed: int, data: Any, train_size: int | None = None, log_every: int = 5,
     on_step: Any = None, network: str = "mlp", evaluate_every: int | None = None, evaluation_size: int = 2000,
+    cache: RunCache | None = RUN_CACHE,
 ) -> MnistRun:
-    """Train ``network`` (a key of ``NETWORKS``) from ``seed`` with ``setting`` on ``data`` (``data.MNIST``) and record it.
+    """Train ``network`` (a key of ``NETWORKS``) from ``seed`` with ``setting`` on ``data`` (``data.MNIST``); record it.
 
     The seed fixes the initial weights and the order of the batches, so a run is deterministic. The
     per-layer norms and trust ratios are logged every ``log_every`` steps; ``on_step(step)``, if
     given, is called at each of those steps (for a progress bar). With ``evaluate_every`` (a multiple
     of ``log_every``) the first ``evaluation_size`` test images are also scored every that many steps,
     which the epoch-end test cannot show early in training; scoring changes nothing in the run. A run
-    this process has already trained with the same arguments, backend and data is returned as it was.
+    ``cache`` holds (trained with the same arguments, backend and data) is returned as it was; with
+    ``cache=None`` the run is always trained and kept nowhere.
     """
     if evaluate_every is not None and (evaluate_every < 1 or evaluate_every % log_every):
         raise ValueError(f"evaluate_every must be a positive multiple of log_every ({log_every}), got {evaluate_every}")
     key = (setting, seed, log_every, network, evaluate_every, evaluation_size if evaluate_every else None,
            backend.name(), str(backend.default_dtype()), _data_digest(data, train_size))
-    if key in _RUNS:
-        return _RUNS[key]
+    cached = cache.get(key) if cache is not None else None
+    if cached is not None:
+        return cached
     model = build_network(network, seed)
     optimizer = setting.make_optimizer(model.parameters())
     scored = _Scorer(model, data, evaluation_size) if evaluate_every is not None else None
@@ -172,9 +278,11 @@ def train_mnist(
     history = train.fit(model, optimizer, data, epochs=setting.epochs, batch_size=setting.batch_size, seed=seed,
                         train_size=train_size, log_every=log_every, progress=False, callback=callback)
     run = _run_from_history(setting, seed, history, network)
+    run.parameter_sizes = [int(p.data.size) for p in model.parameters()]
     if scored is not None:
         run.evaluation_steps, run.evaluation_accuracy = np.array(scored.steps), np.array(scored.accuracy)
-    _RUNS[key] = run
+    if cache is not None:
+        cache.put(key, run)
     return run
 
 

@@ -15,7 +15,8 @@ from lamb_edu.autograd import Tensor
 
 np = backend.np  # experiment data are small host arrays, drawn and saved on the host
 
-__all__ = ["LAYER_OPTIMA", "LAYER_STARTS", "TWO_LAYER_OPTIMIZERS", "two_layer_loss", "TrajectoryResult", "run_two_layers", "from_sgd_to_lamb",
+__all__ = ["LAYER_OPTIMA", "LAYER_STARTS", "TWO_LAYER_OPTIMIZERS", "two_layer_loss", "TrajectoryResult",
+           "run_two_layers", "from_sgd_to_lamb",
            "vector_layers_problem", "VECTOR_LAYER_OPTIMIZERS", "run_vector_layers", "vector_layers_comparison",
            "lamb_on_vector_layers"]
 
@@ -148,7 +149,8 @@ def from_sgd_to_lamb(
     steps = int(steps if steps is not None else (120 if quick else 200))
     if steps < 1:
         raise ValueError(f"steps must be positive, got {steps}")
-    result = TrajectoryResult(tuple(LAYER_OPTIMA), np.array(list(LAYER_OPTIMA.values())), {}, {}, {}, {}, {}, {}, {}, steps)
+    result = TrajectoryResult(tuple(LAYER_OPTIMA), np.array(list(LAYER_OPTIMA.values())), {}, {}, {}, {}, {}, {}, {},
+                              steps)
     for name, (optimizer_class, settings) in (optimizers or TWO_LAYER_OPTIMIZERS).items():
         if isinstance(optimizer_class, str):
             optimizer_class = getattr(optim, optimizer_class)
@@ -185,10 +187,12 @@ VECTOR_LAYER_OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
     "Adam": ("Adam", {"lr": 0.05}),
     "LAMB without trust ratio": ("LAMB", {"lr": 0.05, "use_trust_ratio": False}),
     "LAMB": ("LAMB", {"lr": 0.05}),
+    "LARS": ("LARS", {"lr": 5.0, "momentum": 0.9, "trust_coefficient": 0.001}),  # notebook 02's two-layer settings
 }
 
 
-def run_vector_layers(optimizer_class: Any, settings: dict[str, Any], steps: int = 200, size: int = 50) -> dict[str, Any]:
+def run_vector_layers(optimizer_class: Any, settings: dict[str, Any], steps: int = 200,
+                      size: int = 50) -> dict[str, Any]:
     """Step ``optimizer_class(params, **settings)`` on ``vector_layers_problem``, lr decaying linearly to 0.
 
     The loss is ½ Σ c_i ((w_i − w*_i)/w*_i)² per layer, so each layer is round only in its own
@@ -205,13 +209,15 @@ def run_vector_layers(optimizer_class: Any, settings: dict[str, Any], steps: int
     out["relative_error"] = np.empty((steps + 1, 2))
     for step in range(steps + 1):
         now = [backend.to_numpy(p.data).astype(np.float64) for p in params]
-        out["relative_error"][step] = [np.linalg.norm(w - target) / np.linalg.norm(target) for w, target in zip(now, targets)]
+        out["relative_error"][step] = [np.linalg.norm(w - target) / np.linalg.norm(target)
+                                       for w, target in zip(now, targets)]
         if step == steps:
             break
         for group in optimizer.param_groups:
             group["lr"] = settings["lr"] * (1.0 - step / steps)
         for p, target in zip(params, targets):  # the gradient c·(w − w*)/w*², written out: no autograd needed
-            p.grad = backend.asarray((problem["curvature"] * (backend.to_numpy(p.data) - target) / target**2).astype(p.data.dtype))
+            gradient = problem["curvature"] * (backend.to_numpy(p.data) - target) / target**2
+            p.grad = backend.asarray(gradient.astype(p.data.dtype))
         optimizer.step()
         for index, (p, old) in enumerate(zip(params, now)):
             out["weight_norm"][step, index] = np.linalg.norm(old)
@@ -221,7 +227,7 @@ def run_vector_layers(optimizer_class: Any, settings: dict[str, Any], steps: int
 
 
 def vector_layers_comparison(quick: bool = False, steps: int | None = None) -> dict[str, dict[str, Any]]:
-    """SGD, Adam, "LAMB without trust ratio" and LAMB (``VECTOR_LAYER_OPTIMIZERS``) on ``vector_layers_problem``.
+    """SGD, Adam, "LAMB without trust ratio", LAMB and LARS (``VECTOR_LAYER_OPTIMIZERS``) on ``vector_layers_problem``.
 
     Each takes ``steps`` full-gradient steps (200; 120 in quick mode) with its lr decaying linearly to
     0; returns ``run_vector_layers``'s arrays per optimizer name, with its ``settings``.

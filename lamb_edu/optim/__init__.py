@@ -1,7 +1,8 @@
 """Optimizers from scratch, shaped like ``torch.optim``.
 
 ``from lamb_edu import optim`` gives ``optim.SGD``, ``optim.Adagrad``, ``optim.RMSprop``,
-``optim.Adam``, ``optim.AdamW``, ``optim.LARS``, ``optim.LAMB``, ``optim.Lookahead``, the
+``optim.Adam``, ``optim.AdamW``, ``optim.LARS``, ``optim.LAMB``, ``optim.LAMB2019`` (LAMB as the
+article's code ran it, May 2019), ``optim.Lookahead``, the
 ``optim.Optimizer`` base class, ``optim.param_groups_no_decay`` and the learning-rate
 ``optim.schedules``. The pieces LAMB shares with Adam and LARS live in ``optim.functional``, the
 fused (blocked, threaded, CUDA) forms of Adam, AdamW and LAMB in ``optim.fused``;
@@ -14,6 +15,7 @@ from lamb_edu.optim.adagrad import Adagrad
 from lamb_edu.optim.adam import Adam
 from lamb_edu.optim.adamw import AdamW
 from lamb_edu.optim.lamb import LAMB
+from lamb_edu.optim.lamb2019 import LAMB2019
 from lamb_edu.optim.lars import LARS
 from lamb_edu.optim.lookahead import Lookahead
 from lamb_edu.optim.optimizer import Optimizer, flatten_state_dict, unflatten_state_dict
@@ -22,6 +24,6 @@ from lamb_edu.optim.rmsprop import RMSprop
 from lamb_edu.optim.sgd import SGD
 
 __all__ = [
-    "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "LARS", "LAMB", "Lookahead",
+    "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "LARS", "LAMB", "LAMB2019", "Lookahead",
     "param_groups_no_decay", "schedules", "flatten_state_dict", "unflatten_state_dict", "functional",
 ]

@@ -9,8 +9,9 @@ With g = ∇L(w) + weight_decay·w (weight decay as an L2 term on the gradient, 
 
 AMSGrad (Reddi et al., 2018) divides by the running maximum of v instead of v (set it before the
 first step: a parameter's state is made then).
-``bias_correction=False`` drops the two divisions (a switch PyTorch lacks): early steps then are
-too small, the lesson of the paper's Section 3.
+``bias_correction=False`` drops the two divisions (a switch PyTorch lacks). Early steps are then too
+*large*, not too small: the uncorrected step is (1 − β1ᵗ)/√(1 − β2ᵗ) times the corrected one, 3.16×
+at t = 1 and 6.57× at its peak, t = 12, for betas (0.9, 0.999) (``experiments.uncorrected_step_ratio``).
 
 ``update`` below is the rule, composed from ``optim.functional``; ``functional.adam_weight_decay``
 is the one place where Adam's L2 term and AdamW's decoupled decay part. With ``fused=True`` (the

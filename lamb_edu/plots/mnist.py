@@ -24,8 +24,9 @@ __all__ = [
 # The titles of the MNIST comparisons, shared by experiment_figures and the notebooks.
 MNIST_TITLES = {
     "adam_vs_lamb": "Adam against LAMB on MNIST, lr 0.01, betas (0.9, 0.99)",
-    "lr_and_weight_decay": "Learning rate and weight decay: LAMB at lr 0.01, 0.1, 0.1 with weight decay 0.01; Adam at 0.1",
-    "article_code": "The article code's sample run: lr 0.02, batch 512, weight decay 0.01, no bias correction",
+    "lr_and_weight_decay": "Learning rate and weight decay:\n"
+                           "LAMB at lr 0.01, 0.1, 0.1 with weight decay 0.01; Adam at 0.1",
+    "article_code": "The code README's sample run (June 2019): lr 0.02, batch 512, weight decay 0.01",
 }
 
 
@@ -40,7 +41,8 @@ def plot_mnist_comparison(comparison: Any, title: str, window: int = 20) -> Any:
 
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
     seeds = ("seeds " if len(comparison.seeds) > 1 else "seed ") + ", ".join(str(seed) for seed in comparison.seeds)
-    figure.suptitle(f"{title}\n{comparison.network_name}, {comparison.train_size} training examples, "
+    figure.suptitle(f"{title}\n{comparison.rule_title}\n"
+                    f"{comparison.network_name}, {comparison.train_size} training examples, "
                     f"{seeds}" + (" (first solid, others dashed)" if len(comparison.seeds) > 1 else "")
                     + (" (quick mode)" if comparison.quick else ""))
     for setting in comparison.settings:
@@ -56,7 +58,8 @@ def plot_mnist_comparison(comparison: Any, title: str, window: int = 20) -> Any:
                 accuracy_axis.plot(run.epoch_steps, 100 * run.test_accuracy, "o", markersize=3, color=color,
                                    alpha=style["alpha"])
             else:
-                accuracy_axis.plot(run.epoch_steps, 100 * run.test_accuracy, marker="o", markersize=3, label=label, **style)
+                accuracy_axis.plot(run.epoch_steps, 100 * run.test_accuracy, marker="o", markersize=3, label=label,
+                                   **style)
             if run.divergence.status == "diverged":
                 step = min(run.divergence.step, run.step_loss.size)
                 loss_axis.plot(step, smoothed_loss(run.step_loss, window)[step - 1], "x", color=color, markersize=10,
@@ -82,7 +85,8 @@ def _accuracy_title(comparison: Any) -> str:
     if first.evaluation_steps is None or len(first.evaluation_steps) < 2:
         return "test accuracy after each epoch"
     every = int(first.evaluation_steps[1] - first.evaluation_steps[0])
-    return f"test accuracy: {min(2000, comparison.test_size)} images every {every} steps (lines), {comparison.test_size} each epoch (dots)"
+    return (f"test accuracy: {min(2000, comparison.test_size)} images every {every} steps (lines),\n"
+            f"all {comparison.test_size} at each epoch's end (dots)")
 
 
 def adam_vs_lamb_figures(comparison: Any) -> dict[str, Any]:

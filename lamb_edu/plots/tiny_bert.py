@@ -1,11 +1,13 @@
-"""TinyBERT's tensors by kind: trust ratio, ‖w‖ and ‖u‖ through training, the figure the LAMB paper's case rests on.
+"""TinyBERT's tensors by kind: trust ratio, ‖w‖ and the ratio's denominator through training.
+
+The figure the LAMB paper's case rests on.
 
 The functions take plain data, one entry per optimizer::
 
     runs = {"LAMB": {"steps": (logs,), "names": [parameter names], "trust_ratio": (logs, params),
-                     "weight_norm": (logs, params), "update_norm": (logs, params)}, "LARS": {...}}
+                     "weight_norm": (logs, params), "ratio_denominator": (logs, params)}, "LARS": {...}}
 
-(``History.log_steps``, ``.weight_norm``, ``.update_norm`` and ``.trust_ratio`` of a run, with the
+(``History.log_steps``, ``.weight_norm``, ``.ratio_denominator`` and ``.trust_ratio`` of a run, with the
 model's parameter names in the order of their columns). Tensors are grouped by
 ``nn.parameter_kind``: embeddings, query, key, value, attention output, FFN, LayerNorm γ and β,
 biases, head.
@@ -25,7 +27,8 @@ __all__ = ["KIND_COLORS", "summarise_by_kind", "plot_trust_by_kind"]
 
 KIND_COLORS = dict(zip(PARAMETER_KINDS, ("tab:red", "tab:blue", "tab:cyan", "tab:green", "tab:olive", "tab:purple",
                                          "tab:orange", "tab:brown", "tab:gray", "black")))
-STATISTICS = (("trust_ratio", "trust ratio φ(‖w‖)/‖u‖"), ("weight_norm", "‖w‖"), ("update_norm", "‖u‖"))
+STATISTICS = (("trust_ratio", "trust ratio"), ("weight_norm", "‖w‖"),
+              ("ratio_denominator", "ratio denominator (LAMB ‖u‖, LARS ‖g‖ + λ‖w‖)"))
 
 
 def summarise_by_kind(names: Sequence[str], table: Any) -> dict[str, dict[str, Any]]:

@@ -38,7 +38,8 @@ def plot_two_layer_trajectories(result: Any, names: Any = TRAJECTORY_PANELS) -> 
     rows = -(-len(names) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 4.3 * rows), constrained_layout=True,
                                 sharex=True, sharey=True, squeeze=False)
-    figure.suptitle(f"Paths on L(a, b) = ½((a − 4)/4)² + ½((b − 0.04)/0.04)², {result.steps} steps from a = 1, b = 0.01")
+    figure.suptitle(f"Paths on L(a, b) = ½((a − 4)/4)² + ½((b − 0.04)/0.04)², "
+                    f"{result.steps} steps from a = 1, b = 0.01")
     grid = np.linspace(0, 2, 201)
     x, y = np.meshgrid(grid, grid)
     for axis in axes.ravel()[len(names):]:
@@ -51,8 +52,9 @@ def plot_two_layer_trajectories(result: Any, names: Any = TRAJECTORY_PANELS) -> 
         axis.plot(1, 1, "k*", markersize=12, label="optimum")
         reached = result.steps_to_reach(name)
         settings = ", ".join(f"{key}={value}" for key, value in result.settings[name].items() if key != "optimizer")
-        axis.set_title(f"{name} ({settings})\n" + (f"within 10 % of the optimum from step {reached}" if reached is not None
-                                                    else f"not within 10 % after {result.steps} steps"), fontsize=10)
+        progress = (f"within 10 % of the optimum from step {reached}" if reached is not None
+                    else f"not within 10 % after {result.steps} steps")
+        axis.set_title(f"{name} ({settings})\n{progress}", fontsize=10)
         axis.set_xlabel("layer A weight / its optimum 4")
         axis.set_ylabel("layer B weight / its optimum 0.04")
         axis.set_xlim(0, 2)
@@ -116,7 +118,7 @@ def plot_vector_layers(run: dict[str, Any]) -> Any:
     """
     clamp = run["clamp_value"]
     figure, axes = plt.subplots(1, 4, figsize=(17, 4), constrained_layout=True)
-    figure.suptitle(f"LAMB on two layers of {len(run['trust_ratio'])} steps: lr {run['lr']} decaying to 0, "
+    figure.suptitle(f"LAMB on two vector layers, {len(run['trust_ratio'])} steps: lr {run['lr']} decaying to 0, "
                     f"weight decay {run['weight_decay']}, clamp {clamp}")
     lr = run["lr"] * (1.0 - np.arange(len(run["trust_ratio"])) / len(run["trust_ratio"]))
     for index, layer in enumerate(run["layers"]):
@@ -139,10 +141,11 @@ def plot_vector_layers(run: dict[str, Any]) -> Any:
 
 
 def plot_vector_layers_comparison(runs: dict[str, dict[str, Any]]) -> Any:
-    """Optimizers on two vector layers (``experiments.vector_layers_comparison``): ‖w − w*‖/‖w*‖ per layer against the step."""
+    """Optimizers on two vector layers (``experiments.vector_layers_comparison``): ‖w − w*‖/‖w*‖ per layer, per step."""
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True, sharey=True)
     size = len(next(iter(runs.values()))["relative_error"]) - 1
-    figure.suptitle(f"Two layers of 50 weights, 100x apart in scale, mixed curvature: distance to the optimum ({size} steps)")
+    figure.suptitle("Two layers of 50 weights, 100x apart in scale, mixed curvature: "
+                    f"distance to the optimum ({size} steps)")
     for index, axis in enumerate(axes):
         for number, (name, run) in enumerate(runs.items()):
             axis.semilogy(run["relative_error"][:, index], color=optimizer_color(name, number),

@@ -1,9 +1,9 @@
-"""Per-layer trust ratio r, weight norm r1 = ‖w‖ and ratio denominator r2 through MNIST training.
+"""Per-layer trust ratio r, weight statistic r1 and update statistic r2 through MNIST training.
 
 Each function takes an ``experiments.MnistComparison``. The ridge plots show, at a few logged
 steps, the distribution over the network's parameters of one statistic, as the article's
-TensorBoard histograms do. r2 is the norm the trust ratio divides by (the recorded
-``ratio_denominator``): for LAMB, whose runs these are, the norm ‖u‖ of its update.
+TensorBoard histograms do. What r1 and r2 are depends on the run's rule (``run.rule``): RMS(w) and
+RMS(adam step) under the May 2019 code the article ran, ‖w‖ and ‖u‖ under the June 2019 code.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from lamb_edu.plots.colors import setting_color
 __all__ = ["TRUST_STATISTICS", "plot_trust_ridges", "plot_trust_per_layer", "plot_weight_norm_ridges",
            "trust_ratio_figures"]
 
-TRUST_STATISTICS = (
-    ("trust_ratio", "trust ratio r = φ(r1)/r2 (×)"),
-    ("weight_norm", "weight norm r1 = ‖w‖"),
-    ("ratio_denominator", "ratio denominator r2 (LAMB: ‖u‖)"),
-)
+TRUST_STATISTICS = ("r", "r1", "r2")  # the article's names; a run's rule says what each is (run.rule)
+
+
+def _statistic(run: Any, key: str) -> Any:
+    """(logs, parameters) of r, r1 or r2 as the run's rule logs it."""
+    return run.trust_ratio if key == "r" else getattr(run, key)
 
 
 def _ridges(axis: Any, steps: Any, table: Any, color: str, lo: float, hi: float, ridges: int = 16) -> None:
@@ -61,33 +62,33 @@ def plot_trust_ridges(comparison: Any, seed_index: int = 0) -> Any:
     statistic at one logged step; the x axis is logarithmic and shared within a column.
     """
     labels = [setting.label for setting in comparison.settings]
-    figure, axes = plt.subplots(len(labels), 3, figsize=(14, 4.2 * len(labels)), constrained_layout=True,
-                                squeeze=False)
-    parameters = len(comparison.runs[labels[0]][0].parameter_names)
-    figure.suptitle("Per-layer trust ratio r, weight norm r1 and ratio denominator r2 through MNIST training\n"
-                    f"{comparison.network_name} (seed {comparison.seeds[seed_index]}; each ridge: distribution over "
-                    f"the {parameters} parameters)")
-    for column, (key, name) in enumerate(TRUST_STATISTICS):
-        tables = [getattr(comparison.runs[label][seed_index], key) for label in labels]
+    figure, axes = plt.subplots(len(labels), 3, figsize=(14, 4.2 * len(labels)), constrained_layout=True, squeeze=False)
+    count = len(comparison.runs[labels[0]][0].parameter_names)
+    figure.suptitle("Per-layer r, r1 and r2 through MNIST training\n"
+                    f"{comparison.rule_title}\n{comparison.network_name} (seed {comparison.seeds[seed_index]}; "
+                    f"each ridge: distribution over the {count} parameters)")
+    for column, key in enumerate(TRUST_STATISTICS):
+        tables = [_statistic(comparison.runs[label][seed_index], key) for label in labels]
         lo, hi = _log_range(tables)
         for row, label in enumerate(labels):
             run = comparison.runs[label][seed_index]
+            name = getattr(run.rule, key)
             axis = axes[row, column]
             _ridges(axis, run.log_steps, tables[row], setting_color(comparison, label), lo, hi)
-            if key == "trust_ratio":
+            if key == "r":
                 axis.axvline(0.0, color="0.3", linestyle=":", linewidth=1)
             axis.set_title(f"{label}: {name}", fontsize=10)
-            axis.set_xlabel(f"log10 of {name.split(' (')[0].split(' = ')[0]}")
+            axis.set_xlabel(f"log10 of {key}")
     return figure
 
 
 def plot_trust_per_layer(comparison: Any, seed_index: int = 0) -> Any:
-    """Experiment 3: each parameter's r and r1 against the step, for the Adam baseline and for LAMB."""
+    """Experiment 3: each parameter's r and ‖w‖ against the step, for the Adam baseline and for LAMB."""
     labels = [setting.label for setting in comparison.settings]
     figure, axes = plt.subplots(2, len(labels), figsize=(6.5 * len(labels), 8), constrained_layout=True,
                                 squeeze=False, sharex=True)
     figure.suptitle(f"Trust ratio and weight norm of every layer: {comparison.network_name} "
-                    f"(seed {comparison.seeds[seed_index]})")
+                    f"(seed {comparison.seeds[seed_index]})\n{comparison.rule_title}")
     for column, label in enumerate(labels):
         run = comparison.runs[label][seed_index]
         for index, name in enumerate(run.parameter_names):
@@ -96,9 +97,9 @@ def plot_trust_per_layer(comparison: Any, seed_index: int = 0) -> Any:
             axes[1, column].semilogy(run.log_steps, run.weight_norm[:, index], **style)
         axes[0, column].axhline(1.0, color="0.3", linestyle=":", linewidth=1)
         used = "" if run.setting.use_trust_ratio else " (computed, not used)"
-        axes[0, column].set_title(f"{label}: trust ratio r{used}")
+        axes[0, column].set_title(f"{label}: trust ratio {run.rule.r}{used}", fontsize=10)
         axes[0, column].set_ylabel("trust ratio r (×)")
-        axes[1, column].set_title(f"{label}: weight norm r1 = ‖w‖")
+        axes[1, column].set_title(f"{label}: weight norm ‖w‖")
         axes[1, column].set_ylabel("‖w‖ (Euclidean norm)")
         axes[1, column].set_xlabel("step (one mini-batch of 512)")
         for axis in axes[:, column]:
@@ -116,7 +117,8 @@ def plot_weight_norm_ridges(comparison: Any, seed_index: int = 0) -> Any:
     figure, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 5.5), constrained_layout=True,
                                 squeeze=False)
     figure.suptitle(f"Weight norms ‖w‖ of the layers through training: {comparison.network_name} "
-                    f"(seed {comparison.seeds[seed_index]}; each ridge: distribution over the parameters at one step)")
+                    f"(seed {comparison.seeds[seed_index]}; each ridge: distribution over the parameters at one step)\n"
+                    f"{comparison.rule_title}")
     tables = [comparison.runs[label][seed_index].weight_norm for label in labels]
     lo, hi = _log_range(tables)
     for axis, label, table in zip(axes[0], labels, tables):

@@ -9,8 +9,8 @@
 # - what the exponential moving average (EMA) $m_t$ is and how $\beta$ trades noise for lag;
 # - why an EMA started at zero is *biased* towards zero at the start, worst for $\beta$ close to 1;
 # - what bias correction $\hat m_t = m_t / (1-\beta^t)$ does, and how quickly it fades;
-# - why this matters for an optimizer's first steps (the article's code turns it off, and notebook 5
-#   shows the consequence).
+# - why this matters for an optimizer's first steps (the pytorch-lamb code of June 2019 turns it off;
+#   the May 2019 code the article ran folds it into the step size, notebook 4).
 #
 # This is the first section of Ben Mann's *An intuitive understanding of the LAMB optimizer* (2019);
 # the noisy curve is the one of the fast.ai optimizer lesson the article borrows its pictures from.
@@ -111,13 +111,24 @@ for (beta1, beta2), ratio in ratios.items():
           f"below 1.01x from t = {steps[(ratio < 1.01) & (steps > steps[ratio.argmax()])][0]}")
 
 # %% [markdown]
-# **What to look for.** For $\beta=(0.9, 0.999)$ the uncorrected step peaks near 6.6 times the
-# intended one around $t = 12$; for the $(0.9, 0.99)$ of notebooks 03 and 04 it rises from 1 to about
-# 2.1 near $t = 13$. This is what the article's code does (it has no bias correction). Two things in later notebooks
-# come from it: in notebook 03, LAMB's early trust ratio $r = \lVert w\rVert/\lVert u\rVert$ *dips* over the
-# first steps, because $\lVert u\rVert$ grows by this factor; in notebook 04, the Adam baseline's training
-# loss jumps above chance level ($\ln 10 \approx 2.30$) in the first steps, because its steps are up to
-# twice what its learning rate says. (LAMB's step does not grow: the trust ratio divides the factor out.)
+# **What to look for.** The printed lines give the peak and where it is reached for each pair of betas.
+# This is what the June 2019 pytorch-lamb code does (it has no bias correction; the May 2019 code the
+# article ran has it, folded into the step size). Under that rule, LAMB's early trust ratio
+# $r = \lVert w\rVert/\lVert u\rVert$ *dips* over the first steps (notebook 03), because $\lVert u\rVert$ grows
+# by this factor, while LAMB's step does not grow: the trust ratio divides the factor out. Does the
+# factor also explain the early loss spike of the Adam baseline in notebook 04? Notebook 04 tests it
+# (30 steps with and without the correction): the spike is there with the correction too, only lower.
+#
+# ## Try it: the uncorrected step's ratio
+#
+# Move $\beta_1$ and $\beta_2$ and see the ratio $\frac{1-\beta_1^t}{\sqrt{1-\beta_2^t}}$, its peak and when it
+# is back near 1 (static render: the defaults, $\beta = (0.9, 0.999)$).
+
+# %%
+figure = classroom.uncorrected_ratio_view(beta1=0.9, beta2=0.999)
+
+# %%
+classroom.sliders(classroom.uncorrected_ratio_view, beta1=(0.5, 0.99, 0.01, 0.9), beta2=(0.9, 0.9999, 0.0001, 0.999))
 #
 # ## Try it: β and the number of steps
 #
@@ -161,13 +172,14 @@ classroom.sliders(classroom.debias_view, beta=(0.5, 0.999, 0.001, 0.9), steps=(1
 # <details><summary>3.</summary>
 #
 # $\frac{1-\beta_1}{\sqrt{1-\beta_2}} = 0.1/\sqrt{0.01} = 1$: at $t=1$ the step is exactly lr per
-# coordinate. But the ratio then rises to about 2.1 near $t = 12$ (the figure above) and is back near 1
-# only after a few hundred steps, so the first few hundred steps are taken at up to about lr = 0.02.
+# coordinate. But the ratio then rises to its peak, about 2.13 at $t = 13$ (printed above), and is back
+# near 1 only after a few hundred steps, so the first few hundred steps are taken at up to about lr = 0.02.
 # </details>
 #
 # ## Summary
 #
 # - An EMA started at zero is pulled towards zero by $\beta^t$; dividing by $1-\beta^t$ removes it.
 # - The correction fixes the start, not the lag of a large $\beta$.
-# - Without it Adam's step is $\frac{1-\beta_1^t}{\sqrt{1-\beta_2^t}}$ times too large: 3.16 at $t=1$ and
-#   about 6.6 near $t = 12$ for $\beta = (0.9, 0.999)$; LAMB's trust ratio divides that factor out.
+# - Without it Adam's step is $\frac{1-\beta_1^t}{\sqrt{1-\beta_2^t}}$ times too large (3.16 at $t=1$ for
+#   $\beta = (0.9, 0.999)$, and more over the next dozen steps, as printed); LAMB's trust ratio (June rule)
+#   divides that factor out.

@@ -1,22 +1,24 @@
 # %% [markdown]
-# # 3. The trust ratio during training
+# # 3. The trust ratio during training, and which code the article ran
 #
-# LAMB multiplies each layer's Adam step by a **trust ratio** $r = r_1 / r_2$, the layer's weight norm
-# over the norm of its update. The article logs $r$, $r_1$ and $r_2$ of every layer during MNIST
-# training, for LAMB and for an Adam baseline that computes the ratio without using it, and draws them
-# as TensorBoard histograms. This notebook does the same with ridge plots.
+# LAMB multiplies each layer's Adam step by a **trust ratio** $r = r_1 / r_2$, a statistic of the layer's
+# weights over the same statistic of its update. The article logs $r$, $r_1$ and $r_2$ of every layer
+# during MNIST training, for LAMB and for an Adam baseline that computes the ratio without using it, and
+# draws them as TensorBoard histograms. This notebook does the same with ridge plots, and then asks the
+# question a careful reader asks first: which version of the code produced the article's numbers?
 #
 # **You will learn**
 # - what $r_1$, $r_2$ and $r$ are for each layer, and how to read them off an optimizer's state;
-# - why $r$ starts far below 1 (LAMB's built-in warm-up) and what sets its first value;
-# - how $r$ and the weight norms evolve for LAMB and for Adam, and where our run differs from the
-#   article's.
+# - why $r$ starts far below 1 (LAMB's built-in warm-up) and what sets its first value (not the
+#   number of weights);
+# - how to find, from a repository's history, the code a write-up actually ran, and what changes when
+#   you reproduce it with the wrong version.
 
 # %%
 QUICK = False  # True: the small, fast settings; the committed outputs use the setting printed below
 
 # %matplotlib inline
-from lamb_edu import classroom, experiments, plots
+from lamb_edu import Tensor, classroom, experiments, optim, plots
 
 QUICK = experiments.quick_mode(default=QUICK)  # LAMB_EDU_QUICK=1 (as in CI) forces quick mode
 print("mode:", "quick" if QUICK else "full")
@@ -24,91 +26,110 @@ print("mode:", "quick" if QUICK else "full")
 # %% [markdown]
 # ## The three numbers of each layer
 #
-# For a parameter tensor $w$ (a weight matrix or a bias vector) with Adam update
-# $u = \frac{m}{\sqrt{v}+\epsilon} + \lambda w$ (no bias correction, as in the article's code):
+# The article ran cybertronai/pytorch-lamb as it was in May 2019 (commit ff2245e, `optim.LAMB2019`; the
+# section "Which code did the article run?" below shows how we know). For a parameter tensor $w$ (a
+# weight matrix or a bias vector) with $n$ entries, Adam's direction $a = m/(\sqrt v + \epsilon)$ and the
+# step size $s_t = \eta\sqrt{1-\beta_2^t}/(1-\beta_1^t)$ (notebook 4):
 #
-# $$r_1 = \lVert w\rVert, \qquad r_2 = \lVert u\rVert, \qquad
-#   r = \frac{\phi(r_1)}{r_2} = \frac{\min(r_1, 10)}{r_2}, \qquad w \leftarrow w - \eta\, r\, u .$$
+# $$r_1 = \mathrm{RMS}(w) = \frac{\lVert w\rVert}{\sqrt n}, \qquad r_2 = \mathrm{RMS}(a) = \frac{\lVert a\rVert}{\sqrt n},
+#   \qquad r = \min\Big(\frac{r_1}{r_2}, 10\Big), \qquad w \leftarrow w - s_t\, r\, a .$$
 #
-# Here $r_1$ is the weight norm itself, not clipped, in the text, the tables and the figures; the clamp
-# $\phi$ acts only inside $r$. So LAMB moves each layer by exactly $\eta\,\min(r_1, 10)$: a fixed
-# fraction of the layer's norm while that norm is below 10, and $10\eta$ once it is above. After every
-# step `optim.LAMB` keeps the three numbers in `optimizer.state[p]` as `weight_norm` ($r_1$),
-# `ratio_denominator` ($r_2$: the norm the ratio divides by, for LAMB its ‖u‖) and `trust_ratio` ($r$),
-# also with `use_trust_ratio=False`, when it steps with 1 instead, and `train.fit` logs them every few steps.
+# Root mean squares, not norms ("L2 norm uses sum, but here since we're dividing, use mean to avoid
+# overflow", says the code), and the clamp acts on the ratio. The June 2019 code (commit 207f672,
+# `optim.LAMB(bias_correction=False)`) logs norms and clamps the weight norm instead:
+# $r_1 = \lVert w\rVert$, $r_2 = \lVert u\rVert$ with $u = m/(\sqrt v+\epsilon) + \lambda w$, $r = \min(r_1, 10)/r_2$.
+# The ratio $r_1/r_2$ is the same under both (the $\sqrt n$ cancel); $r_1$ and $r_2$ on their own differ
+# by $\sqrt n$, which is why the article's histograms of $r_1$ sit near 0.02-0.1 rather than near 10.
+# After every step `optim.LAMB2019` keeps `r`, `r1` and `r2` in `optimizer.state[p]` (and the norms,
+# which `train.fit` logs; `MnistRun.r1` and `r2` turn them back into what the run's rule calls $r_1$, $r_2$).
 #
 # **Why $r$ starts below 1.** At the first step $m_1 = (1-\beta_1)g$ and $v_1 = (1-\beta_2)g^2$, so every
-# entry of $u$ is
-# $\frac{(1-\beta_1)g}{\sqrt{1-\beta_2}\,\lvert g\rvert+\epsilon} = \frac{\operatorname{sign}(g)}{1 + \epsilon/(0.1\lvert g\rvert)}$
-# for $\beta = (0.9, 0.99)$: $\pm 1$ where $\lvert g\rvert \gg \epsilon/\sqrt{1-\beta_2} = 10^{-5}$, less where
-# the gradient is tiny ($\epsilon$ acts as $\epsilon/\sqrt{1-\beta_2}$ on $\lvert g\rvert$). A layer of $n$
-# entries then has $r_2 \lesssim \sqrt n$ and $r \approx \lVert w\rVert/\sqrt n$, the root-mean-square size of
-# one weight (a little more, by the entries with tiny gradients). PyTorch-style initialisation draws
-# weights uniformly in $\pm 1/\sqrt{\text{fan-in}}$, whose RMS is $1/\sqrt{3\,\text{fan-in}}$: 0.0206 for the
-# first layer (fan-in 784), 0.036 for fan-in 256. So $r$ starts around 0.02 to 0.04, and LAMB's first
-# steps are 25 to 50 times smaller than Adam's. The cell below checks this on the first layer.
+# entry of $a$ is
+# $\frac{(1-\beta_1)g}{\sqrt{1-\beta_2}\,\lvert g\rvert+\epsilon} \approx \operatorname{sign}(g)$
+# for $\beta = (0.9, 0.99)$ (less where $\lvert g\rvert$ is tiny next to $\epsilon/\sqrt{1-\beta_2}$). So
+# $r_2 \approx 1$ and the first $r \approx r_1 = \mathrm{RMS}(w)$: the size of one weight at initialisation,
+# **whatever the number of weights** (under the June rule $\lVert w\rVert$ and $\lVert u\rVert$ both grow as
+# $\sqrt n$, and the ratio is the same RMS, except that the clamp lowers it for a layer whose
+# $\lVert w\rVert$ starts above 10). PyTorch-style initialisation draws weights and biases uniformly in
+# $\pm 1/\sqrt{\text{fan-in}}$, whose RMS is $1/\sqrt{3\,\text{fan-in}}$. The cell below computes it for every
+# layer of both networks, with $\lVert w\rVert$ and what the June rule's clamp makes of it.
 
 # %%
 import numpy as np
 
 from lamb_edu import nn
 
-model = nn.MLP([784, 256, 256, 10], seed=0)
-first = model.layers[0].weight.data
-print(f"first layer: uniform in ±1/√784 = ±{1 / np.sqrt(784):.4f}; RMS measured {np.sqrt((first ** 2).mean()):.4f}, "
-      f"1/√(3·784) = {1 / np.sqrt(3 * 784):.4f}; ‖w‖ = {np.linalg.norm(first):.2f} (already near the clamp 10)")
+for network in (nn.MLP([784, 256, 256, 10], seed=0), nn.CNN(seed=0)):
+    print(type(network).__name__)
+    for name, parameter in network.named_parameters():
+        w = parameter.data
+        rms, norm = float(np.sqrt((w ** 2).mean())), float(np.linalg.norm(w))
+        print(f"   {name:16s} n = {w.size:6d}  RMS(w) = {rms:.4f}  ‖w‖ = {norm:6.2f}  "
+              f"June rule's first r ≈ min(‖w‖, 10)/√n = {min(norm, 10) / np.sqrt(w.size):.4f}")
 
 # %% [markdown]
 # **The runs** have the settings of notebook 4 (seed 0): batch 512, lr 0.01, betas (0.9, 0.99), 5 epochs
-# of MNIST, statistics logged every 5 steps. In full mode they train the article's own network, the
-# CNN (`nn.CNN`: conv1, conv2, fc1, fc2, as the article labels its layers); quick mode trains the MLP
-# of notebook 4, 8 epochs of 12 000 images, tested on 2 000. The network is printed below, read from
-# the result, and every figure's title names it.
+# of MNIST, statistics logged every 5 steps, on the MLP in both modes (a CNN epoch costs 20 to 70
+# CPU-seconds here; the committed CNN runs of `lamb-edu reproduce trust_ratio` are printed further down).
+# Quick mode trains 8 epochs of 12 000 images, tested on 2 000.
 
 # %%
-comparison = experiments.trust_ratio_histograms(quick=QUICK, seed=0)
-network = comparison.summary()["network"]
-print(f"network: {network}; {comparison.train_size} training images")
+NETWORK = "mlp"
+comparison = experiments.trust_ratio_histograms(quick=QUICK, seed=0, network=NETWORK)
+print(f"network: {comparison.network_name}; {comparison.train_size} training images; rule: {comparison.rule_title}")
 
 # %%
 figure = plots.plot_trust_per_layer(comparison)
-print(f"{'':14s} {'parameter':16s} {'r first':>8s} {'r min':>8s} {'r last':>8s} {'r1 first':>9s} {'r1 last':>8s} {'r1 > 10 from step':>18s}")
+print(f"{'':14s} {'parameter':16s} {'r first':>8s} {'r min':>8s} {'r last':>8s} {'r1 first':>9s} {'r1 last':>8s} "
+      f"{'‖w‖ first':>9s} {'‖w‖ last':>9s}")
 for label, runs in comparison.runs.items():
     run = runs[0]
     for index, name in enumerate(run.parameter_names):
-        norms = run.weight_norm[:, index]
-        above = np.flatnonzero(norms > 10)
-        print(f"{label:14s} {name:16s} {run.trust_ratio[0, index]:8.3f} {run.trust_ratio[:, index].min():8.3f} "
-              f"{run.trust_ratio[-1, index]:8.3f} {norms[0]:9.3f} {norms[-1]:8.3f} "
-              f"{int(run.log_steps[above[0]]) if above.size else 'never':>18}")
+        print(f"{label:14s} {name:16s} {run.trust_ratio[0, index]:8.4f} {run.trust_ratio[:, index].min():8.4f} "
+              f"{run.trust_ratio[-1, index]:8.3f} {run.r1[0, index]:9.4f} {run.r1[-1, index]:8.4f} "
+              f"{run.weight_norm[0, index]:9.2f} {run.weight_norm[-1, index]:9.2f}")
+lamb, adam = comparison.runs["LAMB lr 0.01"][0], comparison.runs["Adam lr 0.01"][0]
+print("every layer's first r below 1:", bool((lamb.trust_ratio[0] < 1).all() and (adam.trust_ratio[0] < 1).all()))
+print("first r over RMS(w) at step 1, per layer (LAMB):", np.round(lamb.trust_ratio[0] / lamb.r1[0], 3))
+larger = int((lamb.weight_norm[-1] > adam.weight_norm[-1]).sum())
+print(f"LAMB's weight norm ends larger than Adam's in {larger} of {len(lamb.parameter_names)} parameters")
 
 # %% [markdown]
-# **What to look for.** Each line is one parameter tensor (solid: weights, dashed: biases). The numbers
-# in this text are from the MLP (quick mode); the paragraph after the next gives the CNN's (full mode).
-# In both runs every layer's $r$ starts between 0.02 and 0.04 (the "r first" column), far below 1, as
-# the article says: with LAMB a natural warm-up. It then *dips* for a few dozen steps (the "r min"
-# column) before it rises: without bias correction $\lVert u\rVert$ grows by $(1-\beta_1^t)/\sqrt{1-\beta_2^t}$, up to about
-# 2.1 near step 13 for these betas (notebook 01). Later $r$ grows as the updates shrink (the gradients get
-# smaller and noisier, so $m$ averages out) while the weights grow.
+# **What to look for.** Each line is one parameter tensor (solid: weights, dashed: biases). Every
+# layer's $r$ starts far below 1 (the first verdict line), as the article says: with LAMB a natural
+# warm-up. The next line divides the first $r$ by $r_1 = \mathrm{RMS}(w)$: about 1 for every layer,
+# large or small, so the first $r$ is the initial RMS of the layer's weights (a little more where
+# $\epsilon$ shrinks the entries of tiny gradients), not a function of its size. Later $r$ grows as the
+# updates shrink (the gradients get smaller and noisier, so $m$ averages out) while the weights grow:
+# LAMB lets a layer take larger steps as its weights grow, as the article describes. The last line
+# checks the article's "this inflates the norms relative to the Adam baseline" on this run.
 #
-# The two hidden weight matrices start at $r_1 \approx 9.2$ and pass the clamp 10 early (the last column):
-# from then on LAMB moves them by $10\eta = 0.1$ per step, not $\eta r_1$. The layer whose weights grow the
-# most relative to their start, the output weight `layers.4.weight`, is the one whose trust ratio climbs
-# highest: LAMB lets a layer take larger steps as its weights grow, as the article describes ("as some
-# layers get larger weights and steadier gradients, $r$ lets them take bigger steps").
+# The committed CNN runs (`lamb-edu reproduce trust_ratio`, seed 0), for each rule they were run with:
+
+# %%
+committed = experiments.committed_results()
+for name in ("trust_ratio", "trust_ratio@june2019"):
+    entry = committed.get(name)
+    if not entry:
+        continue
+    print(f"{name}: {entry['network'].split(':')[0]}; {'; '.join(entry.get('rules', {}).values())}")
+    for label, setting in entry["settings"].items():
+        run = setting["runs"][0]
+        print(f"   {label}: final test accuracy {100 * run['final_test_accuracy']:.2f} %")
+        for layer, values in run["layers"].items():
+            print(f"      {layer:12s} r first {values['trust_ratio_first']:8.4f}  r last {values['trust_ratio_last']:10.4g}  "
+                  f"‖w‖ {values['weight_norm_first']:6.2f} → {values['weight_norm_last']:7.2f}")
+
+# %% [markdown]
+# **On the CNN.** The first $r$ follows the initial RMS of each layer, not its size: conv1 (fan-in 25)
+# starts highest, conv2, fc1 and fc2 (fan-in 500 to 800) lowest, and under the June rule `fc1.weight`,
+# whose $\lVert w\rVert$ starts above 10, lower still, by the clamp. Under the June rule the Adam baseline
+# does not learn on the CNN at all (its final accuracy is chance, 11.35 %), its weight norms blow up in
+# the first steps and the ReLUs die: its last $r$ is 1 for most layers, the value the rule gives when
+# $\lVert u\rVert = 0$. Compare with the May rule's lines, where the "Adam" side is Adam.
 #
-# **On the CNN (full mode)** the table reads differently (`figures/results.json` → `trust_ratio`). The
-# first $r$ runs from 0.018 (`fc1.weight`, 400 000 weights) to 0.13 (`conv1`, 500 weights and 20
-# biases): the fewer the weights, the smaller $\lVert u\rVert \approx \sqrt n$ and the larger $r$.
-# `fc1.weight` starts at $r_1 = 12.9$, above the clamp from the first step. And the Adam baseline (lr 0.01, no bias correction)
-# does not learn at all: 11.35 % test accuracy, the loss stays at chance (2.30), while `fc1.weight` grows
-# from 12.9 to 60.9 and `conv2.weight` from 4.1 to 17.4. Its last $r$ is 1 for most layers, the value
-# LAMB's rule gives when $\lVert u\rVert = 0$, or about $10^{16}$ when $\lVert u\rVert$ is a rounding
-# error: the updates of every layer but the output biases vanished, as when all the ReLUs of a layer
-# have gone dead. LAMB, same lr, reaches 98.97 %, its $r$ ending between 0.09 (`fc1.weight`) and 2.2
-# (`conv1.bias`).
-#
-# The article drew these numbers as TensorBoard histograms. The same data as ridge plots:
+# The article drew these numbers as TensorBoard histograms. The same data as ridge plots, labelled as
+# the run's rule defines them:
 
 # %%
 figure = plots.plot_trust_ridges(comparison)
@@ -120,32 +141,66 @@ figure = plots.plot_trust_ridges(comparison)
 # two layers and the smoothing draws bumps between them that are not layers: read the per-layer lines
 # above, and use the ridges only for the overall drift. The dotted line in the left column marks $r = 1$.
 #
-# **Where our run differs from the article.** The article reports that LAMB's weight norms end up
-# *larger* than the Adam baseline's. In our full runs on the MLP 784-256-256-10 (and in quick mode) it is
-# the other way round: the Adam baseline's first layer grows from ‖w‖ = 9.2 to about 57, LAMB's only to
-# about 14 (the table above gives the numbers of the run in this notebook, from the network printed
-# above). On the CNN too: `fc1.weight` grows from 12.9 to 60.9 under the Adam baseline, to 17.3 under
-# LAMB. The reason is in the update rules: Adam moves every one of the $n$ weights of the first layer by up to $\eta$ per step, a
-# step of norm up to $\eta\sqrt n$ ($\approx 4.5$ for the MLP's 200 704, half the layer's norm), while LAMB
-# moves the layer by $\eta\,\min(\lVert w\rVert, 10) \le 0.1$. The article's network (a CNN whose layers have
-# 500 to 400 000 weights, batch size not stated) may balance the two differently; we report what our
-# run shows rather than tune it until it matches.
+# ## Which code did the article run?
 #
-# ## Box: the article's own slips
+# lamb-edu first reproduced the article with the rule of pytorch-lamb's *current* code, and found three
+# "slips" in the article: it says the trust ratio is clipped at 10 (the current code clamps $\lVert w\rVert$),
+# that the numerator is about 0 at the start (the current $\lVert w\rVert$ is 9 to 13 for the large layers),
+# and its code seemed to have no bias correction. All three are true of the code *as the article ran it*.
+# How to find that out, with nothing but the repository's history:
 #
-# The article is a good introduction, but three of its statements do not match the LAMB paper:
-# - *"the trust ratio is clipped at 10"*: in the paper and in the article's code it is the weight norm
-#   $\lVert w\rVert$ that is clamped, $r = \min(\lVert w\rVert, 10)/\lVert u\rVert$; the ratio itself can be
-#   far above 10 (notebook 05 shows $r \approx 10^{16}$ when $\lVert u\rVert \to 0$).
-# - *"the numerator is about 0 at the start, so r is small"*: the numerator $\lVert w\rVert$ is not 0 at
-#   the start (9.2 for the first layer here); $r$ is small because the *denominator* $\lVert u\rVert$ is
-#   large, about $\sqrt n$ (see "Why $r$ starts below 1" above).
-# - *its code has no bias correction, while the paper's final Algorithm 2 has it.* The two forms are
-#   $u = m/(\sqrt v+\epsilon) + \lambda w$ (the article's code, the paper's early versions) and
-#   $u = \hat m/(\sqrt{\hat v}+\epsilon) + \lambda w$ (Algorithm 2). In LAMB they differ little, because the
-#   trust ratio divides out the common factor; in the Adam baseline they differ a lot (notebook 01).
-#   Notebooks 03 to 05 use the article's form, to reproduce its experiments; notebook 02, the step by
-#   hand below and notebook 08 use Algorithm 2 (`optim.LAMB`'s default).
+# ```bash
+# git clone https://github.com/cybertronai/pytorch-lamb && cd pytorch-lamb
+# git log --date=short --format='%h %ad %s' -- pytorch_lamb/lamb.py   # every version of the rule, with dates
+# git show ff2245e:pytorch_lamb/lamb.py                              # the rule on 1 May 2019
+# git show ff2245e:README.md                                          # the claims made with it
+# git diff ff2245e 207f672 -- pytorch_lamb/lamb.py                    # what "update according to v3 of paper" changed
+# ```
+#
+# The evidence that the article ran the May code: its histograms are labelled `r`, `r1` and `r2`,
+# which only that code logs (`log_lamb_rs`; from 16 June on the state holds `weight_norm`, `adam_norm`,
+# `trust_ratio`); its lr-0.1 runs with and without weight decay 0.01 at batch 512 are the sample runs of
+# that code's README ("With a little weight decay, LAMB avoids diverging!"), while the June README
+# replaced them with an lr-0.02 claim; and it describes that code's rules (the ratio clipped at 10, a
+# small numerator). The two rules side by side:
+#
+# | | May 2019 (ff2245e), the article's | June 2019 (207f672) on |
+# |---|---|---|
+# | weight decay | L2: $g + \lambda w$ before the moments | decoupled: $u = a + \lambda w$ |
+# | bias correction | folded into the step size $\eta\sqrt{1-\beta_2^t}/(1-\beta_1^t)$ | none (paper v3) |
+# | $\epsilon$ | $10^{-8}$, on $\sqrt v$ | $10^{-6}$, on $\sqrt v$ |
+# | $r_1$, $r_2$ | $\mathrm{RMS}(w)$, $\mathrm{RMS}(a)$ | $\lVert w\rVert$, $\lVert u\rVert$ |
+# | clamp | the ratio: $r = \min(r_1/r_2, 10)$ | the weight norm: $r = \min(r_1, 10)/r_2$ |
+# | `adam=True` | $r = 1$: Adam with L2 weight decay | $r = 1$: no bias correction, decoupled decay (not Adam) |
+#
+# The next cell runs one step of both on the same layer, to see RMS against norms and the two clamps.
+
+# %%
+rng = np.random.default_rng(0)
+layer = rng.uniform(-1 / np.sqrt(784), 1 / np.sqrt(784), size=(256, 784)).astype(np.float32)
+gradient = (0.01 * rng.normal(size=layer.shape)).astype(np.float32)
+for name, make in (("May 2019 (LAMB2019)", lambda p: optim.LAMB2019(p, lr=0.01, betas=(0.9, 0.99))),
+                   ("June 2019 (LAMB, no bias correction)",
+                    lambda p: optim.LAMB(p, lr=0.01, betas=(0.9, 0.99), bias_correction=False))):
+    parameter = Tensor(layer.copy(), requires_grad=True)
+    optimizer = make([parameter])
+    parameter.grad = gradient.copy()
+    optimizer.step()
+    state = optimizer.state[parameter]
+    step = float(np.linalg.norm(parameter.data - layer))
+    r1, r2 = (state["r1"], state["r2"]) if "r1" in state else (state["weight_norm"], state["ratio_denominator"])
+    print(f"{name:38s} r1 = {r1:9.4f}  r2 = {r2:9.4f}  r = {state['trust_ratio']:.4f}  ‖Δw‖ = {step:.4f}")
+
+# %% [markdown]
+# **What to look for.** $r_1$ and $r_2$ differ by $\sqrt n = \sqrt{200\,704} \approx 448$ between the rules,
+# while $r$ and the first step agree: no clamp acts on this layer ($\lVert w\rVert$ is below 10 and
+# $r_1/r_2$ far below 10), and at $t = 1$ the May rule's step size $s_1 = \eta\sqrt{1-\beta_2}/(1-\beta_1)$ is
+# exactly $\eta$ for betas (0.9, 0.99). The rules part later: through the bias correction (in the May
+# rule's step size, absent from the June rule), the clamps (on $r$ against on $\lVert w\rVert$, which acts
+# from the first step on a layer like the CNN's `fc1.weight`) and above all weight decay (L2 in the
+# gradient against decoupled). What changed in the numbers when lamb-edu switched to the article's rule
+# is in notebook 5 (both rules, the same runs, printed side by side) and in the README's claims table
+# (a column per rule).
 #
 # ## One LAMB step by hand
 #
@@ -193,44 +248,47 @@ classroom.sliders(classroom.trust_ratio_view, weight_decay=(0.0, 0.1, 0.001, 0.0
 #
 # ## Exercises
 #
-# 1. Check the formula for the first trust ratio: for each layer compute
-#    $\lVert w_0\rVert/\sqrt n$ from a fresh `nn.MLP([784, 256, 256, 10], seed=0)` and compare with
-#    `run.trust_ratio[0]`. Why do the two biases of size 256 start at the same ratio as their weights?
-# 2. With betas (0.9, 0.999), what is $r_2$ at the first step? Predict the first trust ratio, then check
-#    it with `experiments.train_mnist` and `MnistSetting(..., betas=(0.9, 0.999))`.
-# 3. The clamp $\phi$ caps $r_1$ at 10. Which layer of this network is affected by it during the Adam
-#    baseline run, and when? (Look at `run.weight_norm`.) Would it matter for LAMB?
+# 1. Check the formula for the first trust ratio: for each layer compute RMS$(w_0)$ from a fresh
+#    `nn.MLP([784, 256, 256, 10], seed=0)` and compare with `run.trust_ratio[0]`. Why do the biases start
+#    at the same ratio as their weights?
+# 2. With betas (0.9, 0.999), what is $r_2$ at the first step under the May rule? Predict the first
+#    trust ratio and the first step $\lVert\Delta w\rVert$, then check them with `optim.LAMB2019` on one layer.
+# 3. Under the May rule $r$ is clamped at 10. Which layers reach the clamp during the LAMB run above, and
+#    when? (Look for 10 in `run.trust_ratio`.) What would the June rule's clamp have done instead?
 #
 # ## Solutions
 #
 # <details><summary>1.</summary>
 #
-# `[np.linalg.norm(p.data) / np.sqrt(p.data.size) for p in model.parameters()]` gives 0.0206, 0.0212,
-# 0.0361, 0.0365, 0.0360, 0.0385, against logged first ratios a few percent higher (0.0218 for the
-# first layer): the entries with $\lvert g\rvert \lesssim 10^{-5}$ have $\lvert u\rvert < 1$ (the $\epsilon$ term).
-# A bias of layer $\ell$ is initialised uniformly in the same $\pm 1/\sqrt{\text{fan-in}}$ as its weights,
-# so its RMS, and its first ratio, is the same.
+# `[np.sqrt((p.data ** 2).mean()) for p in model.parameters()]`: close to $1/\sqrt{3\cdot 784} = 0.0206$ for
+# the first layer and $1/\sqrt{3\cdot 256} = 0.036$ for the others, against first ratios a few percent
+# higher (the entries with $\lvert g\rvert \lesssim 10^{-5}$ have $\lvert a\rvert < 1$, the $\epsilon$ term). A
+# bias of layer $\ell$ is initialised uniformly in the same $\pm 1/\sqrt{\text{fan-in}}$ as its weights, so
+# its RMS, and its first ratio, is the same.
 # </details>
 #
 # <details><summary>2.</summary>
 #
-# Each entry of $u$ is $\frac{1-\beta_1}{\sqrt{1-\beta_2}}\operatorname{sign}(g) = 0.1/\sqrt{0.001} \approx 3.16$
-# (no bias correction), so $r_2 \approx 3.16\sqrt n$ and the first $r$ is about 3.16 times smaller:
-# about 0.0069 for the first layer.
+# Each entry of $a$ is $\frac{1-\beta_1}{\sqrt{1-\beta_2}}\operatorname{sign}(g) = 0.1/\sqrt{0.001} \approx 3.16$,
+# so $r_2 \approx 3.16$ and the first $r$ is about RMS$(w)/3.16$. The step size is
+# $s_1 = \eta\sqrt{0.001}/0.1 = 0.316\,\eta$, so $\lVert\Delta w\rVert = s_1 r \lVert a\rVert = 0.316\,\eta\,\lVert w\rVert$:
+# the bias correction in the step size gives back the factor 3.16 that $r$ took.
 # </details>
 #
 # <details><summary>3.</summary>
 #
-# The two hidden weight matrices start at 9.2 and 9.25, so both pass 10 within the first few dozen
-# steps, in both runs (the table's last column). For LAMB it matters: from then on its step is $10\eta$
-# instead of $\eta\lVert w\rVert$, a slightly smaller relative step as the norm grows. For the Adam
-# baseline it only changes the recorded $r$, which it does not use.
+# `np.argwhere(run.trust_ratio >= 10)` lists the logged steps and layers at the clamp (run it: whether any
+# layer reaches it depends on the run). The June rule clamps $\lVert w\rVert$ at 10 instead, so it acts on the
+# large layers from the start ($\lVert w\rVert \approx 9$ to 13) and never on the ratio itself, which can then be
+# far above 10 (notebook 5 shows $r \approx 10^{16}$ when $\lVert u\rVert \to 0$).
 # </details>
 #
 # ## Summary
 #
-# - $r = \min(r_1, 10)/r_2$ with $r_1 = \lVert w\rVert$ and $r_2 = \lVert u\rVert$; LAMB moves each layer by
-#   $\eta\min(r_1, 10)$, and the MNIST hidden layers pass the clamp early.
-# - $r$ starts near the RMS of a layer's weights ($1/\sqrt{3\,\text{fan-in}}$ at initialisation, a little
-#   more because of $\epsilon$): LAMB's built-in warm-up.
+# - The article's code logs $r_1 = \mathrm{RMS}(w)$, $r_2 = \mathrm{RMS}(a)$ and $r = \min(r_1/r_2, 10)$; the later
+#   code logs norms and clamps $\lVert w\rVert$. The ratio is the same up to the clamps.
+# - $r$ starts near the initial RMS of a layer's weights, $1/\sqrt{3\,\text{fan-in}}$, whatever its size:
+#   LAMB's built-in warm-up.
+# - Before reproducing a write-up, find the version of the code it ran (`git log`, `git show`): here the
+#   version decides whether weight decay keeps LAMB stable at lr 0.1.
 # - Checking one step by hand against `optim.LAMB` is the fastest way to be sure you read Algorithm 2 right.

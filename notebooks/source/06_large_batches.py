@@ -319,8 +319,9 @@ for o in result.optimizers:
 #    batch 128 take, and at 16 384? If the tuned lr of SGD at batch 128 is 0.05, what does the linear rule
 #    give at 16 384, and the square-root rule?
 # 2. **Run your own sweep.** Use `experiments.sweep` to compare LAMB with and without its trust ratio
-#    (`optim.LAMB(..., use_trust_ratio=False)` is Adam with LAMB's decoupled weight decay) at batch 2048 on
-#    a small training set. Is the trust ratio what helps LAMB at large batches, on this network?
+#    (`optim.LAMB(..., use_trust_ratio=False)` is Adam with LAMB's decoupled weight decay) at batch 1024 on
+#    a small training set (4096 images, 4 epochs: 16 steps per run). Is the trust ratio what helps LAMB at
+#    large batches, on this network?
 # 3. **Why does the linear rule fail for SGD at a fixed epoch budget?** Look at the heatmap: at the
 #    largest batch the linear rule asks for a learning rate 128 times larger. Which assumption behind the
 #    rule breaks down?

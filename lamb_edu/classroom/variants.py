@@ -29,6 +29,7 @@ from lamb_edu.optim.functional import (
     add_decayed_weights,
     bias_corrections,
     norm,
+    scale,
     trust_ratio,
 )
 from lamb_edu.optim.lamb import LAMB
@@ -37,10 +38,12 @@ from lamb_edu.optim.lars import LARS
 __all__ = [
     "LAMBFirstMomentRatio",
     "LAMBNoDecayInRatio",
-    "LAMBNoBiasCorrection",
+    "LAMBGradientInRatio",
+    "LAMBLarsLocalLr",
     "LAMBRatioOnGradient",
     "LARSNoWeightNorm",
     "VARIANTS",
+    "SOURCES",
 ]
 
 
@@ -110,34 +113,17 @@ class LAMBNoDecayInRatio(LAMB):
         _step_with_ratio(self, p, u, group, state, weight_norm, adam_norm, ratio)
 
 
-class LAMBNoBiasCorrection(LAMB):
-    """LAMB with bias correction dropped: u = m/(√v+ε) + λw, r = φ(‖w‖)/‖u‖ (m and v not divided by 1 − βᵗ).
-
-    The code the article "An intuitive understanding of the LAMB optimizer" runs (and the LAMB
-    paper's early versions) has this rule, and write-ups copied from that code quote it. In LAMB the
-    trust ratio divides out any common factor of u, so with λ = 0 this is the paper's step (up to
-    ε): the harm is smaller than in Adam. What goes wrong: m/√v is m̂/√v̂ times
-    (1 − β1ᵗ)/√(1 − β2ᵗ) (3.16 at t = 1 and up to about 6.6 near t = 12 for β = (0.9, 0.999)), so
-    the weight decay λw is weaker beside the Adam direction by that factor for thousands of steps,
-    and ε acts as ε/√(1 − β2ᵗ), larger early. The same rule without the trust ratio (the article's
-    "Adam") takes steps up to 6.6× the intended size. It is ``LAMB(bias_correction=False)``.
-    """
-
-    fused_update = None
-
-    def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
-        super().update(p, grad, {**group, "bias_correction": False}, state, grad_scale)
-
-
 class LAMBRatioOnGradient(LAMB):
     """LAMB with the trust ratio applied to the gradient: g̃ = (φ(‖w‖)/‖g‖)·g, then Adam on g̃ plus λw.
 
     The step is w ← w − lr·(m̂/(√v̂+ε) + λw) with m and v the moments of g̃. Write-ups that
     present LAMB as "LARS's normalisation followed by Adam" (normalise each layer's gradient, then
     feed it to Adam) give this order. What goes wrong: Adam divides every coordinate by its own
-    √v̂, which cancels the factor put on the gradient, so the trust ratio has no effect (up to ε):
-    this is AdamW. Each weight moves by about lr whatever the layer's norm, and multiplying a
-    layer's weights by 10 leaves the step the same instead of 10× larger. ``ratio_denominator`` records
+    √v̂, which cancels the factor put on the gradient, so the trust ratio has almost no effect: the
+    first step is AdamW's, and later ones are close to it but not equal (the factor changes every
+    step, so m and v mix gradients scaled differently). Each weight moves by about lr whatever the
+    layer's norm, and multiplying a layer's weights by 10 leaves the step about the same instead of
+    10× larger. ``ratio_denominator`` records
     ‖g‖ and ``trust_ratio`` the factor put on g.
     """
 
@@ -149,6 +135,51 @@ class LAMBRatioOnGradient(LAMB):
         used = ratio if group["use_trust_ratio"] else 1.0
         super().update(p, grad, {**group, "use_trust_ratio": False}, state, grad_scale * used)
         state.update(TrustRatio(weight_norm, grad_norm, ratio)._asdict())
+
+
+class LAMBGradientInRatio(LAMB):
+    """LAMB with the gradient in the ratio's denominator: r = φ(‖w‖) / ‖g + λw‖, step lr·r·(m̂/(√v̂+ε) + λw).
+
+    "An intuitive understanding of the LAMB optimizer" writes the LAMB denominator as |∇L + βw| (its
+    change 2 from LARS), where the paper and the article's own code divide by the norm of Adam's
+    update plus decay. What goes wrong: ‖g + λw‖ has the units of the gradient, so loss × 10 makes
+    the step 10× smaller, and w × 10 with g / 10 makes it 100× larger, not 10×. ``ratio_denominator``
+    records ‖g + λw‖.
+    """
+
+    fused_update = None
+
+    def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
+        g = scale(grad, grad_scale, out=self._scratch(p.data))  # the gradient as the moments see it
+        g = add_decayed_weights(g, p.data, group["weight_decay"], out=g, scratch=self._scratch(p.data, 1))
+        denominator = norm(g)
+        _step_with_gradient_ratio(self, p, grad, group, state, grad_scale, denominator)
+
+
+class LAMBLarsLocalLr(LAMB):
+    """LARS's local learning rate applied to Adam's step: r = φ(‖w‖) / (‖g‖ + λ‖w‖), step lr·r·(m̂/(√v̂+ε) + λw).
+
+    The article sums LAMB up as "LARS applied to Adam: it just multiplies the old update step by the
+    trust ratio", and its LARS ratio is ‖w‖ / (‖∇L‖ + β‖w‖). Read literally, that is this rule. What
+    goes wrong: ‖g‖ carries the gradient's units, as in ``LAMBGradientInRatio``, so the step depends
+    on the scale of the loss. ``ratio_denominator`` records ‖g‖ + λ‖w‖.
+    """
+
+    fused_update = None
+
+    def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
+        denominator = grad_scale * norm(grad) + group["weight_decay"] * norm(p.data)
+        _step_with_gradient_ratio(self, p, grad, group, state, grad_scale, denominator)
+
+
+def _step_with_gradient_ratio(optimizer: LAMB, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any],
+                              grad_scale: float, denominator: float) -> None:
+    """Adam's direction plus λw, times φ(‖w‖) / ``denominator`` (a gradient-sized norm), times lr."""
+    weight_norm = norm(p.data)
+    ratio = trust_ratio(weight_norm, denominator, clamp_value=group["clamp_value"], trust_clip=group["trust_clip"])
+    u = _adam_direction(optimizer, p, grad, group, state, grad_scale)
+    add_decayed_weights(u, p.data, group["weight_decay"], out=u, scratch=optimizer._scratch(p.data, 1))
+    _step_with_ratio(optimizer, p, u, group, state, weight_norm, denominator, ratio)
 
 
 class LARSNoWeightNorm(LARS):
@@ -170,9 +201,22 @@ class LARSNoWeightNorm(LARS):
 
 # name shown in notebook 08 -> (class, the formula it uses)
 VARIANTS: dict[str, tuple[type, str]] = {
+    "the article's denominator": (LAMBGradientInRatio, "r = φ(‖w‖) / ‖g + λw‖"),
+    "LARS's local lr on Adam": (LAMBLarsLocalLr, "r = φ(‖w‖) / (‖g‖ + λ‖w‖) on Adam's step"),
     "r = ‖w‖ / ‖m̂‖": (LAMBFirstMomentRatio, "r = φ(‖w‖) / ‖m̂‖"),
     "no λw in the ratio": (LAMBNoDecayInRatio, "r = φ(‖w‖) / (‖m̂/(√v̂+ε)‖ + ε)"),
-    "no bias correction": (LAMBNoBiasCorrection, "u = m/(√v+ε) + λw"),
     "ratio on the gradient": (LAMBRatioOnGradient, "Adam on (φ(‖w‖)/‖g‖)·g"),
     "LARS without ‖w‖": (LARSNoWeightNorm, "local_lr = η / (‖g‖ + λ‖w‖)"),
+}
+_ARTICLE = "Ben Mann, \"An intuitive understanding of the LAMB optimizer\" (2019), section \"LAMB\""
+_THOUGHT_EXPERIMENT = "a thought experiment: no write-up we can cite prints this formula"
+# name -> where the formula is printed (or that it is a thought experiment)
+SOURCES: dict[str, str] = {
+    "the article's denominator": _ARTICLE + ", change 2: \"in LAMB [the denominator] is |∇L + βw|\"",
+    "LARS's local lr on Adam": _ARTICLE + ": \"LARS applied to Adam, since it just multiplies the old update step "
+                               "by the trust ratio\", with its LARS ratio ‖w‖/(‖∇L‖ + β‖w‖)",
+    "r = ‖w‖ / ‖m̂‖": _THOUGHT_EXPERIMENT,
+    "no λw in the ratio": _THOUGHT_EXPERIMENT,
+    "ratio on the gradient": _THOUGHT_EXPERIMENT,
+    "LARS without ‖w‖": _THOUGHT_EXPERIMENT,
 }

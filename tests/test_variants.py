@@ -1,4 +1,4 @@
-"""The misquoted optimizers of ``optim.variants``: each follows its own (wrong) formula, and shows its defect.
+"""The misquoted optimizers of ``classroom.variants``: each follows its own (wrong) formula, and shows its defect.
 
 Every variant is checked step by step against a float64 NumPy reference of the formula its docstring
 states, written here. The scale checks then show what each one breaks: multiplying the loss by 10,
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from lamb_edu import Tensor, optim
-from lamb_edu.optim import variants
+from lamb_edu.classroom import variants
 
 BETA1, BETA2 = 0.9, 0.999
 W0 = np.array([0.3, -0.2, 0.1, 0.4])
@@ -72,11 +72,39 @@ def test_no_decay_in_ratio_follows_its_formula(weight_decay):
     np.testing.assert_allclose(w, adam_reference(W0, GRADS, 0.1, 1e-6, weight_decay, rule), rtol=1e-12)
 
 
+def _gradient_ratio_reference(weight, grads, lr, weight_decay, denominator, eps=1e-6):
+    """float64: Adam's bias-corrected direction plus λw, times φ(‖w‖)/denominator(g, w), times lr."""
+    w, m, v = np.array(weight, dtype=np.float64), np.zeros_like(weight), np.zeros_like(weight)
+    for t, g in enumerate(grads, start=1):
+        ratio = min(np.linalg.norm(w), 10.0) / denominator(g, w)
+        m = BETA1 * m + (1 - BETA1) * g
+        v = BETA2 * v + (1 - BETA2) * g * g
+        u = (m / (1 - BETA1**t)) / (np.sqrt(v / (1 - BETA2**t)) + eps) + weight_decay * w
+        w = w - lr * ratio * u
+    return w
+
+
 @pytest.mark.parametrize("weight_decay", [0.0, 0.05])
-def test_no_bias_correction_follows_its_formula(weight_decay):
-    w, _ = run(variants.LAMBNoBiasCorrection, W0, GRADS, lr=0.1, weight_decay=weight_decay)
-    np.testing.assert_allclose(w, adam_reference(W0, GRADS, 0.1, 1e-6, weight_decay, PAPER, bias_correction=False),
-                               rtol=1e-12)
+def test_the_articles_denominator_follows_its_formula(weight_decay):
+    w, state = run(variants.LAMBGradientInRatio, W0, GRADS, lr=0.1, weight_decay=weight_decay)
+    expected = _gradient_ratio_reference(W0, GRADS, 0.1, weight_decay,
+                                         lambda g, w: np.linalg.norm(g + weight_decay * w))
+    np.testing.assert_allclose(w, expected, rtol=1e-12)
+    assert state["trust_ratio"] == pytest.approx(state["weight_norm"] / state["ratio_denominator"])
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+def test_lars_local_lr_on_adam_follows_its_formula(weight_decay):
+    w, _ = run(variants.LAMBLarsLocalLr, W0, GRADS, lr=0.1, weight_decay=weight_decay)
+    expected = _gradient_ratio_reference(W0, GRADS, 0.1, weight_decay,
+                                         lambda g, w: np.linalg.norm(g) + weight_decay * np.linalg.norm(w))
+    np.testing.assert_allclose(w, expected, rtol=1e-12)
+
+
+def test_every_variant_names_its_source_or_says_it_is_a_thought_experiment():
+    assert set(variants.SOURCES) == set(variants.VARIANTS)
+    for name, source in variants.SOURCES.items():
+        assert "intuitive understanding" in source or "thought experiment" in source, name
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.05])
@@ -109,14 +137,14 @@ LAMB_FAMILY = {
     "paper LAMB": (optim.LAMB, dict(lr=0.1, eps=1e-12, fused=False)),
     "first moment": (variants.LAMBFirstMomentRatio, dict(lr=0.1, eps=1e-12)),
     "no decay in ratio": (variants.LAMBNoDecayInRatio, dict(lr=0.1, eps=1e-12)),
-    "no bias correction": (variants.LAMBNoBiasCorrection, dict(lr=0.1, eps=1e-12)),
+    "the article's denominator": (variants.LAMBGradientInRatio, dict(lr=0.1, eps=1e-12)),
+    "LARS's local lr on Adam": (variants.LAMBLarsLocalLr, dict(lr=0.1, eps=1e-12)),
     "ratio on gradient": (variants.LAMBRatioOnGradient, dict(lr=0.1, eps=1e-12)),
     "paper LARS": (optim.LARS, dict(lr=0.5, trust_coefficient=0.02, eps=0.0)),
     "LARS without ‖w‖": (variants.LARSNoWeightNorm, dict(lr=0.5, trust_coefficient=0.02, eps=0.0)),
 }
-KEEPS_LOSS_SCALE = {"paper LAMB", "no decay in ratio", "no bias correction", "ratio on gradient", "paper LARS",
-                    "LARS without ‖w‖"}
-KEEPS_WEIGHT_SCALE = {"paper LAMB", "no decay in ratio", "no bias correction", "paper LARS"}
+KEEPS_LOSS_SCALE = {"paper LAMB", "no decay in ratio", "ratio on gradient", "paper LARS", "LARS without ‖w‖"}
+KEEPS_WEIGHT_SCALE = {"paper LAMB", "no decay in ratio", "paper LARS"}
 
 
 def _step(name, weight, grads):
@@ -167,13 +195,23 @@ def test_ratio_on_gradient_takes_adams_step():
 
 
 def test_no_bias_correction_is_harmless_in_lamb_but_not_in_adam():
-    """The trust ratio divides out (1 − β1ᵗ)/√(1 − β2ᵗ); without the ratio the first step is 3.16× too large."""
+    """Not a misquote (the paper's v3): the trust ratio divides out (1 − β1ᵗ)/√(1 − β2ᵗ); Adam's first step is 3.16×."""
     paper = _step("paper LAMB", W0, GRADS[:1])
-    np.testing.assert_allclose(_step("no bias correction", W0, GRADS[:1]), paper, rtol=1e-9)
+    v3, _ = run(optim.LAMB, W0, GRADS[:1], lr=0.1, eps=1e-12, bias_correction=False, fused=False)
+    np.testing.assert_allclose(v3 - W0, paper, rtol=1e-9)
     adam, _ = run(optim.LAMB, W0, GRADS[:1], lr=0.1, eps=1e-12, use_trust_ratio=False, fused=False)
-    adam_no_bc, _ = run(variants.LAMBNoBiasCorrection, W0, GRADS[:1], lr=0.1, eps=1e-12, use_trust_ratio=False)
+    adam_no_bc, _ = run(optim.LAMB, W0, GRADS[:1], lr=0.1, eps=1e-12, use_trust_ratio=False, bias_correction=False,
+                        fused=False)
     ratio = np.linalg.norm(adam_no_bc - W0) / np.linalg.norm(adam - W0)
     assert ratio == pytest.approx(0.1 / np.sqrt(0.001), rel=1e-9)
+
+
+def test_gradient_sized_denominators_break_both_scales():
+    """|∇L + βw| or ‖g‖ + λ‖w‖ in the ratio: loss × 10 gives a step 10× smaller, w × 10 one 100× larger."""
+    for name in ("the article's denominator", "LARS's local lr on Adam"):
+        step = _step(name, W0, GRADS[:1])
+        np.testing.assert_allclose(_step(name, W0, [10 * GRADS[0]]), step / 10, rtol=1e-9)
+        np.testing.assert_allclose(_step(name, 10 * W0, [GRADS[0] / 10]), 100 * step, rtol=1e-9)
 
 
 def test_every_variant_records_its_ratio_for_fit():
