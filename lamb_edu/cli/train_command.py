@@ -11,6 +11,7 @@ import lamb_edu
 from lamb_edu.cli.registry import MODELS, OPTIMIZER_FLAGS, OPTIMIZERS, applies_to, build_model, build_optimizer
 from lamb_edu.cli.run_folder import MetricsLog, prepare_out_dir, read_summary, write_summary
 from lamb_edu.cli.values import (CommandError, decay_rate, non_negative_float, non_negative_int, positive_int)
+from lamb_edu.distributed.world import mpi_job_size
 
 __all__ = ["add_train_command", "add_optimizer_arguments", "check_applicable", "train_settings", "run_train"]
 
@@ -31,7 +32,8 @@ OPTIMIZER_HELP = {
     "no_trust_ratio": (None, "compute and record the trust ratio but step with 1 (the article's 'Adam' baseline)"),
 }
 # Flags that do not change what a run computes (data parallelism: up to float32 rounding), so --resume may take them.
-ENVIRONMENT_FLAGS = ("data_dir", "backend", "resume", "handler", "command", "data_parallel", "shard_optimizer")
+ENVIRONMENT_FLAGS = ("data_dir", "backend", "resume", "handler", "command", "data_parallel", "shard_optimizer",
+                     "bucket_mb")
 
 
 def _optimizer_flag_help(setting: str, stem: str) -> str:
@@ -209,7 +211,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool]:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train, print one line per epoch, and write the run folder (see ``run_folder``)."""
-    if args.data_parallel or args.shard_optimizer:
+    if args.data_parallel or args.shard_optimizer or mpi_job_size() > 1:  # every rank of a job must agree
         from lamb_edu.cli.train_parallel import run_data_parallel  # noqa: PLC0415
 
         return run_data_parallel(args)

@@ -27,6 +27,7 @@ from typing import Any, Callable, NamedTuple
 
 from lamb_edu.cli.run_folder import prepare_out_dir
 from lamb_edu.cli.values import CommandError
+from lamb_edu.distributed.data_parallel import DEFAULT_BUCKET_MB
 
 __all__ = ["add_data_parallel_flags", "run_data_parallel", "parallel_report", "parallel_timings", "parallel_series"]
 
@@ -53,16 +54,29 @@ def add_data_parallel_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--shard-optimizer", action="store_true",
                        help="with --data-parallel, ZeRO stage 1: each rank keeps the optimizer state (m, v) only "
                             "for its 1/N of the parameters (lamb, lars, adam, adamw)")
+    group.add_argument("--bucket-mb", type=_bucket_mb, default=DEFAULT_BUCKET_MB, metavar="MB",
+                       help="gradient bucket size: each bucket is sent as soon as backward has finished it "
+                            f"(default {DEFAULT_BUCKET_MB}; 0: one bucket, sent after backward)")
+
+
+def _bucket_mb(text: str) -> float | None:
+    """``--bucket-mb``: a finite number of megabytes >= 0; 0 means one bucket (None)."""
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value or None
 
 
 def run_data_parallel(args: argparse.Namespace) -> int:
-    """Set up on every rank, agree that all succeeded, then train; rank 0 writes the run folder."""
-    if not args.data_parallel:
-        raise CommandError("argument --shard-optimizer: needs --data-parallel", 2)
+    """Set up on every rank, agree that all succeeded, then train; rank 0 writes the run folder.
+
+    Also run for every ``train`` under an MPI launcher, so that a rank started without
+    ``--data-parallel`` takes part in the agreement (and is refused) instead of leaving the others waiting.
+    """
     from lamb_edu.distributed import get_world  # noqa: PLC0415
 
     world = get_world()
-    setup = _agreed(world, lambda: _set_up(args, world.size), _settings_digest)
+    setup = _agreed(world, lambda: _set_up(args, world.size), lambda done: _settings_digest(done, args))
     if isinstance(setup, int):
         return setup
     ready = _agreed(world, lambda: prepare_out_dir(setup.out, args.overwrite) if world.is_root and not setup.resuming
@@ -78,6 +92,9 @@ def _set_up(args: argparse.Namespace, ranks: int) -> _Setup:
     from lamb_edu.cli.train_outputs import checkpoint_position  # noqa: PLC0415
     from lamb_edu.distributed import sharding_rule  # noqa: PLC0415
 
+    if not args.data_parallel:
+        raise CommandError("argument --shard-optimizer: needs --data-parallel" if args.shard_optimizer else
+                           f"argument --data-parallel: every rank of an MPI job of {ranks} needs it", 2)
     out, settings, resuming, data = prepare_run(args)
     batch, accumulate = settings["batch_size"], settings["accumulate"]
     if batch % ranks:
@@ -97,10 +114,11 @@ def _set_up(args: argparse.Namespace, ranks: int) -> _Setup:
     return _Setup(out, settings, resuming, data, model, optimizer, scheduler)
 
 
-def _settings_digest(setup: _Setup) -> float:
-    """48 bits of a hash of the settings that must agree on every rank, as an exact float64."""
+def _settings_digest(setup: _Setup, args: argparse.Namespace) -> float:
+    """48 bits of a hash of the settings that must agree on every rank (data-parallel flags too), as a float64."""
     shared = {key: value for key, value in setup.settings.items() if key not in LOCAL_SETTINGS}
-    text = json.dumps([str(setup.out), shared], sort_keys=True, default=str)
+    flags = {"shard_optimizer": args.shard_optimizer, "bucket_mb": args.bucket_mb}
+    text = json.dumps([str(setup.out), shared, flags], sort_keys=True, default=str)
     return float(int(hashlib.sha256(text.encode()).hexdigest()[:12], 16))
 
 
@@ -127,7 +145,8 @@ def _agreed(world: Any, attempt: Callable[[], Any], digest: Callable[[Any], floa
     if not failed and digest is not None:
         failed = [rank for rank in range(world.size) if status[1, rank] != status[1, 0]]
         if world.rank in failed:
-            message = f"rank {world.rank} was started with other settings than rank 0: every rank must run the same command"
+            message = (f"rank {world.rank} was started with other settings than rank 0: "
+                       "every rank must run the same command")
         status[0, failed] = 2
     if not failed:
         return result
@@ -145,7 +164,8 @@ def _train(world: Any, args: argparse.Namespace, setup: _Setup) -> int:
     from lamb_edu.train import DataParallelWorkers  # noqa: PLC0415
 
     try:
-        parallel = DataParallel(setup.model, world)  # broadcasts rank 0's weights
+        parallel = DataParallel(setup.model, world, bucket_mb=getattr(args, "bucket_mb", DEFAULT_BUCKET_MB),
+                                backward_passes=setup.settings["accumulate"])  # broadcasts rank 0's weights
         optimizer = ShardedOptimizer(setup.optimizer, parallel) if args.shard_optimizer else setup.optimizer
         workers = DataParallelWorkers(parallel)
         run = (setup.out, setup.settings, setup.data, setup.model, optimizer, setup.scheduler, setup.resuming)
@@ -173,10 +193,12 @@ def parallel_report(workers: Any, optimizer: Any) -> dict[str, Any]:
     """The world for summary.json: its size, the gradient bytes each all-reduce sends, ZeRO-1's saving."""
     from lamb_edu.distributed import ShardedOptimizer  # noqa: PLC0415
 
-    flat = workers.parallel.flat
-    report: dict[str, Any] = {"world_size": workers.world_size, "parameters": flat.numel,
-                              "allreduce_bytes_per_step": flat.nbytes,
-                              "shard_optimizer": isinstance(optimizer, ShardedOptimizer)}
+    parallel = workers.parallel
+    sharded = isinstance(optimizer, ShardedOptimizer)
+    report: dict[str, Any] = {"world_size": workers.world_size, "parameters": parallel.flat.numel,
+                              "bucket_mb": parallel.bucket_mb, "buckets": len(parallel.buckets.plan),
+                              "traffic_bytes_per_step": optimizer.traffic() if sharded else parallel.traffic(),
+                              "shard_optimizer": sharded}
     if report["shard_optimizer"]:
         state = optimizer.state_bytes()
         report["optimizer_state_bytes"] = {**state, "saved_per_rank": state["unsharded"] - state["per_rank"]}
@@ -184,7 +206,7 @@ def parallel_report(workers: Any, optimizer: Any) -> dict[str, Any]:
 
 
 def parallel_timings(workers: Any) -> dict[str, Any]:
-    """Rank 0's mean and total compute, status, all-reduce seconds and bytes over the steps this process ran."""
+    """Rank 0's mean and total compute and exposed communication seconds, and gradient bytes, over its steps."""
     return {"timings": {"measured_on": "rank 0, the steps this process ran", **workers.parallel.timing_summary()}}
 
 
