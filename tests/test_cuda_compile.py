@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lamb_edu.optim import cuda_kernels
+from lamb_edu.optim.fused import cuda as cuda_kernels
 
 ARCHITECTURES = ("compute_70", "compute_90")  # Volta (V100) and Hopper (H100)
 CUPY_OPTIONS = ("-ftz=true", "--device-as-default-execution-space")  # what CuPy adds to a RawModule's options

@@ -1,8 +1,10 @@
 """The fast paths give the numbers of the readable ones: fused autograd operations, fused optimizer steps.
 
-References are written here: the composed autograd operations, finite differences, and the update
-rules in plain float64 NumPy. Also: no memory growth over many steps, and optimizer state of exactly
-two arrays (m and v) per parameter.
+References: the composed autograd operations and finite differences (written here), and the update
+rules in plain float64 NumPy (``tests/reference.py``). The fused optimizer steps are driven through
+every branch of ``optim.fused`` (several blocks, a partial block, two threads, LAMB's recomputing
+second pass) with small block sizes. Also: no memory growth over many steps. (That the state is two
+arrays per parameter, m and v, is checked in ``test_optim_reference``.)
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import numpy as np
 import pytest
 
 from lamb_edu import Tensor, backend, nn, optim
-from lamb_edu.functional import linear, softmax_cross_entropy
 from lamb_edu.backend import to_numpy
-from lamb_edu.optim import fast_path
+from lamb_edu.functional import linear, softmax_cross_entropy
+from lamb_edu.optim import fused
+from lamb_edu.optim.fused import blocked
+from lamb_edu.optim.fused import threads as fused_threads
 from lamb_edu.optim.optimizer import all_finite
+from tests.reference import adam_step, assert_close_to_float32_rounding, lamb_step
 
 pytestmark = pytest.mark.skipif(backend.is_gpu(), reason="the NumPy fast paths; tests/test_gpu.py covers CuPy")
 
@@ -124,53 +129,16 @@ def test_softmax_cross_entropy_without_grad_builds_no_graph():
 
 
 # ------------------------------------------------------------------------------ fused optimizer steps
-def reference_adam(w, g, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled, bias_correction=True):
-    """Adam / AdamW in float64, straight from the equations."""
-    if decoupled:
-        w = w * (1 - lr * weight_decay)
-    else:
-        g = g + weight_decay * w
-    m = beta1 * m + (1 - beta1) * g
-    v = beta2 * v + (1 - beta2) * g * g
-    m_hat = m / (1 - beta1**t) if bias_correction else m
-    v_hat = v / (1 - beta2**t) if bias_correction else v
-    return w - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
-
-
-def reference_lamb(w, g, m, v, t, lr, beta1, beta2, eps, weight_decay, clamp_value, grad_scale=1.0,
-                   grad_averaging=True, trust_clip=False, use_trust_ratio=True, bias_correction=True):
-    """LAMB (You et al., 2019, Algorithm 2) in float64, straight from the equations."""
-    g = g * grad_scale
-    m = beta1 * m + ((1 - beta1) if grad_averaging else 1.0) * g
-    v = beta2 * v + (1 - beta2) * g * g
-    m_hat = m / (1 - beta1**t) if bias_correction else m
-    v_hat = v / (1 - beta2**t) if bias_correction else v
-    u = m_hat / (np.sqrt(v_hat) + eps) + weight_decay * w
-    weight_norm, update_norm = np.linalg.norm(w), np.linalg.norm(u)
-    ratio = 1.0
-    if weight_norm > 0 and update_norm > 0:
-        ratio = (min(weight_norm, clamp_value) if clamp_value is not None else weight_norm) / update_norm
-        ratio = min(ratio, 1.0) if trust_clip else ratio
-    step_ratio = ratio if use_trust_ratio else 1.0
-    return w - lr * step_ratio * u, m, v, (weight_norm, update_norm, ratio)
-
-
-def assert_close_to_float32_rounding(actual, expected):
-    """Equal up to a few float32 roundings of the array's own scale (25 steps of sums accumulate them)."""
-    expected = np.asarray(expected, dtype=np.float64)
-    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
-
-
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Blocks of 1000 elements, threads from 20000, and LAMB's stored u up to 30000 elements, so that
     small arrays go through every branch: several blocks, a partial last block, two threads, and
     the recomputing second pass."""
-    monkeypatch.setattr(fast_path, "BLOCK_SIZE", 1000)
-    monkeypatch.setattr(fast_path, "MIN_BLOCK", 100)
-    monkeypatch.setattr(fast_path, "PARALLEL_MIN", 20000)
-    monkeypatch.setattr(fast_path, "WORKSPACE_LIMIT", 30000)
-    monkeypatch.setattr(fast_path, "_threads", 2)  # restored afterwards, like the three above
+    monkeypatch.setattr(fused_threads, "BLOCK_SIZE", 1000)
+    monkeypatch.setattr(fused_threads, "MIN_BLOCK", 100)
+    monkeypatch.setattr(fused_threads, "PARALLEL_MIN", 20000)
+    monkeypatch.setattr(blocked, "WORKSPACE_LIMIT", 30000)
+    monkeypatch.setattr(fused_threads, "_threads", 2)  # restored afterwards, like the three above
 
 
 SHAPES = [(5,), (37, 29), (203, 197), (50001,)]  # one block; several; two threads; two threads, recomputing
@@ -186,8 +154,8 @@ def test_fused_adam_matches_float64_equations_over_25_steps(small_blocks, decoup
         w64, m64, v64 = w.astype(np.float64), m.astype(np.float64), v.astype(np.float64)
         for t in range(1, 26):
             g = rng.normal(size=shape).astype(np.float32)
-            fast_path.adam_step(w, g, m, v, step=t, **hyper)
-            w64, m64, v64 = reference_adam(w64, g.astype(np.float64), m64, v64, t, **hyper)
+            fused.adam_step(w, g, m, v, step=t, **hyper)
+            w64, m64, v64, _ = adam_step(w64, g.astype(np.float64), m64, v64, t, **hyper)
         np.testing.assert_allclose(w, w64, rtol=1e-5, atol=2e-6)
         assert_close_to_float32_rounding(m, m64)
         assert_close_to_float32_rounding(v, v64)
@@ -208,8 +176,8 @@ def test_fused_lamb_matches_float64_equations_over_25_steps(small_blocks, option
         w64, m64, v64 = w.astype(np.float64), m.astype(np.float64), v.astype(np.float64)
         for t in range(1, 26):
             g = rng.normal(size=shape).astype(np.float32)
-            recorded = fast_path.lamb_step(w, g, m, v, step=t, **hyper)
-            w64, m64, v64, expected = reference_lamb(w64, g.astype(np.float64), m64, v64, t, **hyper)
+            recorded = fused.lamb_step(w, g, m, v, step=t, **hyper)
+            w64, m64, v64, expected = lamb_step(w64, g.astype(np.float64), m64, v64, t, **hyper)
             np.testing.assert_allclose(recorded, expected, rtol=2e-5)
         np.testing.assert_allclose(w, w64, rtol=1e-5, atol=1e-6)
         assert_close_to_float32_rounding(m, m64)
@@ -221,17 +189,17 @@ def test_fused_results_do_not_depend_on_the_thread_count(small_blocks):
     start = [rng.normal(size=(300, 211)).astype(np.float32) for _ in range(3)]
     results = []
     for threads in (1, 2, 3):
-        fast_path.set_num_threads(threads)
+        fused.set_num_threads(threads)
         w, g, m, v = (a.copy() for a in start[:1] + start[1:] + [np.abs(start[2])])
-        norms = fast_path.lamb_step(w, g, m, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.01, step=3)
-        fast_path.adam_step(w, g, m, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, decoupled=True, step=4)
+        norms = fused.lamb_step(w, g, m, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.01, step=3)
+        fused.adam_step(w, g, m, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, decoupled=True, step=4)
         results.append((w, m, v, norms))
     for other in results[1:]:
         for a, b in zip(results[0][:3], other[:3]):
             assert np.array_equal(a, b)
         assert results[0][3] == other[3]
     with pytest.raises(ValueError, match="threads"):
-        fast_path.set_num_threads(0)
+        fused.set_num_threads(0)
 
 
 def many_tensors(rng):
@@ -250,7 +218,7 @@ def test_whole_tensors_on_threads_give_the_one_thread_numbers(small_blocks, make
     """The optimizers hand whole tensors to the threads (for_each_tensor): the arrays and norms do not change."""
     results = []
     for threads in (1, 2, 3):
-        fast_path.set_num_threads(threads)
+        fused.set_num_threads(threads)
         params, gradients = many_tensors(np.random.default_rng(11))
         optimizer = make(params)
         for step_gradients in gradients:
@@ -269,7 +237,7 @@ def test_whole_tensors_on_threads_give_the_one_thread_numbers(small_blocks, make
 def test_for_each_tensor_visits_every_item_once_and_passes_on_errors(small_blocks):
     arrays = [np.zeros(size, dtype=np.float32) for size in (5000, 3000, 3000, 9000, 100, 25000)]
     seen = []
-    fast_path.for_each_tensor(seen.append, list(range(len(arrays))), arrays)
+    fused.for_each_tensor(seen.append, list(range(len(arrays))), arrays)
     assert sorted(seen) == list(range(len(arrays)))
     assert seen[0] == 5  # too large to hand out whole: updated first, in the calling thread
 
@@ -282,14 +250,14 @@ def test_for_each_tensor_visits_every_item_once_and_passes_on_errors(small_block
             names.add(threading.current_thread().name)
             both_started.wait()
 
-    fast_path.for_each_tensor(meet, list(range(len(arrays))), arrays)
+    fused.for_each_tensor(meet, list(range(len(arrays))), arrays)
     assert len(names) == 2
 
     class Device:  # stands in for a CuPy array: always updated in the calling thread
         size = 10**6
 
     names = []
-    fast_path.for_each_tensor(lambda item: names.append(threading.current_thread().name), [0], [Device()])
+    fused.for_each_tensor(lambda item: names.append(threading.current_thread().name), [0], [Device()])
     assert names == [threading.current_thread().name]
 
     def fail_on_three(item):
@@ -299,7 +267,7 @@ def test_for_each_tensor_visits_every_item_once_and_passes_on_errors(small_block
 
     seen.clear()
     with pytest.raises(RuntimeError, match="tensor 3"):
-        fast_path.for_each_tensor(fail_on_three, list(range(len(arrays))), arrays)
+        fused.for_each_tensor(fail_on_three, list(range(len(arrays))), arrays)
     assert 3 not in seen
 
 
@@ -326,11 +294,11 @@ def test_all_finite_agrees_with_elementwise_isfinite():
 
 def test_supports_only_matching_contiguous_float_arrays():
     a = np.zeros((4, 6), dtype=np.float32)
-    assert fast_path.supports(a, a.copy(), a.copy(), a.copy())
-    assert not fast_path.supports(a, a.T.copy().T, a, a)  # a transposed (Fortran-ordered) gradient
-    assert not fast_path.supports(a, a.astype(np.float64), a, a)
-    assert not fast_path.supports(a.astype(np.float16), a.astype(np.float16))
-    assert not fast_path.supports(np.zeros((4, 6), dtype=np.int32))
+    assert fused.supports(a, a.copy(), a.copy(), a.copy())
+    assert not fused.supports(a, a.T.copy().T, a, a)  # a transposed (Fortran-ordered) gradient
+    assert not fused.supports(a, a.astype(np.float64), a, a)
+    assert not fused.supports(a.astype(np.float16), a.astype(np.float16))
+    assert not fused.supports(np.zeros((4, 6), dtype=np.int32))
 
 
 # ------------------------------------------------------------------------------ through the optimizers
@@ -365,18 +333,9 @@ def test_fused_optimizers_match_their_readable_form(small_blocks, name, make):
         assert_close_to_float32_rounding(fast_state["m"], slow_state["m"])
         assert_close_to_float32_rounding(fast_state["v"], slow_state["v"])
         if name.startswith("LAMB"):
-            for key in ("weight_norm", "update_norm", "trust_ratio"):
+            for key in optim.functional.TRUST_KEYS:
                 assert isinstance(fast_state[key], float)
                 assert fast_state[key] == pytest.approx(slow_state[key], rel=2e-5)
-
-
-@pytest.mark.parametrize("make", [optim.Adam, optim.AdamW, optim.LAMB])
-def test_state_is_exactly_two_float32_arrays_per_parameter(make):
-    model, optimizer = run_optimizer(lambda params: make(params, lr=1e-3), steps=2)
-    for p in model.parameters():
-        arrays = {key: value for key, value in optimizer.state[p].items() if hasattr(value, "shape")}
-        assert sorted(arrays) == ["m", "v"]
-        assert all(a.dtype == np.float32 and a.shape == p.shape for a in arrays.values())
 
 
 def resident_bytes() -> int:

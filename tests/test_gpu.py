@@ -1,6 +1,6 @@
 """The CuPy path: fused kernels and a training step on the GPU give the NumPy/float64 numbers.
 
-Skipped without CuPy or without a GPU. References are the float64 equations in tests/test_fast_paths.py.
+Skipped without CuPy or without a GPU. References are the float64 equations in tests/reference.py.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ except Exception:  # a CuPy without a driver raises CUDARuntimeError here
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not HAVE_GPU, reason="CuPy is installed but no GPU is usable")]
 
 from lamb_edu import Tensor, backend, nn, optim  # noqa: E402
-from lamb_edu.optim import fast_path  # noqa: E402
-
-from tests.test_fast_paths import assert_close_to_float32_rounding, reference_adam, reference_lamb  # noqa: E402
+from lamb_edu.optim import fused  # noqa: E402
+from tests.reference import adam_step, assert_close_to_float32_rounding, lamb_step  # noqa: E402
 
 
 @pytest.fixture
@@ -36,17 +35,19 @@ def test_cupy_adam_kernel_matches_float64_equations(on_gpu, decoupled, weight_de
     w_host = rng.normal(size=(301, 7)).astype(np.float32)
     w, m, v = cupy.asarray(w_host), cupy.zeros(w_host.shape, np.float32), cupy.zeros(w_host.shape, np.float32)
     w64, m64, v64 = w_host.astype(np.float64), np.zeros(w_host.shape), np.zeros(w_host.shape)
-    assert fast_path.supports(w, w, m, v)
+    assert fused.supports(w, w, m, v)
     for t in range(1, 23):
         g = rng.normal(size=w_host.shape).astype(np.float32)
-        fast_path.adam_step(w, cupy.asarray(g), m, v, step=t, **hyper)
-        w64, m64, v64 = reference_adam(w64, g.astype(np.float64), m64, v64, t, **hyper)
+        fused.adam_step(w, cupy.asarray(g), m, v, step=t, **hyper)
+        w64, m64, v64, _ = adam_step(w64, g.astype(np.float64), m64, v64, t, **hyper)
     np.testing.assert_allclose(cupy.asnumpy(w), w64, rtol=1e-5, atol=2e-6)
     assert_close_to_float32_rounding(cupy.asnumpy(m), m64)
     assert_close_to_float32_rounding(cupy.asnumpy(v), v64)
 
 
-@pytest.mark.parametrize("options", [dict(weight_decay=0.01), dict(weight_decay=0.1, grad_averaging=False, trust_clip=True)])
+@pytest.mark.parametrize("options", [
+    dict(weight_decay=0.01), dict(weight_decay=0.1, grad_averaging=False, trust_clip=True),
+])
 def test_cupy_lamb_kernels_match_float64_equations(on_gpu, options):
     rng = np.random.default_rng(1)
     hyper = dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-6, clamp_value=10.0) | options
@@ -55,8 +56,8 @@ def test_cupy_lamb_kernels_match_float64_equations(on_gpu, options):
     w64, m64, v64 = w_host.astype(np.float64), np.zeros(w_host.shape), np.zeros(w_host.shape)
     for t in range(1, 23):
         g = rng.normal(size=w_host.shape).astype(np.float32)
-        recorded = fast_path.lamb_step(w, cupy.asarray(g), m, v, step=t, **hyper)
-        w64, m64, v64, expected = reference_lamb(w64, g.astype(np.float64), m64, v64, t, **hyper)
+        recorded = fused.lamb_step(w, cupy.asarray(g), m, v, step=t, **hyper)
+        w64, m64, v64, expected = lamb_step(w64, g.astype(np.float64), m64, v64, t, **hyper)
         assert all(isinstance(value, float) for value in recorded)
         np.testing.assert_allclose(recorded, expected, rtol=2e-5)
     np.testing.assert_allclose(cupy.asnumpy(w), w64, rtol=1e-5, atol=1e-6)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from lamb_edu import Tensor, optim
-from lamb_edu.optim import fast_path, functional as F
+from lamb_edu.optim import functional as F
+from lamb_edu.optim.fused import blocked, cuda
 
 
 def arrays(seed, *shapes):
@@ -68,13 +69,11 @@ def test_trust_ratio_rule():
     # LARS: coefficient·‖w‖ / (‖g‖ + λ‖w‖ + eps), and 1 for a zero gradient even when λ‖w‖ > 0
     assert F.trust_ratio(4.0, 2.0, coefficient=0.01, weight_decay=0.5, eps=1.0) == pytest.approx(0.04 / 5.0)
     assert F.trust_ratio(4.0, 0.0, coefficient=0.01, weight_decay=0.5) == 1.0
-    u, w = arrays(2, (3, 4), (3, 4))
-    u0 = u.copy()
-    measured = F.scale_by_trust_ratio(u, w, clamp_value=10.0)
-    ratio = np.linalg.norm(w) / np.linalg.norm(u0)
-    assert measured == pytest.approx((np.linalg.norm(w), np.linalg.norm(u0), ratio), rel=1e-14)
-    np.testing.assert_allclose(u, ratio * u0, rtol=1e-14)
-    assert F.scale_by_trust_ratio(u0.copy(), w, apply=False).trust_ratio == pytest.approx(ratio, rel=1e-14)
+    # what LAMB and LARS record: ‖w‖, the denominator (‖u‖, or ‖g‖ + λ‖w‖ for LARS, eps left out), the ratio
+    assert F.measure_trust_ratio(30.0, 2.0, clamp_value=10.0) == (30.0, 2.0, 5.0)
+    measured = F.measure_trust_ratio(4.0, 2.0, coefficient=0.01, weight_decay=0.5, eps=1.0)
+    assert measured.ratio_denominator == 4.0 and measured.trust_ratio == pytest.approx(0.04 / 5.0)
+    assert F.TRUST_KEYS == ("weight_norm", "ratio_denominator", "trust_ratio") == tuple(measured._asdict())
 
 
 def test_global_norm_scale_clips_to_max_norm():
@@ -92,9 +91,10 @@ def test_lamb_and_lars_call_the_one_trust_ratio_rule(monkeypatch):
         return rule(*args, **kwargs)
 
     monkeypatch.setattr(F, "trust_ratio", spy)
-    for module in ("lamb_edu.optim.lars", "lamb_edu.optim.fast_path"):
-        monkeypatch.setattr(f"{module}.trust_ratio", spy)
-    for make in (lambda p: optim.LAMB(p, fused=False), lambda p: optim.LAMB(p), lambda p: optim.LARS(p, lr=0.1, weight_decay=0.3)):
+    monkeypatch.setattr(blocked, "trust_ratio", spy)
+    makers = (lambda p: optim.LAMB(p, fused=False), lambda p: optim.LAMB(p),
+              lambda p: optim.LARS(p, lr=0.1, weight_decay=0.3))
+    for make in makers:
         p = Tensor(np.ones((3, 2), dtype=np.float32), requires_grad=True)
         p.grad = np.full((3, 2), 0.5, dtype=np.float32)
         make([p]).step()
@@ -103,12 +103,12 @@ def test_lamb_and_lars_call_the_one_trust_ratio_rule(monkeypatch):
 
 def test_the_cuda_moment_update_is_the_numpy_one():
     """The kernels hold one moment line, fed ``moment_weights``: same order as ``update_moments``."""
-    assert "1 - beta1" not in inspect.getsource(fast_path) and "beta3" not in inspect.getsource(fast_path)
+    assert "1 - beta1" not in inspect.getsource(blocked) and "beta3" not in inspect.getsource(blocked)
     m, v, g = (np.float32(x) for x in (0.3, 0.2, -1.5))
     m_weight, v_weight = F.moment_weights(0.9, 0.99, 0.5, True)
     scope = dict(m=m, v=v, g=g, beta1=np.float32(0.9), beta2=np.float32(0.99),
                  m_weight=np.float32(m_weight), v_weight=np.float32(v_weight))
-    exec(fast_path.MOMENTS_CUDA, {}, scope)  # the CUDA line is also valid Python
+    exec(cuda.MOMENTS_CUDA, {}, scope)  # the CUDA line is also valid Python
     m_array, v_array = np.array([m]), np.array([v])
     F.update_moments(m_array, v_array, np.array([g]), 0.9, 0.99, scratch=np.empty(1, np.float32), grad_scale=0.5)
     assert scope["m"] == m_array[0] and scope["v"] == v_array[0]
@@ -135,3 +135,59 @@ def test_a_subclass_changes_one_piece():
     direction = g + 0.5 * w0
     ratio = 0.1 * 5.0 / np.linalg.norm(direction)
     np.testing.assert_allclose(p.data, w0 - ratio * direction, rtol=1e-15)
+
+
+def slices_of_a_layer(seed):
+    """A float64 layer (weight, gradient) and the three slices a sharded step might hold of it."""
+    rng = np.random.default_rng(seed)
+    w, g = rng.normal(size=(6, 5)), rng.normal(size=(6, 5))
+    return w, g, [slice(0, 7), slice(7, 19), slice(19, 30)]
+
+
+def test_lamb_pieces_compose_over_slices_of_a_layer():
+    """direction on each slice, the norms from partial sums, apply on each slice: LAMB's own step."""
+    w, g, pieces = slices_of_a_layer(20)
+    whole = Tensor(w.copy(), requires_grad=True)
+    whole.grad = g.copy()
+    lamb = optim.LAMB([whole], lr=0.1, weight_decay=0.05, clamp_value=2.0, fused=False)
+    lamb.step()
+    group, flat_w, flat_g = lamb.param_groups[0], w.reshape(-1).copy(), g.reshape(-1)
+    m, v, u, scratch = (np.zeros(30) for _ in range(4))
+    for piece in pieces:
+        lamb.direction(flat_g[piece], flat_w[piece], m[piece], v[piece], group, step=1, out=u[piece],
+                       scratch=scratch[piece])
+    weight_squares = sum(float(flat_w[piece] @ flat_w[piece]) for piece in pieces)
+    update_squares = sum(float(u[piece] @ u[piece]) for piece in pieces)
+    measured = lamb.trust_ratio(group, np.sqrt(weight_squares), np.sqrt(update_squares))
+    for piece in pieces:
+        lamb.apply(flat_w[piece], u[piece], group, measured.trust_ratio)
+    np.testing.assert_allclose(flat_w.reshape(w.shape), whole.data, rtol=1e-14)
+    np.testing.assert_allclose(m, lamb.state[whole]["m"].reshape(-1), rtol=1e-15)
+    recorded = tuple(lamb.state[whole][key] for key in F.TRUST_KEYS)
+    np.testing.assert_allclose(measured, recorded, rtol=1e-13)
+
+
+def test_lars_pieces_compose_over_slices_of_a_layer():
+    """local_lr from the layer's norms, then momentum_step on each slice: LARS's own step (Nesterov too)."""
+    w, g, pieces = slices_of_a_layer(21)
+    whole = Tensor(w.copy(), requires_grad=True)
+    lars = optim.LARS([whole], lr=0.5, weight_decay=0.01, nesterov=True, trust_coefficient=0.02)
+    for _ in range(2):
+        whole.grad = g.copy()
+        lars.step()
+    group, flat_w, flat_g = lars.param_groups[0], w.reshape(-1).copy(), g.reshape(-1)
+    buffer, out, look_ahead = (np.zeros(30) for _ in range(3))
+    for _ in range(2):
+        measured = lars.local_lr(group, F.norm(flat_w), F.norm(flat_g))
+        for piece in pieces:
+            lars.momentum_step(flat_w[piece], flat_g[piece], buffer[piece], group, measured.trust_ratio,
+                               out=out[piece], look_ahead=look_ahead[piece])
+    np.testing.assert_allclose(flat_w.reshape(w.shape), whole.data, rtol=1e-14)
+    assert measured.ratio_denominator == pytest.approx(F.norm(flat_g) + 0.01 * measured.weight_norm, rel=1e-15)
+    assert lars.state[whole]["ratio_denominator"] == pytest.approx(measured.ratio_denominator, rel=1e-13)
+
+
+def test_adam_weight_decay_is_l2_or_decoupled():
+    assert F.adam_weight_decay(0.1, 0.01, decoupled=False) == (0.01, 1.0)
+    l2, decay_factor = F.adam_weight_decay(0.1, 0.01, decoupled=True)
+    assert l2 == 0.0 and decay_factor == pytest.approx(1 - 0.1 * 0.01, rel=1e-15)

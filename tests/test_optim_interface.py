@@ -88,6 +88,25 @@ def test_state_dict_round_trip_mid_run_continues_bit_identically(name, through_n
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("name", ["LAMB", "LARS"])
+def test_a_checkpoint_that_says_update_norm_still_loads(name):
+    """Older versions recorded the ratio's denominator as ``update_norm`` (LARS also as ``trust_denominator``)."""
+    params, optimizer = stepped(name)
+    saved = optimizer.state_dict()
+    old = {**saved, "state": {}}
+    for index, entry in saved["state"].items():
+        entry = dict(entry)
+        entry["update_norm"] = entry.pop("ratio_denominator")
+        if name == "LARS":
+            entry["trust_denominator"] = entry["update_norm"]
+        old["state"][index] = entry
+    restored = FACTORIES[name](make_params())
+    restored.load_state_dict(old)
+    assert_state_dicts_equal(restored.state_dict(), saved)
+    with pytest.raises(ValueError, match="allows"):  # an unknown key is still refused
+        restored.load_state_dict({**saved, "state": {0: {**saved["state"][0], "updat_norm": 1.0}}})
+
+
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_state_dict_holds_only_numbers_strings_lists_and_host_arrays(name):
     params, optimizer = stepped(name)
@@ -320,7 +339,8 @@ def test_bad_parameter_lists_raise_value_error(cls):
 def test_param_groups_no_decay_exempts_biases():
     model = nn.MLP([4, 3, 2], seed=0)
     groups = optim.param_groups_no_decay(model, 0.01)
-    assert [g["param_names"] for g in groups] == [["layers.0.weight", "layers.2.weight"], ["layers.0.bias", "layers.2.bias"]]
+    assert [g["param_names"] for g in groups] == [["layers.0.weight", "layers.2.weight"],
+                                                  ["layers.0.bias", "layers.2.bias"]]
     assert groups[0]["weight_decay"] == 0.01 and groups[1]["weight_decay"] == 0.0
     assert groups[1]["use_trust_ratio"] is False
     optimizer = optim.LAMB(groups, lr=0.01, weight_decay=0.5)

@@ -1,10 +1,10 @@
 """Each optimizer against a plain float64 NumPy re-implementation of its equations, step by step.
 
-The references below are written straight from the papers' equations, one step at a time, sharing
+The references are ``tests/reference.py``, written straight from the papers' equations and sharing
 no code with ``lamb_edu.optim``. Each takes the initial weights and the list of per-step gradients
 (lists of arrays) and returns the weights after every step has been applied, plus whatever per-step
 records the optimizer keeps. Adam, AdamW and LAMB run both their readable step (``fused=False``)
-and their fast one (``fused=True``) against the same reference.
+and their fused one (``fused=True``) against the same reference.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from lamb_edu import Tensor, backend, optim
+from tests import reference
 
 SHAPES = [(6,), (5, 4), (3, 2, 4), (4, 3)]  # the last parameter starts at zero
 STEPS = 24
@@ -29,180 +30,6 @@ def make_problem(seed: int = 0, steps: int = STEPS, shapes=SHAPES):
     ]
     return weights, grads
 
-
-def l2(x):
-    return float(np.sqrt(np.sum(np.asarray(x, dtype=np.float64) ** 2)))
-
-
-def reference_sgd(w, grads, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
-    w = [x.copy() for x in w]
-    buffers = [None] * len(w)
-    for step_grads in grads:
-        for i, g in enumerate(step_grads):
-            g = g + weight_decay * w[i]
-            if momentum != 0:
-                buffers[i] = g.copy() if buffers[i] is None else momentum * buffers[i] + (1 - dampening) * g
-                d = g + momentum * buffers[i] if nesterov else buffers[i]
-            else:
-                d = g
-            w[i] = w[i] - lr * d
-    return w
-
-
-def reference_adam(w, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                   bias_correction=True, decoupled=False):
-    beta1, beta2 = betas
-    w = [x.copy() for x in w]
-    m = [np.zeros_like(x) for x in w]
-    v = [np.zeros_like(x) for x in w]
-    v_max = [np.zeros_like(x) for x in w]
-    for t, step_grads in enumerate(grads, start=1):
-        for i, g in enumerate(step_grads):
-            if decoupled:
-                w[i] = w[i] - lr * weight_decay * w[i]
-            else:
-                g = g + weight_decay * w[i]
-            m[i] = beta1 * m[i] + (1 - beta1) * g
-            v[i] = beta2 * v[i] + (1 - beta2) * g * g
-            v_max[i] = np.maximum(v_max[i], v[i])
-            second = v_max[i] if amsgrad else v[i]
-            m_hat = m[i] / (1 - beta1**t) if bias_correction else m[i]
-            v_hat = second / (1 - beta2**t) if bias_correction else second
-            w[i] = w[i] - lr * m_hat / (np.sqrt(v_hat) + eps)
-    return w
-
-
-def reference_lamb(w, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, bias_correction=True,
-                   clamp_value=10.0, trust_clip=False, use_trust_ratio=True, grad_averaging=True, max_grad_norm=None):
-    """Returns (weights, records) with records[i] = (weight_norm, update_norm, trust_ratio) of the last step."""
-    beta1, beta2 = betas
-    w = [x.copy() for x in w]
-    m = [np.zeros_like(x) for x in w]
-    v = [np.zeros_like(x) for x in w]
-    records = [None] * len(w)
-    for t, step_grads in enumerate(grads, start=1):
-        scale = 1.0
-        if max_grad_norm is not None:
-            global_norm = np.sqrt(sum(np.sum(g * g) for g in step_grads))
-            if global_norm > max_grad_norm:
-                scale = max_grad_norm / global_norm
-        for i, g in enumerate(step_grads):
-            g = scale * g
-            m[i] = beta1 * m[i] + ((1 - beta1) if grad_averaging else 1.0) * g
-            v[i] = beta2 * v[i] + (1 - beta2) * g * g
-            m_hat = m[i] / (1 - beta1**t) if bias_correction else m[i]
-            v_hat = v[i] / (1 - beta2**t) if bias_correction else v[i]
-            u = m_hat / (np.sqrt(v_hat) + eps) + weight_decay * w[i]
-            weight_norm, update_norm = l2(w[i]), l2(u)
-            phi = min(weight_norm, clamp_value) if clamp_value is not None else weight_norm
-            ratio = 1.0 if weight_norm == 0 or update_norm == 0 else phi / update_norm
-            if trust_clip:
-                ratio = min(ratio, 1.0)
-            records[i] = (weight_norm, update_norm, ratio)
-            w[i] = w[i] - lr * (ratio if use_trust_ratio else 1.0) * u
-    return w, records
-
-
-def reference_article_lamb(w, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, adam=False):
-    """The rule of cybertronai/pytorch-lamb (the article's code), transcribed line by line."""
-    beta1, beta2 = betas
-    w = [x.copy() for x in w]
-    exp_avg = [np.zeros_like(x) for x in w]
-    exp_avg_sq = [np.zeros_like(x) for x in w]
-    for step_grads in grads:
-        for i, grad in enumerate(step_grads):
-            exp_avg[i] = exp_avg[i] * beta1 + (1 - beta1) * grad
-            exp_avg_sq[i] = exp_avg_sq[i] * beta2 + (1 - beta2) * grad * grad
-            step_size = lr
-            weight_norm = np.clip(np.sqrt(np.sum(w[i] ** 2)), 0, 10)
-            adam_step = exp_avg[i] / (np.sqrt(exp_avg_sq[i]) + eps)
-            if weight_decay != 0:
-                adam_step = adam_step + weight_decay * w[i]
-            adam_norm = np.sqrt(np.sum(adam_step**2))
-            trust_ratio = 1 if weight_norm == 0 or adam_norm == 0 else weight_norm / adam_norm
-            if adam:
-                trust_ratio = 1
-            w[i] = w[i] + (-step_size * trust_ratio) * adam_step
-    return w
-
-
-
-def reference_adagrad(w, grads, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10):
-    w = [x.copy() for x in w]
-    G = [np.full_like(x, initial_accumulator_value) for x in w]
-    for t, step_grads in enumerate(grads, start=1):
-        for i, g in enumerate(step_grads):
-            g = g + weight_decay * w[i]
-            lr_t = lr / (1 + (t - 1) * lr_decay)
-            G[i] = G[i] + g * g
-            w[i] = w[i] - lr_t * g / (np.sqrt(G[i]) + eps)
-    return w
-
-
-def reference_rmsprop(w, grads, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
-    w = [x.copy() for x in w]
-    v = [np.zeros_like(x) for x in w]
-    g_bar = [np.zeros_like(x) for x in w]
-    b = [np.zeros_like(x) for x in w]
-    for step_grads in grads:
-        for i, g in enumerate(step_grads):
-            g = g + weight_decay * w[i]
-            v[i] = alpha * v[i] + (1 - alpha) * g * g
-            if centered:
-                g_bar[i] = alpha * g_bar[i] + (1 - alpha) * g
-                s = np.sqrt(v[i] - g_bar[i] ** 2) + eps
-            else:
-                s = np.sqrt(v[i]) + eps
-            if momentum > 0:
-                b[i] = momentum * b[i] + g / s
-                w[i] = w[i] - lr * b[i]
-            else:
-                w[i] = w[i] - lr * g / s
-    return w
-
-
-def reference_lars(w, grads, lr, momentum=0.9, weight_decay=0.0, trust_coefficient=1e-3, eps=1e-8, nesterov=False,
-                   use_trust_ratio=True):
-    """Returns (weights, records) with records[i] = (weight_norm, update_norm, trust_ratio) of the last step."""
-    w = [x.copy() for x in w]
-    v = [np.zeros_like(x) for x in w]
-    records = [None] * len(w)
-    for step_grads in grads:
-        for i, g in enumerate(step_grads):
-            weight_norm, grad_norm = l2(w[i]), l2(g)
-            if weight_norm == 0 or grad_norm == 0:
-                local_lr = 1.0
-            else:
-                local_lr = trust_coefficient * weight_norm / (grad_norm + weight_decay * weight_norm + eps)
-            records[i] = (weight_norm, grad_norm + weight_decay * weight_norm, local_lr)
-            used = local_lr if use_trust_ratio else 1.0
-            step = lr * used * (g + weight_decay * w[i])
-            v[i] = momentum * v[i] + step
-            w[i] = w[i] - (momentum * v[i] + step if nesterov else v[i])
-    return w, records
-
-
-def reference_lookahead(w, grads, inner_step, k, alpha):
-    """``inner_step(weights, step_grads, state)`` is one step of the inner rule; slow weights every k."""
-    fast = [x.copy() for x in w]
-    slow = [x.copy() for x in w]
-    state = {}
-    for t, step_grads in enumerate(grads, start=1):
-        fast = inner_step(fast, step_grads, state)
-        if t % k == 0:
-            slow = [s + alpha * (f - s) for s, f in zip(slow, fast)]
-            fast = [s.copy() for s in slow]
-    return fast
-
-
-def heavy_ball_step(lr, momentum):
-    """One step of SGD with momentum (b ← momentum·b + g, w ← w − lr·b) for reference_lookahead."""
-    def step(weights, step_grads, state):
-        buffers = state.setdefault("b", [None] * len(weights))
-        for i, g in enumerate(step_grads):
-            buffers[i] = g.copy() if buffers[i] is None else momentum * buffers[i] + g
-        return [x - lr * b for x, b in zip(weights, buffers)]
-    return step
 
 # ---------------------------------------------------------------------- running the library
 def run_optimizer(make_optimizer, weights, grads, dtype):
@@ -249,7 +76,7 @@ def test_sgd_matches_reference(settings, dtype):
     final, _, params = run_optimizer(lambda p: optim.SGD(p, **settings), weights, grads, dtype)
     assert all(p.dtype == dtype for p in params)
     assert_moved(weights, final)
-    assert_matches(final, reference_sgd(weights, grads, **settings), dtype)
+    assert_matches(final, reference.sgd(weights, grads, **settings), dtype)
 
 
 ADAM_CASES = [
@@ -271,7 +98,7 @@ def test_adam_and_adamw_match_reference(name, settings, dtype, fused):
     expected_settings = dict(settings)
     if name == "AdamW":
         expected_settings.setdefault("weight_decay", 1e-2)  # AdamW's default
-    expected = reference_adam(weights, grads, decoupled=(name == "AdamW"), **expected_settings)
+    expected = reference.adam(weights, grads, decoupled=(name == "AdamW"), **expected_settings)
     assert_moved(weights, final)
     assert_matches(final, expected, dtype)
     # exactly two state arrays per parameter (three with AMSGrad), in the parameter's dtype
@@ -298,18 +125,18 @@ LAMB_CASES = [
 def test_lamb_matches_reference(settings, dtype, fused):
     weights, grads = make_problem(3)
     final, optimizer, params = run_optimizer(lambda p: optim.LAMB(p, fused=fused, **settings), weights, grads, dtype)
-    expected, records = reference_lamb(weights, grads, **settings)
+    expected, records = reference.lamb(weights, grads, **settings)
     assert_moved(weights, final)
     assert_matches(final, expected, dtype)
     for p, (weight_norm, update_norm, ratio) in zip(params, records):
         state = optimizer.state[p]
-        assert all(isinstance(state[k], float) for k in ("weight_norm", "update_norm", "trust_ratio"))
+        assert all(isinstance(state[k], float) for k in ("weight_norm", "ratio_denominator", "trust_ratio"))
         np.testing.assert_allclose(
-            [state["weight_norm"], state["update_norm"], state["trust_ratio"]], [weight_norm, update_norm, ratio],
+            [state["weight_norm"], state["ratio_denominator"], state["trust_ratio"]], [weight_norm, update_norm, ratio],
             **TOLERANCE[dtype],
         )
         arrays = [value for value in state.values() if hasattr(value, "shape")]
-        assert len(arrays) == 2 and all(a.dtype == dtype for a in arrays)
+        assert len(arrays) == 2 and all(a.dtype == dtype and a.shape == p.shape for a in arrays)
 
 
 def test_lamb_max_grad_norm_leaves_the_callers_gradients_alone():
@@ -331,7 +158,7 @@ def test_lamb_without_bias_correction_is_the_articles_rule(adam):
     final, _, _ = run_optimizer(
         lambda p: optim.LAMB(p, bias_correction=False, use_trust_ratio=not adam, **settings), weights, grads, np.float64
     )
-    assert_matches(final, reference_article_lamb(weights, grads, adam=adam, **settings), np.float64)
+    assert_matches(final, reference.article_lamb(weights, grads, adam=adam, **settings), np.float64)
 
 
 # ---------------------------------------------------------------------- known cases
@@ -380,7 +207,7 @@ def test_adagrad_matches_reference(settings, dtype):
     weights, grads = make_problem(10)
     final, optimizer, params = run_optimizer(lambda p: optim.Adagrad(p, **settings), weights, grads, dtype)
     assert_moved(weights, final)
-    assert_matches(final, reference_adagrad(weights, grads, **settings), dtype)
+    assert_matches(final, reference.adagrad(weights, grads, **settings), dtype)
 
 
 RMSPROP_CASES = [
@@ -397,7 +224,7 @@ def test_rmsprop_matches_reference(settings, dtype):
     weights, grads = make_problem(11)
     final, _, _ = run_optimizer(lambda p: optim.RMSprop(p, **settings), weights, grads, dtype)
     assert_moved(weights, final)
-    assert_matches(final, reference_rmsprop(weights, grads, **settings), dtype)
+    assert_matches(final, reference.rmsprop(weights, grads, **settings), dtype)
 
 
 LARS_CASES = [
@@ -413,12 +240,12 @@ LARS_CASES = [
 def test_lars_matches_reference(settings, dtype):
     weights, grads = make_problem(12)
     final, optimizer, params = run_optimizer(lambda p: optim.LARS(p, **settings), weights, grads, dtype)
-    expected, records = reference_lars(weights, grads, **settings)
+    expected, records = reference.lars(weights, grads, **settings)
     assert_moved(weights, final)
     assert_matches(final, expected, dtype)
     for p, record in zip(params, records):
         state = optimizer.state[p]
-        got = [state["weight_norm"], state["update_norm"], state["trust_ratio"]]
+        got = [state["weight_norm"], state["ratio_denominator"], state["trust_ratio"]]
         assert all(isinstance(value, float) for value in got)
         np.testing.assert_allclose(got, record, **TOLERANCE[dtype])
 
@@ -437,7 +264,7 @@ def test_lookahead_matches_reference(dtype):
     weights, grads = make_problem(13, steps=23)  # 23 steps: the run ends between two synchronisations
     final, _, _ = run_optimizer(lambda p: optim.Lookahead(optim.SGD(p, lr=0.05, momentum=0.9), k=5, alpha=0.3),
                                 weights, grads, dtype)
-    expected = reference_lookahead(weights, grads, heavy_ball_step(0.05, 0.9), k=5, alpha=0.3)
+    expected = reference.lookahead(weights, grads, reference.heavy_ball_step(0.05, 0.9), k=5, alpha=0.3)
     assert_moved(weights, final)
     assert_matches(final, expected, dtype)
 

@@ -129,7 +129,8 @@ def test_missing_or_extra_keys_are_rejected_and_change_nothing(name):
         {key: value for key, value in list(entry.items())[:-1]}
     cases = [
         ({key: value for key, value in good.items() if key != "optimizer"}, "optimizer"),
-        ({**good, "param_groups": [{k: v for k, v in group.items() if k != "lr"}]}, r"missing hyperparameters \['lr'\]"),
+        ({**good, "param_groups": [{k: v for k, v in group.items() if k != "lr"}]},
+         r"missing hyperparameters \['lr'\]"),
         ({**good, "param_groups": [{**group, "learning_rate": 0.1}]}, r"unknown ones \['learning_rate'\]"),
         ({**good, "state": {**good["state"], 1: {**entry, "velocity": entry["step"]}}}, "velocity"),
         ({**good, "state": {**good["state"], 1: renamed}}, "keys"),
@@ -170,7 +171,8 @@ def test_scheduler_load_state_dict_checks_everything_first():
                          ({"base_lrs": [0.1]}, "keys")]:
         with pytest.raises(ValueError, match=message):
             scheduler.load_state_dict(bad)
-        assert scheduler.base_lrs == [0.2] and scheduler.last_step == 1 and scheduler.get_last_lr() == [pytest.approx(0.2 * 2 / 10)]
+        assert scheduler.base_lrs == [0.2] and scheduler.last_step == 1
+        assert scheduler.get_last_lr() == [pytest.approx(0.2 * 2 / 10)]
 
 
 def test_scheduler_refuses_a_step_its_schedule_has_no_factor_for_and_changes_nothing():

@@ -27,17 +27,7 @@ from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
 from lamb_edu.distributed.data_parallel import DataParallel
 from lamb_edu.optim.adam import Adam
-from lamb_edu.optim.functional import (
-    add_decayed_weights,
-    apply_updates,
-    global_norm_scale,
-    momentum,
-    momentum_direction,
-    norm,
-    scale,
-    scale_by_adam,
-    trust_ratio,
-)
+from lamb_edu.optim.functional import TRUST_KEYS, TrustRatio, global_norm_scale, norm
 from lamb_edu.optim.lamb import LAMB
 from lamb_edu.optim.lars import LARS
 
@@ -46,7 +36,6 @@ np = backend.np  # host NumPy for the per-layer sums
 __all__ = ["ShardedOptimizer", "sharding_rule"]
 
 STATE_NAMES = {"lamb": ("m", "v"), "lars": ("momentum_buffer",), "adam": ("m", "v")}
-TRUST_KEYS = ("weight_norm", "update_norm", "trust_ratio")
 
 
 def sharding_rule(optimizer: Any) -> str:
@@ -67,7 +56,7 @@ class ShardedOptimizer:
 
     ``optimizer`` gives the rule and the hyperparameters (its ``param_groups`` are shared, so a
     learning-rate scheduler works on either); it must hold no state yet. ``state[p]`` holds the
-    ``step`` and, for LAMB and LARS, the layer's ``weight_norm``, ``update_norm`` and ``trust_ratio``
+    ``step`` and, for LAMB and LARS, the layer's ``weight_norm``, ``ratio_denominator`` and ``trust_ratio``
     (known on every rank), as the unsharded optimizers record them.
     """
 
@@ -170,15 +159,14 @@ class ShardedOptimizer:
         """‖w‖ of every layer, computed here: every rank holds all the weights."""
         return [norm(self.flat.view(self.flat.data, index)) for index in range(len(self.flat.parameters))]
 
-    def _record(self, weight_norms: Any, update_norms: Any, ratio_of: Callable[[int], float]) -> list[float]:
-        """Store each layer's norms and trust ratio in ``state``; return the ratios the step uses."""
-        used = []
+    def _record(self, ratio_of: Callable[[int], TrustRatio]) -> list[float]:
+        """Store each layer's ``TrustRatio`` (``ratio_of(index)``) in ``state``; return the ratios."""
+        ratios = []
         for index, p in enumerate(self.flat.parameters):
-            ratio = ratio_of(index)
-            self.state[p].update(weight_norm=float(weight_norms[index]), update_norm=float(update_norms[index]),
-                                 trust_ratio=float(ratio))
-            used.append(ratio if self.groups[index]["use_trust_ratio"] else 1.0)
-        return used
+            measured = ratio_of(index)
+            self.state[p].update({key: float(value) for key, value in measured._asdict().items()})
+            ratios.append(measured.trust_ratio)
+        return ratios
 
     def _clip_scale(self) -> float:
         """LAMB's ``max_grad_norm`` factor from the global ‖g‖ (one all-reduce of one number); 1 without it."""
@@ -189,42 +177,31 @@ class ShardedOptimizer:
         return global_norm_scale([np.asarray([math.sqrt(squares[0])])], self.base.max_grad_norm)
 
     def _lamb_step(self) -> None:
-        update, work = self._work
+        base, (update, work) = self.base, self._work
         grad_scale = self._clip_scale()
         for index, start, stop in self.pieces:  # pass 1, local: u = Adam's direction + weight_decay·w
-            group, (beta1, beta2) = self.groups[index], self.groups[index]["betas"]
             m, v = self._local(self.shard_state["m"], start, stop), self._local(self.shard_state["v"], start, stop)
-            u, scratch = self._local(update, start, stop), self._local(work, start, stop)
-            scale_by_adam(self._grad(start, stop), m, v, step=self.steps, beta1=beta1, beta2=beta2,
-                          eps=group["eps"], bias_correction=group["bias_correction"], grad_scale=grad_scale,
-                          grad_averaging=group["grad_averaging"], out=u)
-            add_decayed_weights(u, self.flat.data[start:stop], group["weight_decay"], out=u, scratch=scratch)
+            base.direction(self._grad(start, stop), self.flat.data[start:stop], m, v, self.groups[index],
+                           step=self.steps, grad_scale=grad_scale, out=self._local(update, start, stop),
+                           scratch=self._local(work, start, stop))
         weight_norms = self._weight_norms()
         update_norms = self._summed_norms(lambda a, b: self._local(update, a, b))
-        ratios = self._record(weight_norms, update_norms, lambda i: trust_ratio(
-            weight_norms[i], update_norms[i], clamp_value=self.groups[i]["clamp_value"],
-            trust_clip=self.groups[i]["trust_clip"]))
+        ratios = self._record(lambda i: base.trust_ratio(self.groups[i], weight_norms[i], float(update_norms[i])))
         for index, start, stop in self.pieces:  # pass 2, local: w ← w − lr·trust_ratio·u
-            u = self._local(update, start, stop)
-            apply_updates(self.flat.data[start:stop], scale(u, -self.groups[index]["lr"] * ratios[index], out=u))
+            base.apply(self.flat.data[start:stop], self._local(update, start, stop), self.groups[index], ratios[index])
 
     def _lars_step(self) -> None:
+        base = self.base
         weight_norms = self._weight_norms()
         grad_norms = self._summed_norms(self._grad)
-        update_norms = grad_norms + np.asarray([group["weight_decay"] for group in self.groups]) * weight_norms
-        ratios = self._record(weight_norms, update_norms, lambda i: trust_ratio(
-            weight_norms[i], grad_norms[i], coefficient=self.groups[i]["trust_coefficient"], eps=self.groups[i]["eps"],
-            weight_decay=self.groups[i]["weight_decay"]))
+        for p, grad_norm in zip(self.flat.parameters, grad_norms):
+            self.state[p]["grad_norm"] = float(grad_norm)
+        ratios = self._record(lambda i: base.local_lr(self.groups[i], weight_norms[i], float(grad_norms[i])))
         for index, start, stop in self.pieces:  # LARS's momentum step with the layer's local_lr, on this piece
-            group = self.groups[index]
-            w, v = self.flat.data[start:stop], self._local(self.shard_state["momentum_buffer"], start, stop)
-            step_buffer, look_ahead = (self._local(work, start, stop) for work in self._work)
-            # v ← momentum·v + lr·local_lr·(g + λ·w)
-            step = add_decayed_weights(self._grad(start, stop), w, group["weight_decay"], out=step_buffer)
-            step = scale(step, group["lr"] * ratios[index], out=step_buffer)
-            momentum(v, step, group["momentum"])
-            # w ← w − v, or w ← w − (step + momentum·v) (Nesterov)
-            xp.subtract(w, momentum_direction(v, step, group["momentum"], group["nesterov"], out=look_ahead), out=w)
+            out, look_ahead = (self._local(work, start, stop) for work in self._work)
+            base.momentum_step(self.flat.data[start:stop], self._grad(start, stop),
+                               self._local(self.shard_state["momentum_buffer"], start, stop), self.groups[index],
+                               ratios[index], out=out, look_ahead=look_ahead)
 
     # ------------------------------------------------------------------ saving
     def state_dict(self) -> dict[str, Any]:
@@ -262,7 +239,7 @@ class ShardedOptimizer:
         self.steps = steps.pop() if steps else 0
         for shard in self.shard_state.values():
             shard[...] = 0
-        kept = ("step", *TRUST_KEYS)
+        kept = ("step", "grad_norm", *TRUST_KEYS)
         self.state = {p: {key: value for key, value in restored.get(p, {}).items() if key in kept}
                       for p in self.flat.parameters}
         for index, start, stop in self.pieces:

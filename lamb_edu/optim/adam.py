@@ -12,9 +12,10 @@ first step: a parameter's state is made then).
 ``bias_correction=False`` drops the two divisions (a switch PyTorch lacks): early steps then are
 too small, the lesson of the paper's Section 3.
 
-``update`` below is the rule, composed from ``optim.functional``. With ``fused=True`` (the default)
-``optim.fast_path`` computes the same pieces block by block in cache and on a few threads (or as one
-CuPy kernel), equal to float32 rounding; ``fused=False`` always runs ``update``.
+``update`` below is the rule, composed from ``optim.functional``; ``functional.adam_weight_decay``
+is the one place where Adam's L2 term and AdamW's decoupled decay part. With ``fused=True`` (the
+default) ``optim.fused.adam`` computes the same pieces block by block in cache and on a few threads
+(or as one CUDA kernel), equal to float32 rounding; ``fused=False`` always runs ``update``.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from typing import Any, Iterable
 
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
+from lamb_edu.optim import fused
 from lamb_edu.optim.checks import check_betas, check_flag, check_non_negative
-from lamb_edu.optim.functional import add_decayed_weights, apply_updates, scale, scale_by_adam
-from lamb_edu.optim.optimizer import Optimizer
+from lamb_edu.optim.functional import adam_weight_decay, add_decayed_weights, apply_updates, scale, scale_by_adam
+from lamb_edu.optim.optimizer import Optimizer, Visit
 
 __all__ = ["Adam"]
 
@@ -36,7 +38,6 @@ class Adam(Optimizer):
 
     # AdamW sets this: weight decay then shrinks w directly instead of entering the gradient.
     decoupled_weight_decay = False
-    fast_rule = "adam"
     state_keys = {"step": "int", "m": "array", "v": "array", "v_max": "array"}
 
     def __init__(
@@ -63,13 +64,17 @@ class Adam(Optimizer):
         return state
 
     def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
-        lr, (beta1, beta2), weight_decay, w = group["lr"], group["betas"], group["weight_decay"], p.data
+        lr, (beta1, beta2), w = group["lr"], group["betas"], p.data
         state["step"] += 1
-        if self.decoupled_weight_decay:  # AdamW: w ← (1 − lr·λ)·w
-            if weight_decay != 0:
-                xp.multiply(w, 1.0 - lr * weight_decay, out=w)
-        else:  # Adam: g ← g + λ·w (L2 regularisation)
-            grad = add_decayed_weights(grad, w, weight_decay, out=self._scratch(w, 1))
+        l2, decay_factor = adam_weight_decay(lr, group["weight_decay"], self.decoupled_weight_decay)
+        if decay_factor != 1.0:  # AdamW: w ← (1 − lr·λ)·w
+            xp.multiply(w, decay_factor, out=w)
+        grad = add_decayed_weights(grad, w, l2, out=self._scratch(w, 1))  # Adam: g ← g + λ·w (L2 regularisation)
         u = scale_by_adam(grad, state["m"], state["v"], step=state["step"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                          bias_correction=group["bias_correction"], v_max=state["v_max"] if group["amsgrad"] else None, out=self._scratch(w))
+                          bias_correction=group["bias_correction"], v_max=state["v_max"] if group["amsgrad"] else None,
+                          out=self._scratch(w))
         apply_updates(w, scale(u, -lr, out=u))  # w ← w − lr·m̂ / (√v̂ + eps)
+
+    def fused_update(self, visits: list[Visit], grad_scale: float) -> list[Visit]:
+        """``optim.fused.adam``: the same step, blocked and threaded (or one CUDA kernel); returns the rest."""
+        return fused.adam(visits, decoupled=self.decoupled_weight_decay)

@@ -23,7 +23,6 @@ class AdamW(Adam):
     fused=True)``."""
 
     decoupled_weight_decay = True
-    fast_rule = "adamw"
 
     def __init__(
         self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,

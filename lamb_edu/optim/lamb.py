@@ -22,14 +22,21 @@ gradient: that is what lets the batch (and the lr) grow.
 - ``max_grad_norm`` first scales all gradients together so their global norm is at most that
   value (the caller's ``.grad`` arrays are not changed).
 
-After every step ``state[p]`` holds ``weight_norm`` (‖w‖ before the step, not clipped),
-``update_norm`` (‖u‖) and ``trust_ratio`` (the ratio computed, whether or not it was used) as floats.
+After every step ``state[p]`` holds the ``TrustRatio`` fields as floats: ``weight_norm`` (‖w‖ before
+the step, not clipped), ``ratio_denominator`` (‖u‖) and ``trust_ratio`` (the ratio computed, whether
+or not it was used).
 
-``update`` below is the rule: the pieces of ``optim.functional`` in the order of the equations. With
-``fused=True`` (the default) ``optim.fast_path`` computes the same pieces in two passes over
+``update`` below is the rule, in three pieces that any caller can compose (``distributed.sharded``
+calls them around its all-reduce of the norms):
+
+- ``direction``: Adam's moments and u = m̂/(√v̂ + eps) + weight_decay·w, everything before the ratio;
+- ``trust_ratio``: φ(‖w‖)/‖u‖ from the two norms, however they were computed;
+- ``apply``: w ← w − lr·trust_ratio·u (lr alone with ``use_trust_ratio=False``).
+
+With ``fused=True`` (the default) ``optim.fused.lamb`` computes the same pieces in two passes over
 cache-sized blocks on a few threads (or CuPy kernels), equal to float32 rounding, norms and ratio
 included; ``fused=False`` always runs ``update``. To change one piece (say the trust ratio's
-denominator) override ``update`` in a subclass and set ``fast_rule = None``.
+denominator) override it, or ``update``, in a subclass and set ``fused_update = None``.
 """
 
 from __future__ import annotations
@@ -38,9 +45,18 @@ from typing import Any, Iterable
 
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
+from lamb_edu.optim import fused
 from lamb_edu.optim.checks import check_betas, check_flag, check_non_negative, check_optional_positive
-from lamb_edu.optim.functional import add_decayed_weights, apply_updates, scale, scale_by_adam, scale_by_trust_ratio
-from lamb_edu.optim.optimizer import Optimizer
+from lamb_edu.optim.functional import (
+    TrustRatio,
+    add_decayed_weights,
+    apply_updates,
+    measure_trust_ratio,
+    norm,
+    scale,
+    scale_by_adam,
+)
+from lamb_edu.optim.optimizer import Optimizer, Visit
 
 __all__ = ["LAMB"]
 
@@ -49,9 +65,8 @@ class LAMB(Optimizer):
     """``LAMB(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0, bias_correction=True,
     clamp_value=10.0, trust_clip=False, use_trust_ratio=True, grad_averaging=True, max_grad_norm=None, fused=True)``."""
 
-    fast_rule = "lamb"
     state_keys = {"step": "int", "m": "array", "v": "array",
-                  "weight_norm": "float", "update_norm": "float", "trust_ratio": "float"}
+                  "weight_norm": "float", "ratio_denominator": "float", "trust_ratio": "float"}
 
     def __init__(
         self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
@@ -79,18 +94,41 @@ class LAMB(Optimizer):
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         return {"step": 0, "m": xp.zeros_like(p.data), "v": xp.zeros_like(p.data)}
 
+    def direction(self, grad: Any, weight: Any, m: Any, v: Any, group: dict[str, Any], *, step: int,
+                  grad_scale: float = 1.0, out: Any, scratch: Any) -> Any:
+        """Everything before the ratio: update m and v, write u = m̂/(√v̂ + eps) + weight_decay·w into ``out``.
+
+        ``step`` is t after this step (1 at the first); g = grad_scale·grad (the global-norm clip);
+        ``scratch`` is a temporary of the weight's shape. Works on any slice of a layer (element by element).
+        """
+        beta1, beta2 = group["betas"]
+        u = scale_by_adam(grad, m, v, step=step, beta1=beta1, beta2=beta2, eps=group["eps"],
+                          bias_correction=group["bias_correction"], grad_scale=grad_scale,
+                          grad_averaging=group["grad_averaging"], out=out)
+        return add_decayed_weights(u, weight, group["weight_decay"], out=u, scratch=scratch)  # decoupled: u + λ·w
+
+    def trust_ratio(self, group: dict[str, Any], weight_norm: float, update_norm: float) -> TrustRatio:
+        """φ(‖w‖)/‖u‖ of a whole layer from its two norms (``functional.trust_ratio`` with the group's clamp and clip).
+
+        Returns what ``state`` records: ``TrustRatio(weight_norm, ratio_denominator=‖u‖, trust_ratio)``.
+        """
+        return measure_trust_ratio(weight_norm, update_norm, clamp_value=group["clamp_value"],
+                                   trust_clip=group["trust_clip"])
+
+    def apply(self, weight: Any, update: Any, group: dict[str, Any], trust_ratio: float) -> None:
+        """w ← w − lr·trust_ratio·u in place (ratio 1 with ``use_trust_ratio=False``); ``update`` is overwritten."""
+        used = trust_ratio if group["use_trust_ratio"] else 1.0
+        apply_updates(weight, scale(update, -group["lr"] * used, out=update))
+
     def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
-        (beta1, beta2), w = group["betas"], p.data
+        w = p.data
         state["step"] += 1
-        # Adam's direction u = m̂ / (√v̂ + eps), with g = grad_scale·grad (the global-norm clip)
-        u = scale_by_adam(grad, state["m"], state["v"], step=state["step"], beta1=beta1, beta2=beta2,
-                          eps=group["eps"], bias_correction=group["bias_correction"], grad_scale=grad_scale,
-                          grad_averaging=group["grad_averaging"], out=self._scratch(w))
-        # plus decoupled weight decay: u ← u + λ·w
-        add_decayed_weights(u, w, group["weight_decay"], out=u, scratch=self._scratch(w, 1))
-        # times LARS's trust ratio φ(‖w‖) / ‖u‖ (recorded even when the step uses 1)
-        measured = scale_by_trust_ratio(u, w, clamp_value=group["clamp_value"], trust_clip=group["trust_clip"],
-                                        apply=group["use_trust_ratio"])
-        state["weight_norm"], state["update_norm"], state["trust_ratio"] = measured
-        # times lr: w ← w − lr·u
-        apply_updates(w, scale(u, -group["lr"], out=u))
+        u = self.direction(grad, w, state["m"], state["v"], group, step=state["step"], grad_scale=grad_scale,
+                           out=self._scratch(w), scratch=self._scratch(w, 1))
+        measured = self.trust_ratio(group, norm(w), norm(u))  # recorded even when the step uses 1
+        state.update(measured._asdict())
+        self.apply(w, u, group, measured.trust_ratio)
+
+    def fused_update(self, visits: list[Visit], grad_scale: float) -> list[Visit]:
+        """``optim.fused.lamb``: the same steps, blocked and threaded (or CUDA); returns the visits it cannot take."""
+        return fused.lamb(visits, grad_scale)

@@ -97,10 +97,12 @@ class Lookahead(Optimizer):
         slow = {int(index): array for index, array in dict(saved["slow_weights"]).items()}
         params = self._params()
         if sorted(slow) != list(range(len(params))):
-            raise ValueError(f"state_dict has slow weights for parameters {sorted(slow)}, the optimizer has {len(params)}")
+            raise ValueError(f"state_dict has slow weights for parameters {sorted(slow)}, "
+                             f"the optimizer has {len(params)}")
         for index, p in enumerate(params):
             if tuple(slow[index].shape) != p.shape:
-                raise ValueError(f"state_dict slow weight {index} has shape {tuple(slow[index].shape)}, the parameter has {p.shape}")
+                raise ValueError(f"state_dict slow weight {index} has shape {tuple(slow[index].shape)}, "
+                                 f"the parameter has {p.shape}")
         inner = {key: value for key, value in state_dict.items() if key != "lookahead"}
         inner["optimizer"] = saved["inner_optimizer"]
         self.optimizer.load_state_dict(inner)  # checks everything before it changes anything

@@ -24,12 +24,17 @@ from typing import Any, Callable, Iterable, Mapping
 from lamb_edu import backend
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
-from lamb_edu.optim import fast_path
-from lamb_edu.optim.checks import all_finite, all_finite_together, check_gradient, check_non_negative, describe_parameter
-from lamb_edu.optim.functional import global_norm_scale
+from lamb_edu.optim.checks import (
+    all_finite,
+    all_finite_together,
+    check_gradient,
+    check_non_negative,
+    describe_parameter,
+)
+from lamb_edu.optim.functional import RENAMED_TRUST_KEYS, global_norm_scale
 from lamb_edu.optim.serialization import flatten_state_dict, host_copy, unflatten_state_dict
 
-__all__ = ["Optimizer", "flatten_state_dict", "unflatten_state_dict", "all_finite", "describe_parameter"]
+__all__ = ["Optimizer", "Visit", "flatten_state_dict", "unflatten_state_dict", "all_finite", "describe_parameter"]
 
 Visit = tuple[Tensor, Any, dict[str, Any], dict[str, Any]]  # (parameter, gradient, its group, its state)
 
@@ -39,8 +44,9 @@ class Optimizer:
 
     # what a parameter's state may hold: name -> "array" (shaped like the parameter), "int" or "float"
     state_keys: Mapping[str, str] = {"step": "int"}
-    # the name of the same rule in optim.fast_path (blocked, threaded, CuPy kernels), used when self.fused
-    fast_rule: str | None = None
+    # the same rule in optim.fused (blocked, threaded, CUDA kernels), run when self.fused: a method
+    # fused_update(visits, grad_scale) that steps the visits it can take and returns the rest
+    fused_update: Callable[[list[Visit], float], list[Visit]] | None = None
     fused = False
     max_grad_norm: float | None = None  # clip the global gradient norm to this before the update (LAMB)
 
@@ -118,8 +124,8 @@ class Optimizer:
         self.check_gradients()
         visits = self._visits()
         grad_scale = global_norm_scale((grad for _, grad, _, _ in visits), self.max_grad_norm)
-        if self.fused and self.fast_rule is not None:  # the same rule, computed faster; returns what it cannot take
-            visits = fast_path.update(self.fast_rule, visits, grad_scale)
+        if self.fused and self.fused_update is not None:  # the same rule, computed faster; returns what it cannot take
+            visits = self.fused_update(visits, grad_scale)
         for p, grad, group, state in visits:
             self.update(p, grad, group, state, grad_scale)
         return loss
@@ -178,7 +184,8 @@ class Optimizer:
                 index_of[p] = len(index_of)
                 saved["params"].append(index_of[p])
             groups.append(saved)
-        state = {index_of[p]: {name: host_copy(value) for name, value in entry.items()} for p, entry in self.state.items()}
+        state = {index_of[p]: {name: host_copy(value) for name, value in entry.items()}
+                 for p, entry in self.state.items()}
         return {"optimizer": type(self).__name__, "state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -187,22 +194,27 @@ class Optimizer:
         self.param_groups[:] = new_groups
         self.state = new_state
 
-    def check_state_dict(self, state_dict: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[Tensor, dict[str, Any]]]:
+    def check_state_dict(
+        self, state_dict: Mapping[str, Any],
+    ) -> tuple[list[dict[str, Any]], dict[Tensor, dict[str, Any]]]:
         """Raise ValueError unless ``state_dict`` fits this optimizer; return the groups and state it holds.
 
         It must come from the same class (the error names both), with the same number of groups and
         of parameters per group, the same hyperparameter names with valid values, and per parameter
         exactly the state this optimizer keeps, arrays of the parameter's shape. State keys may be
-        ints or their strings (as JSON gives them back). Nothing is changed.
+        ints or their strings (as JSON gives them back); a recorded number saved under an older name
+        (``update_norm``, LARS's ``trust_denominator``) is read as ``ratio_denominator``. Nothing is changed.
         """
         if not isinstance(state_dict, Mapping):
             raise ValueError(f"state_dict must be a dict, got {type(state_dict).__name__}")
         saved_class = state_dict.get("optimizer")
         if saved_class != type(self).__name__:
-            raise ValueError(f"state_dict is for the optimizer {saved_class!r}, this optimizer is {type(self).__name__!r}")
+            raise ValueError(f"state_dict is for the optimizer {saved_class!r}, "
+                             f"this optimizer is {type(self).__name__!r}")
         extra = set(state_dict) - {"optimizer", "state", "param_groups"}
         if extra or not {"state", "param_groups"} <= set(state_dict):
-            raise ValueError(f"state_dict must have the keys 'optimizer', 'state' and 'param_groups', got {sorted(state_dict)}")
+            raise ValueError("state_dict must have the keys 'optimizer', 'state' and 'param_groups', "
+                             f"got {sorted(state_dict)}")
         new_groups = self._checked_groups(list(state_dict["param_groups"]))
         params = [p for group in self.param_groups for p in group["params"]]
         groups_of = [group for group in new_groups for _ in group["params"]]
@@ -214,7 +226,8 @@ class Optimizer:
 
     def _checked_groups(self, groups: list[Any]) -> list[dict[str, Any]]:
         if len(groups) != len(self.param_groups):
-            raise ValueError(f"state_dict has {len(groups)} parameter groups, the optimizer has {len(self.param_groups)}")
+            raise ValueError(f"state_dict has {len(groups)} parameter groups, "
+                             f"the optimizer has {len(self.param_groups)}")
         new_groups = []
         for group_index, (saved, group) in enumerate(zip(groups, self.param_groups)):
             if len(saved["params"]) != len(group["params"]):
@@ -232,6 +245,7 @@ class Optimizer:
 
     def _checked_state(self, entry: Mapping[str, Any], p: Tensor, group: dict[str, Any], index: int) -> dict[str, Any]:
         """A parameter's saved state, checked against ``state_keys`` and the state its first step makes."""
+        entry = _renamed(entry)
         required = set(self._init_state(p, group))
         if not required <= set(entry) or not set(entry) <= set(self.state_keys):
             raise ValueError(f"state_dict state[{index}] has the keys {sorted(entry)}; {type(self).__name__} needs "
@@ -257,6 +271,15 @@ class Optimizer:
             settings = ", ".join(f"{k}={v}" for k, v in group.items() if k not in ("params", "param_names"))
             lines.append(f"  group {index}: {len(group['params'])} params, {settings}")
         return "\n".join(lines + [")"])
+
+
+def _renamed(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved state entry with the recorded trust numbers under today's names (older checkpoints still load)."""
+    renamed = {RENAMED_TRUST_KEYS.get(name, name): value for name, value in entry.items()
+               if name != "trust_denominator"}
+    if "trust_denominator" in entry:  # LARS recorded its denominator twice, as update_norm and trust_denominator
+        renamed.setdefault("ratio_denominator", entry["trust_denominator"])
+    return renamed
 
 
 def _plain(value: Any) -> Any:

@@ -10,6 +10,8 @@ g = ∇L(w) + weight_decay·w::
     w ← w − lr·g / s                            (momentum = 0)
 
 Centering divides by an estimate of the gradient's standard deviation instead of its root mean square.
+The running means are ``functional.update_second_moment`` and ``update_first_moment``, Adam's v and m
+with β = α.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from typing import Any, Iterable
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
 from lamb_edu.optim.checks import check_beta, check_flag, check_non_negative
-from lamb_edu.optim.functional import add_decayed_weights, apply_updates, momentum, scale
+from lamb_edu.optim.functional import (
+    add_decayed_weights,
+    apply_updates,
+    momentum,
+    scale,
+    update_first_moment,
+    update_second_moment,
+)
 from lamb_edu.optim.optimizer import Optimizer
 
 __all__ = ["RMSprop"]
@@ -56,15 +65,10 @@ class RMSprop(Optimizer):
         alpha, v, scratch = group["alpha"], state["v"], self._scratch(p.data)
         state["step"] += 1
         grad = add_decayed_weights(grad, p.data, group["weight_decay"], out=self._scratch(p.data, 1))  # g ← g + λ·w
-        xp.multiply(grad, grad, out=scratch)  # v ← α·v + (1 − α)·g²
-        xp.multiply(scratch, 1.0 - alpha, out=scratch)
-        xp.multiply(v, alpha, out=v)
-        xp.add(v, scratch, out=v)
+        update_second_moment(v, grad, alpha, 1.0 - alpha, scratch=scratch)  # v ← α·v + (1 − α)·g²
         if group["centered"]:  # ḡ ← α·ḡ + (1 − α)·g,  s ← √(v − ḡ²) + eps
-            grad_average = _state_array(state, "grad_average", p)
-            xp.multiply(grad, 1.0 - alpha, out=scratch)
-            xp.multiply(grad_average, alpha, out=grad_average)
-            xp.add(grad_average, scratch, out=grad_average)
+            grad_average = update_first_moment(_state_array(state, "grad_average", p), grad, alpha, 1.0 - alpha,
+                                               scratch=scratch)
             xp.multiply(grad_average, grad_average, out=scratch)
             xp.subtract(v, scratch, out=scratch)
             xp.sqrt(scratch, out=scratch)

@@ -152,7 +152,7 @@ class LRScheduler:
         return {"base_lrs": list(self.base_lrs), "last_step": self.last_step}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore ``state_dict()`` and set the learning rates for its step; checked first, so a bad one changes nothing.
+        """Restore ``state_dict()`` and set the learning rates for its step; checked first (a bad one changes nothing).
 
         ValueError if the keys, the number of groups, a learning rate (finite, >= 0) or the step
         (an integer >= 0) is wrong, or the schedule gives no valid factor at that step.

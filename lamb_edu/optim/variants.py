@@ -4,7 +4,8 @@ Each class changes one piece of ``optim.LAMB`` (You et al. 2019, Algorithm 2) or
 (You, Gitman & Ginsburg 2017, Algorithm 1) and says, in its docstring, the formula, where such a
 formula tends to be quoted, and what goes wrong. They are for the classroom (notebook 08, "spot the
 misquote"): run one beside the paper's rule and see what it breaks. Every one records
-``weight_norm``, ``update_norm`` and ``trust_ratio`` like LAMB and LARS, so ``train.fit`` logs them.
+``weight_norm``, ``ratio_denominator`` (whatever its ratio divides by) and ``trust_ratio`` like LAMB
+and LARS, so ``train.fit`` logs them.
 
 The paper's LAMB has two scale properties the variants lose in different ways:
 
@@ -14,8 +15,8 @@ The paper's LAMB has two scale properties the variants lose in different ways:
   when its weights are c·w. With no weight decay LAMB's step is then c times larger, the same
   fraction φ(‖w‖)/‖w‖ of the weights (up to the clamp φ and ε); ‖step‖ = lr·φ(‖w‖) always.
 
-Each is a subclass whose ``update`` composes ``optim.functional``'s pieces (``fast_rule = None``, so
-the fast path never runs the paper's rule in its place).
+Each is a subclass whose ``update`` composes ``optim.functional``'s pieces (``fused_update = None``, so
+the fused form never runs the paper's rule in its place).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from lamb_edu.autograd import Tensor
 from lamb_edu.optim.functional import (
+    TrustRatio,
     add_decayed_weights,
     apply_updates,
     bias_corrections,
@@ -58,7 +60,7 @@ def _adam_direction(optimizer: LAMB, p: Tensor, grad: Any, group: dict[str, Any]
 def _step_with_ratio(optimizer: LAMB, p: Tensor, update: Any, group: dict[str, Any], state: dict[str, Any],
                      weight_norm: float, ratio_denominator: float, ratio: float) -> None:
     """Record the ratio, then w ← w − lr·ratio·update (ratio 1 when the group says ``use_trust_ratio=False``)."""
-    state["weight_norm"], state["update_norm"], state["trust_ratio"] = weight_norm, ratio_denominator, ratio
+    state.update(TrustRatio(weight_norm, ratio_denominator, ratio)._asdict())
     used = ratio if group["use_trust_ratio"] else 1.0
     apply_updates(p.data, scale(update, -group["lr"] * used, out=update))
 
@@ -71,10 +73,10 @@ class LAMBFirstMomentRatio(LAMB):
     What goes wrong: m̂ has the units of the gradient, u has none. Multiply the loss by 10 and m̂
     grows 10× while u does not, so the step shrinks 10×: the learning rate now depends on the loss
     scale (and on loss scaling in mixed precision). A layer whose gradients are small gets a huge
-    ratio, and the step is no longer lr·φ(‖w‖). ``update_norm`` records ‖m̂‖.
+    ratio, and the step is no longer lr·φ(‖w‖). ``ratio_denominator`` records ‖m̂‖.
     """
 
-    fast_rule = None
+    fused_update = None
 
     def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
         u = _adam_direction(self, p, grad, group, state, grad_scale)
@@ -82,7 +84,8 @@ class LAMBFirstMomentRatio(LAMB):
         first_moment_norm = norm(state["m"]) / bias_correction1  # ‖m̂‖
         add_decayed_weights(u, p.data, group["weight_decay"], out=u, scratch=self._scratch(p.data, 1))
         weight_norm = norm(p.data)
-        ratio = trust_ratio(weight_norm, first_moment_norm, clamp_value=group["clamp_value"], trust_clip=group["trust_clip"])
+        ratio = trust_ratio(weight_norm, first_moment_norm, clamp_value=group["clamp_value"],
+                            trust_clip=group["trust_clip"])
         _step_with_ratio(self, p, u, group, state, weight_norm, first_moment_norm, ratio)
 
 
@@ -94,11 +97,11 @@ class LAMBNoDecayInRatio(LAMB):
     is lr·φ(‖w‖)·‖m̂/(√v̂+ε) + λw‖ / ‖m̂/(√v̂+ε)‖, no longer lr·φ(‖w‖). When the Adam direction is
     small beside λw (a layer whose gradients vanish, dead ReLUs) the ratio is huge and the decay
     term is multiplied by it: with g = 0 the step is lr·φ(‖w‖)/ε·λw, which throws w through zero
-    (‖w‖ = 1, λ = 0.01, ε = 1e-6: 10⁴·lr times w). With λ = 0 it is the paper's rule. ``update_norm``
+    (‖w‖ = 1, λ = 0.01, ε = 1e-6: 10⁴·lr times w). With λ = 0 it is the paper's rule. ``ratio_denominator``
     records ‖m̂/(√v̂+ε)‖.
     """
 
-    fast_rule = None
+    fused_update = None
 
     def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
         u = _adam_direction(self, p, grad, group, state, grad_scale)
@@ -122,7 +125,7 @@ class LAMBNoBiasCorrection(LAMB):
     "Adam") takes steps up to 6.6× the intended size. It is ``LAMB(bias_correction=False)``.
     """
 
-    fast_rule = None
+    fused_update = None
 
     def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
         super().update(p, grad, {**group, "bias_correction": False}, state, grad_scale)
@@ -136,18 +139,18 @@ class LAMBRatioOnGradient(LAMB):
     feed it to Adam) give this order. What goes wrong: Adam divides every coordinate by its own
     √v̂, which cancels the factor put on the gradient, so the trust ratio has no effect (up to ε):
     this is AdamW. Each weight moves by about lr whatever the layer's norm, and multiplying a
-    layer's weights by 10 leaves the step the same instead of 10× larger. ``update_norm`` records
+    layer's weights by 10 leaves the step the same instead of 10× larger. ``ratio_denominator`` records
     ‖g‖ and ``trust_ratio`` the factor put on g.
     """
 
-    fast_rule = None
+    fused_update = None
 
     def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
         weight_norm, grad_norm = norm(p.data), grad_scale * norm(grad)
         ratio = trust_ratio(weight_norm, grad_norm, clamp_value=group["clamp_value"], trust_clip=group["trust_clip"])
         used = ratio if group["use_trust_ratio"] else 1.0
         super().update(p, grad, {**group, "use_trust_ratio": False}, state, grad_scale * used)
-        state["weight_norm"], state["update_norm"], state["trust_ratio"] = weight_norm, grad_norm, ratio
+        state.update(TrustRatio(weight_norm, grad_norm, ratio)._asdict())
 
 
 class LARSNoWeightNorm(LARS):
@@ -161,12 +164,10 @@ class LARSNoWeightNorm(LARS):
     ``trust_ratio`` records this local_lr.
     """
 
-    def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
-        weight_norm, grad_norm = norm(p.data), norm(grad)
-        local_lr = group["trust_coefficient"] / (grad_norm + group["weight_decay"] * weight_norm + group["eps"])
-        used = local_lr if group["use_trust_ratio"] else 1.0
-        super().update(p, grad, {**group, "lr": group["lr"] * used, "use_trust_ratio": False}, state, grad_scale)
-        state["trust_ratio"] = local_lr
+    def local_lr(self, group: dict[str, Any], weight_norm: float, grad_norm: float) -> TrustRatio:
+        """LARS's piece with ‖w‖ left out of the numerator (and no zero-norm rule): η / (‖g‖ + λ‖w‖ + ε)."""
+        measured = super().local_lr(group, weight_norm, grad_norm)
+        return measured._replace(trust_ratio=group["trust_coefficient"] / (measured.ratio_denominator + group["eps"]))
 
 
 # name shown in notebook 08 -> (class, the formula it uses)

@@ -1,12 +1,13 @@
-"""The GPU form of the fast path: Adam, AdamW and LAMB as whole CUDA kernels, compiled by CuPy.
+"""The GPU form of the fused steps: Adam, AdamW and LAMB as whole CUDA kernels, compiled by CuPy.
 
 Every kernel the library launches is in ``KERNELS_CUDA`` below, written out in full (the block
 reduction of LAMB's norms included) so that a student can read exactly what runs on the GPU.
 ``source(dtype)`` is the exact text that is compiled for float32 or float64 arrays (``real`` is
 ``float`` or ``double``), ``KERNEL_NAMES`` the kernels in it, and ``COMPILE_OPTIONS`` the options
 passed to NVRTC; ``tests/test_cuda_compile.py`` compiles that text for two GPU architectures without
-a GPU. The numbers are those of the NumPy fast path: the moments come from ``MOMENTS_CUDA`` with
-``functional.moment_weights``, and the bias corrections are folded into ``eps_hat`` and one scale.
+a GPU. The numbers are those of the blocked NumPy form (``fused.blocked``): the moments come from
+``MOMENTS_CUDA`` with ``functional.moment_weights``, Adam's weight decay is the pair (l2, decay_factor)
+of ``functional.adam_weight_decay``, and the bias corrections are folded into ``eps_hat`` and one scale.
 
 A LAMB step of one tensor is three launches and no wait for the GPU:
 
@@ -16,8 +17,9 @@ A LAMB step of one tensor is three launches and no wait for the GPU:
    every run) and computes ‖w‖, ‖u‖, the trust ratio and the step lr·ratio, into a small ``record``;
 3. ``lamb_apply``: w ← w − step·u, reading the step from ``record`` on the GPU.
 
-The record stays on the GPU; ``fast_path`` copies all the records of an optimizer step to the host
-with one transfer at the end of the step (the optimizer keeps ‖w‖, ‖u‖ and the ratio as floats).
+The record stays on the GPU; ``fused.lamb`` copies all the records of an optimizer step to the host
+with one transfer at the end of the step (the optimizer keeps ‖w‖, ‖u‖ (its ``ratio_denominator``)
+and the ratio as floats).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ MOMENTS_CUDA = "m = beta1 * m + m_weight * g;  v = beta2 * v + g * g * v_weight;
 THREADS = 256  # threads per block: a power of two, for the tree reduction in shared memory
 MAX_BLOCKS = 1024  # blocks per launch at most; each thread then loops over its share (a grid-stride loop)
 COMPILE_OPTIONS = ("-std=c++14",)
-RECORD_FIELDS = ("weight_norm", "update_norm", "trust_ratio", "step")  # what lamb_trust_ratio writes
+RECORD_FIELDS = ("weight_norm", "ratio_denominator", "trust_ratio", "step")  # what lamb_trust_ratio writes
 
 KERNELS_CUDA = r"""
 // Each thread handles elements i, i + stride, i + 2*stride, ... (a grid-stride loop), so any
@@ -46,7 +48,8 @@ KERNELS_CUDA = r"""
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
          i += (long long)blockDim.x * gridDim.x)
 
-// Adam (l2 = weight_decay, decay_factor = 1) or AdamW (l2 = 0, decay_factor = 1 - lr*weight_decay).
+// Adam (l2 = weight_decay, decay_factor = 1) or AdamW (l2 = 0, decay_factor = 1 - lr*weight_decay): the pair
+// functional.adam_weight_decay gives, so the choice between them is made there only.
 // eps_hat = eps*sqrt(bc2) and step_size = lr*sqrt(bc2)/bc1 fold the bias corrections bc1 and bc2
 // (functional.bias_corrections) into two numbers: m_hat/(sqrt(v_hat) + eps) = m/(sqrt(v) + eps_hat)*sqrt(bc2)/bc1.
 extern "C" __global__ void adam_step(
@@ -194,7 +197,7 @@ def lamb_step(param: Any, grad: Any, m: Any, v: Any, scalars: dict[str, float], 
 
     ``record`` is a float64 device array of 4 (``RECORD_FIELDS``): then nothing here waits for the
     GPU and None is returned. Without it one is made, read back (a wait) and its first three
-    numbers returned as floats: (weight_norm, update_norm, trust_ratio).
+    numbers returned as floats: (weight_norm, ratio_denominator = ‖u‖, trust_ratio).
     """
     np, real, blocks, size = backend.np, param.dtype.type, _grid(param.size), backend.np.int64(param.size)
     update, partial_sums = _buffer(param.dtype, param.size), _buffer(np.float64, 2 * MAX_BLOCKS)
