@@ -16,6 +16,7 @@ from lamb_edu.distributed.cost import (
                                        measure_allreduce,
                                        predict_data_parallel_step,
                                        ring_allreduce_seconds,
+                                       ring_bytes_per_rank,
                                        ring_link_from_fit,
 )
 from lamb_edu.distributed.data_parallel import DEFAULT_BUCKET_MB, DataParallel, RankFailure, check_batch_size
@@ -28,5 +29,5 @@ __all__ = [
     "FlatParameters", "GradientBuckets", "plan_buckets", "DEFAULT_BUCKET_MB",
     "DataParallel", "RankFailure", "check_batch_size", "ShardedOptimizer", "sharding_rule",
     "ring_allreduce_seconds", "fit_latency_bandwidth", "ring_link_from_fit", "measure_allreduce",
-    "predict_data_parallel_step",
+    "predict_data_parallel_step", "ring_bytes_per_rank",
 ]
