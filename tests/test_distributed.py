@@ -342,6 +342,13 @@ def test_cli_two_ranks_equal_one_process(flags, one_process_run, tmp_path):
     assert result.stdout.count("epoch 2/2") == 1 and result.stdout.count("wrote") == 1  # rank 0 alone prints
     largest = assert_same_run(out, one_process_run)
     assert largest < 1e-6
+    # evaluation sharded: each rank scored 5000 test images, the counts were added
+    epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    expected = [json.loads(line) for line in (one_process_run / "metrics.jsonl").read_text().splitlines()]
+    scores = [(e["test_accuracy"], e["test_loss"]) for e in epochs if e["type"] == "epoch"]
+    expected_scores = [(e["test_accuracy"], e["test_loss"]) for e in expected if e["type"] == "epoch"]
+    assert len(scores) == 2 and [a for a, _ in scores] == pytest.approx([a for a, _ in expected_scores], abs=1e-4)
+    np.testing.assert_allclose([loss for _, loss in scores], [loss for _, loss in expected_scores], rtol=1e-4)
     report = read_run(out)[2]["data_parallel"]
     parameters = 784 * 32 + 32 + 32 * 10 + 10
     assert report["world_size"] == 2 and report["parameters"] == parameters

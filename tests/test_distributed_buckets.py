@@ -189,3 +189,32 @@ def test_predicted_step_hides_communication_behind_backward():
     assert partly["exposed_seconds"] == pytest.approx(0.00206) and partly["step_seconds"] == pytest.approx(0.01806)
     with pytest.raises(ValueError, match="overlap"):
         predict_data_parallel_step(1e6, 4, 64, overlap=1.5, **plain)
+
+
+# ---------------------------------------------------------------------------- evaluation
+class SecondOfTwo(LocalWorld):
+    """Rank 1 of a pretend world of 2: ``allreduce_sum`` adds rank 0's numbers, given beforehand."""
+
+    def __init__(self, rank0_values):
+        self.rank, self.size, self.rank0_values = 1, 2, rank0_values
+
+    def allreduce_sum(self, buffer):
+        if buffer.dtype == np.float64 and buffer.size == len(self.rank0_values):
+            buffer += np.asarray(self.rank0_values)
+
+
+def test_evaluation_is_shared_between_ranks():
+    from lamb_edu.train import DataParallelWorkers
+    from lamb_edu.train.metrics import evaluate
+
+    model = nn.MLP([6, 5, 3], seed=0)
+    x, y = batch(3, count=10)
+    whole_loss, whole_accuracy = evaluate(model, x, y)
+    first_loss, first_accuracy = evaluate(model, x[:5], y[:5])  # rank 0's half
+    workers = DataParallelWorkers(DataParallel(model, SecondOfTwo([5 * first_loss, 5 * first_accuracy])))
+    scored = []
+    forward = model.forward
+    model.forward = lambda inputs: scored.append(len(inputs)) or forward(inputs)
+    loss, accuracy = workers.evaluate(model, x, y)
+    assert scored == [5]  # this rank scored its half only
+    assert loss == pytest.approx(whole_loss, rel=1e-6) and accuracy == pytest.approx(whole_accuracy)

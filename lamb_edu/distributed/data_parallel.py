@@ -112,8 +112,13 @@ class DataParallel:
         self._step_started = time.perf_counter()
         self._clock_running = True
 
+    def part_of(self, size: int) -> slice:
+        """This rank's part of ``size`` items: ``[rank·size/ranks, (rank+1)·size/ranks)``, sizes within one."""
+        rank, ranks = self.world.rank, self.world.size
+        return slice(rank * size // ranks, (rank + 1) * size // ranks)
+
     def slice_of(self, size: int) -> slice:
-        """This rank's part of a global batch of ``size`` examples: ``[rank·size/ranks, (rank+1)·size/ranks)``.
+        """This rank's part of a global batch of ``size`` examples (``part_of``); starts the step's compute clock.
 
         Parts differ by at most one example when the world size does not divide ``size`` (the
         training loop weights each part by its share of the examples, so that is still exact). The
@@ -121,8 +126,13 @@ class DataParallel:
         """
         if not self._clock_running:
             self.begin_step()
-        rank, ranks = self.world.rank, self.world.size
-        return slice(rank * size // ranks, (rank + 1) * size // ranks)
+        return self.part_of(size)
+
+    def sum_over_ranks(self, values: list[float]) -> list[float]:
+        """The sums over all ranks of a few numbers (in float64): one small all-reduce."""
+        buffer = np.asarray(values, dtype=np.float64)
+        self.world.allreduce_sum(buffer)
+        return buffer.tolist()
 
     def shard(self, x: Any, y: Any) -> tuple[Any, Any]:
         """This rank's equal slice of a global batch ``(x, y)`` (``slice_of``); the world size must divide it.
