@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from lamb_edu import backend
 from lamb_edu.backend import xp
+from lamb_edu.grad_hooks import consumers_of_hooked_leaves, release_leaves
 
 __all__ = ["Tensor", "no_grad", "is_grad_enabled"]
 
@@ -378,12 +379,12 @@ class Tensor:
                 hook(self)
             return
         self.grad = grad
-        waiting = _consumers_of_hooked_leaves(order)
+        waiting = consumers_of_hooked_leaves(order)
         for node in reversed(order):
             if node._backward is not None and node.grad is not None:
                 node._backward()
             if waiting:
-                _release_leaves(node, waiting)
+                release_leaves(node, waiting)
             if node._parents:  # not a leaf: free the gradient and the graph behind it
                 node.grad = None
                 node._backward = None
@@ -415,18 +416,3 @@ class Tensor:
             stack.extend((parent, False) for parent in node._parents if parent.requires_grad)
         return order
 
-
-def _consumers_of_hooked_leaves(order: list[Tensor]) -> dict[int, int]:
-    """``id(leaf)``: how many nodes of the graph use it, for each leaf with hooks (empty when there is none)."""
-    hooked = {id(node) for node in order if node._grad_hooks}
-    users = [key for node in order for key in {id(p) for p in node._parents} if key in hooked]
-    return {key: users.count(key) for key in hooked}
-
-
-def _release_leaves(node: Tensor, waiting: dict[int, int]) -> None:
-    """``node`` has passed its gradient on: a hooked leaf whose last user it was has its final ``.grad``."""
-    for parent in {id(p): p for p in node._parents if id(p) in waiting}.values():
-        waiting[id(parent)] -= 1
-        if not waiting[id(parent)]:
-            for hook in parent._grad_hooks:
-                hook(parent)
