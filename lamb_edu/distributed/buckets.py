@@ -13,12 +13,16 @@ of ranks with a problem and the sum of the losses, in front of the gradient. One
 bucket, and no separate handshake. For a reduce-scatter each rank's part of that bucket carries a
 copy of the two numbers, so every rank receives the sums.
 
-MPI moves a non-blocking collective on only inside MPI calls: each hook call polls the buckets in
-flight (``Pending.test``), so they travel during backward rather than at the first wait.
+MPI moves a non-blocking collective on only inside MPI calls, and a long matrix product inside
+backward makes none. While buckets are in flight a helper thread pokes MPI's progress engine every
+``PROGRESS_SECONDS`` (NumPy releases Python's lock during its products, so the two run side by side),
+so the buckets travel during backward rather than at the first wait; each hook call polls them too.
+Poking more often makes the transfers finish sooner but takes processor time from the compute.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Callable
 
@@ -30,6 +34,31 @@ from lamb_edu.optim.checks import all_finite
 __all__ = ["GradientBuckets", "plan_buckets", "STATUS_SIZE"]
 
 STATUS_SIZE = 2  # [ranks with a problem, Σ loss]
+PROGRESS_SECONDS = 1e-3  # between two pokes of MPI's progress engine while buckets are in flight
+
+
+class Progress:
+    """A daemon thread that calls ``world.poke()`` every ``PROGRESS_SECONDS`` while ``busy`` is set."""
+
+    def __init__(self, world: World) -> None:
+        self.world, self.busy = world, threading.Event()
+        threading.Thread(target=self._run, name="lamb-edu-mpi-progress", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            self.busy.wait()
+            self.world.poke()
+            time.sleep(PROGRESS_SECONDS)
+
+
+_progress: dict[int, Progress] = {}
+
+
+def progress_of(world: World) -> Progress:
+    """The one progress thread of ``world`` (started at the first call)."""
+    if id(world) not in _progress:
+        _progress[id(world)] = Progress(world)
+    return _progress[id(world)]
 
 
 def plan_buckets(sizes: list[int], itemsize: int, bucket_bytes: float | None) -> list[list[int]]:
@@ -77,6 +106,7 @@ class GradientBuckets:
                           for index, p in enumerate(flat.parameters)]
         self.events: list[tuple[float, str, int]] = []
         self.last_events: list[tuple[float, str, int]] = []
+        self.progress = progress_of(world) if world.size > 1 and overlap else None
         self._begin()
 
     def _range(self, indices: list[int], last: bool) -> tuple[int, int]:
@@ -138,6 +168,8 @@ class GradientBuckets:
 
     def _start(self, number: int) -> None:
         self.events.append((time.perf_counter(), "start", number))
+        if self.progress is not None:
+            self.progress.busy.set()
         start, stop = self.ranges[number]
         last = number == len(self.plan) - 1
         if last:
@@ -195,6 +227,8 @@ class GradientBuckets:
         for number, pending in enumerate(self.pending):
             pending.wait()
             self.events.append((time.perf_counter(), "done", number))
+        if self.progress is not None:
+            self.progress.busy.clear()
         failed, total = float(self.status[0]), float(self.status[1])
         self.last_events = self.events
         self._begin()
