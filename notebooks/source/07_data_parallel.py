@@ -169,6 +169,8 @@ for ranks in (2, 4):
 
 # %%
 measured = REPO / "benchmarks" / "data_parallel.json"
+if measured.is_file() and "machine" not in json.loads(measured.read_text()):
+    measured = work / "missing.json"  # a file written by an older version of the benchmark: measure again
 if not measured.is_file() and HAS_MPI:
     measured = work / "data_parallel.json"
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_data_parallel.py"), "--quick", "--ranks", "1", "2",
