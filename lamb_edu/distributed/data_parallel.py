@@ -24,6 +24,7 @@ small collectives, on that path only) instead of stepping with a NaN in everyone
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Any
 
@@ -31,6 +32,7 @@ from lamb_edu import backend
 from lamb_edu.distributed.buckets import STATUS_SIZE, GradientBuckets
 from lamb_edu.distributed.flat import FlatParameters
 from lamb_edu.distributed.world import World, get_world
+from lamb_edu.optim.fused import num_threads, set_num_threads
 
 np = backend.np  # host NumPy for the status messages and timings
 
@@ -76,6 +78,9 @@ class DataParallel:
                              f"got {bucket_mb}")
         self.flat = FlatParameters(list(model.named_parameters()), shards=self.world.size)
         self.world.broadcast(self.flat.data)  # every rank starts from rank 0's weights
+        if self.world.local_size > 1 and "LAMB_EDU_NUM_THREADS" not in os.environ:
+            # the ranks on one machine share its cores: the fused optimizer steps get their share of them
+            set_num_threads(max(1, min(num_threads(), (os.cpu_count() or 1) // self.world.local_size)))
         self.bucket_mb, self.overlap, self.backward_passes = bucket_mb, overlap, backward_passes
         self.buckets = self._buckets(scatter=False)
         self.steps = 0

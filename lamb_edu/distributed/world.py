@@ -70,6 +70,7 @@ class World:
 
     rank: int = 0
     size: int = 1
+    local_size: int = 1  # ranks of this world on this machine (they share its cores)
 
     @property
     def is_root(self) -> bool:
@@ -130,6 +131,9 @@ class MPIWorld(World):
         self.comm = MPI.COMM_WORLD
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
+        here = self.comm.Split_type(MPI.COMM_TYPE_SHARED)  # the ranks that share this machine's memory
+        self.local_size = here.Get_size()
+        here.Free()
         if abort_on_error:
             self._install_abort_hook()
             if self.size > 1:
