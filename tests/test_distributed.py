@@ -477,3 +477,10 @@ def test_predicted_step_against_hand_computed_values():
     assert step["efficiency"] == pytest.approx(0.016 / 0.02206)
     with pytest.raises(ValueError, match="each of 8 workers"):
         predict_data_parallel_step(1e6, 8, 4, seconds_per_example=1e-3, bandwidth=1e9, latency=0.0)
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "x"])
+def test_cli_bucket_size_must_be_a_finite_number_of_megabytes(value):
+    result = run_command(lamb_edu_command("--data-parallel", "--bucket-mb", value), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].startswith("lamb-edu train: error: argument --bucket-mb: ")
