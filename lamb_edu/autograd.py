@@ -13,6 +13,8 @@ it has its operand's shape. Gradients have the dtype of the data: float32 in, fl
 from __future__ import annotations
 
 import contextlib
+import math
+import warnings
 from typing import Any, Callable, Iterator, Sequence
 
 from lamb_edu import backend
@@ -47,6 +49,19 @@ def _as_array(data: Any, dtype: Any = None) -> Any:
     if dtype is None and (not is_array or array.dtype.kind not in "fc"):
         array = array.astype(backend.default_dtype(), copy=False)
     return array
+
+
+def _numeric(value: Any, what: str) -> Any:
+    """``value`` (a Tensor's data, an array, a list, a number) if it holds real numbers, else ValueError
+    (NumPy would read the string "1" as 1.0)."""
+    value = value.data if isinstance(value, Tensor) else value
+    kind = getattr(getattr(value, "dtype", None), "kind", None)  # an array (NumPy or CuPy) or a NumPy scalar
+    if kind is None and not isinstance(value, (str, bytes)):  # a number or a list: typed on the host
+        with contextlib.suppress(TypeError, ValueError):
+            kind = backend.np.asarray(value).dtype.kind
+    if kind is None or kind not in "fiu":
+        raise ValueError(f"{what} must be real numbers, got {value!r:.80}")
+    return value
 
 
 def _unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
@@ -298,7 +313,10 @@ class Tensor:
         return out
 
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        """The mean over ``axis`` (all axes when None): the sum times 1/count."""
+        """The mean over ``axis`` (all axes when None): the sum times 1/count.
+
+        Over no elements it is NaN with a RuntimeWarning, as ``numpy.mean`` gives (not a ZeroDivisionError).
+        """
         if axis is None:
             count = self.size
         else:
@@ -306,7 +324,9 @@ class Tensor:
             count = 1
             for a in axes:
                 count *= self.shape[a]
-        return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
+        if count == 0:
+            warnings.warn("Mean of empty slice", RuntimeWarning, stacklevel=2)
+        return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count if count else math.nan)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
         """log(softmax(x)) computed stably as (x - max) - log(sum(exp(x - max)))."""
@@ -369,7 +389,7 @@ class Tensor:
             if self.size != 1:
                 raise RuntimeError(f"backward() needs a scalar, got shape {self.shape}; pass grad=")
             grad = xp.ones_like(self.data)
-        grad = _as_array(grad, self.data.dtype)
+        grad = _as_array(_numeric(grad, "backward(grad)"), self.data.dtype)
         if tuple(grad.shape) != self.shape:
             raise ValueError(f"backward(grad): grad has shape {tuple(grad.shape)}, the tensor has shape {self.shape}")
         order = self._graph_order()

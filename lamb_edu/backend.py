@@ -6,7 +6,11 @@ is a thin stand-in that forwards to whichever module is active, so ``use("cupy")
 everywhere at once.
 
 The backend is chosen by ``LAMB_EDU_BACKEND`` (``numpy``, the default, or ``cupy``) when the
-package is imported, or later by ``use(name)``. Random numbers are always drawn on the host from a
+package is imported, or later by ``use(name)``. A value that cannot be used (a misspelling, or
+``cupy`` without CuPy or a GPU) does not break the import: ``environment_problem()`` says what is
+wrong, and the first use of an array (``xp.…``, ``asarray``, ``name()``) raises
+``BackendUnavailableError`` with that message until ``use(...)`` picks a backend. Nothing falls back
+to NumPy silently. Random numbers are always drawn on the host from a
 seeded ``numpy.random.Generator`` and then moved to the device, so a seeded run starts from the same
 weights on both backends.
 """
@@ -21,6 +25,7 @@ import numpy as np
 
 __all__ = [
     "BackendUnavailableError",
+    "environment_problem",
     "xp",
     "np",
     "use",
@@ -56,8 +61,18 @@ class _ActiveArrayModule:
         return f"<lamb_edu array module: {_active.__name__}>"
 
 
+class _Unusable:
+    """Stands in for the array module while ``LAMB_EDU_BACKEND`` names one that cannot be used."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+    def __getattr__(self, attribute: str) -> Any:
+        raise BackendUnavailableError(self.problem)
+
+
 xp = _ActiveArrayModule()
-_active: types.ModuleType = np
+_active: Any = np
 _default_dtype = np.dtype(np.float32)
 _generator = np.random.default_rng(0)
 
@@ -93,6 +108,11 @@ def use(backend_name: str) -> types.ModuleType:
     return _active
 
 
+def environment_problem() -> str | None:
+    """Why ``LAMB_EDU_BACKEND`` could not be used (until ``use()`` chooses a backend), or None."""
+    return _active.problem if isinstance(_active, _Unusable) else None
+
+
 def name() -> str:
     """The name of the active backend: 'numpy' or 'cupy'."""
     return _active.__name__
@@ -100,7 +120,7 @@ def name() -> str:
 
 def is_gpu() -> bool:
     """True when arrays live on a GPU (the CuPy backend)."""
-    return _active is not np
+    return name() != "numpy"
 
 
 def to_numpy(array: Any) -> np.ndarray:
@@ -148,4 +168,16 @@ def generator(seed_value: int | None = None) -> np.random.Generator:
     return np.random.default_rng(seed_value)
 
 
-use(os.environ.get("LAMB_EDU_BACKEND", "numpy") or "numpy")
+def _use_environment() -> None:
+    """Take ``LAMB_EDU_BACKEND`` at import; if it cannot be used, keep why (see ``environment_problem``)."""
+    global _active
+    requested = os.environ.get("LAMB_EDU_BACKEND", "numpy") or "numpy"
+    try:
+        use(requested)
+    except BackendUnavailableError as error:  # its message says how to install CuPy or use NumPy
+        _active = _Unusable(f"LAMB_EDU_BACKEND={requested!r} cannot be used: {error}")
+    except ValueError as error:
+        _active = _Unusable(f"LAMB_EDU_BACKEND={requested!r} cannot be used: {error}. Set it to numpy or cupy.")
+
+
+_use_environment()

@@ -6,8 +6,10 @@ the ``data_dir`` argument, the directory named by ``LAMB_EDU_DATA`` and the cach
 ``~/.cache/lamb_edu/mnist``. Missing files are downloaded into the cache from public mirrors, each to a
 temporary file that is renamed only once it is complete and verified. Every file is checked: the IDX
 magic number, the sizes in its header against its length, and the SHA-256 of its uncompressed bytes
-against the canonical MNIST files. Anything wrong raises ``MNISTError`` with one message that names the
-file, where it looked and how to supply the files.
+against the canonical MNIST files. The header is read first and bounds the rest: a gzipped file is
+decompressed as it is read, never past what its header asks for (at most ``MAX_IDX_BYTES``). Anything
+wrong raises ``MNISTError`` with one message that names the file, where it looked and how to supply
+the files.
 
 For training, ``prepare`` turns images into flat float32 vectors normalised as in the PyTorch MNIST
 example, ``(x / 255 - 0.1307) / 0.3081``, on the active backend, and ``batches`` yields shuffled
@@ -18,11 +20,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import tempfile
 import urllib.request
+import zlib
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import Any, BinaryIO, Iterator, NamedTuple, NoReturn, Sequence
 
 from lamb_edu import backend
 
@@ -38,6 +42,8 @@ __all__ = [
     "STD",
     "load_mnist",
     "read_idx",
+    "MAX_IDX_BYTES",
+    "MAX_DOWNLOAD_BYTES",
     "download_file",
     "default_cache_dir",
     "prepare",
@@ -75,6 +81,9 @@ HOW_TO_SUPPLY = (
 )
 
 _IDX_UBYTE = 0x08  # IDX type code for unsigned bytes, the only type MNIST uses
+# The most data an IDX file's header may ask for: 5.7 times the largest MNIST file (60000·28·28 bytes).
+MAX_IDX_BYTES = 1 << 28
+MAX_DOWNLOAD_BYTES = 1 << 26  # the most one download may write; the largest MNIST .gz has 9.9 MB
 _CHUNK = 1 << 16
 
 
@@ -96,51 +105,90 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "lamb_edu" / "mnist"
 
 
-def _uncompressed_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it is a gzip file (recognised by its magic, not its name)."""
-    raw = path.read_bytes()
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError) as error:
-        raise MNISTError(f"MNIST file {path} is a truncated or corrupt gzip file ({error}). {HOW_TO_SUPPLY}") from None
+def _gzip_or_plain(file: BinaryIO) -> tuple[BinaryIO, int | None]:
+    """A stream of the file's uncompressed bytes (gunzipped as it is read, recognised by the gzip magic,
+    not the name) and its length when known without decompressing (a plain file's size)."""
+    gzipped = file.read(2) == b"\x1f\x8b"
+    file.seek(0)
+    if gzipped:
+        return gzip.GzipFile(fileobj=file, mode="rb"), None
+    return file, os.fstat(file.fileno()).st_size
+
+
+def _read_header(stream: BinaryIO, path: Path) -> tuple[bytes, tuple[int, ...]]:
+    """The IDX header (magic and sizes) and the shape it gives; MNISTError unless it is one of unsigned bytes."""
+    magic = stream.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] != _IDX_UBYTE or magic[3] < 1:
+        raise MNISTError(
+            f"MNIST file {path} is not an IDX file of unsigned bytes (bad magic number {magic.hex() or 'none'}). "
+            f"{HOW_TO_SUPPLY}"
+        )
+    sizes = stream.read(4 * magic[3])
+    if len(sizes) < 4 * magic[3]:
+        raise MNISTError(f"MNIST file {path} is truncated inside its header. {HOW_TO_SUPPLY}")
+    shape = tuple(int.from_bytes(sizes[4 * i : 4 * i + 4], "big") for i in range(magic[3]))
+    return magic + sizes, shape
+
+
+def _read_body(stream: BinaryIO, path: Path, header: bytes, shape: tuple[int, ...], length: int | None) -> Any:
+    """The data after the header, exactly as many bytes as ``shape`` needs and never more: a plain file's
+    length is compared first, a gzip stream is read up to that count and then asked for one byte more."""
+    needed = math.prod(shape)
+    expected_length = len(header) + needed
+    if needed > MAX_IDX_BYTES:
+        raise MNISTError(f"MNIST file {path} has header shape {shape}, {needed} bytes of data: more than the "
+                         f"{MAX_IDX_BYTES} bytes an MNIST file may hold (the largest has 47040000). {HOW_TO_SUPPLY}")
+    if length is not None and length != expected_length:
+        _length_error(path, shape, expected_length, str(length), length < expected_length)
+    data = np.empty(needed, dtype=np.uint8)
+    view, filled = memoryview(data), 0
+    while filled < needed and (count := stream.readinto(view[filled:])):
+        filled += count
+    if filled < needed:
+        _length_error(path, shape, expected_length, str(len(header) + filled), True)
+    if stream.read(1):
+        _length_error(path, shape, expected_length, "more than that", False)
+    data.flags.writeable = False  # as the arrays read before were: MNIST is not changed in place
+    return data.reshape(shape)
+
+
+def _length_error(path: Path, shape: tuple[int, ...], expected_length: int, found: str, truncated: bool) -> NoReturn:
+    state = "truncated" if truncated else "longer than its header says"
+    raise MNISTError(f"MNIST file {path} is {state}: header shape {shape} needs {expected_length} bytes, "
+                     f"found {found}. {HOW_TO_SUPPLY}")
 
 
 def read_idx(path: str | os.PathLike, expected_sha256: str | None = None) -> Any:
     """Read one IDX file of unsigned bytes (plain or gzipped) into a host NumPy uint8 array.
 
-    Checks the magic number (two zero bytes, type 0x08, the number of dimensions), that the length
-    matches the sizes in the header exactly, and, when ``expected_sha256`` is given, the SHA-256 of the
-    uncompressed bytes. Any failure raises ``MNISTError`` naming the file.
+    The header is read first: the magic number (two zero bytes, type 0x08, the number of
+    dimensions) and the sizes, which must ask for at most ``MAX_IDX_BYTES``. Then exactly that many
+    bytes are read (a gzipped file is decompressed as it is read, so a small file that would expand
+    to gigabytes is refused after one byte past what its header promised), and, when
+    ``expected_sha256`` is given, the SHA-256 of the uncompressed bytes is checked. Any failure
+    raises ``MNISTError`` naming the file.
     """
     path = Path(path)
-    raw = _uncompressed_bytes(path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != _IDX_UBYTE or raw[3] < 1:
-        raise MNISTError(
-            f"MNIST file {path} is not an IDX file of unsigned bytes (bad magic number {raw[:4].hex() or 'none'}). "
-            f"{HOW_TO_SUPPLY}"
-        )
-    ndim = raw[3]
-    header_size = 4 + 4 * ndim
-    if len(raw) < header_size:
-        raise MNISTError(f"MNIST file {path} is truncated inside its header. {HOW_TO_SUPPLY}")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected_length = header_size + int(np.prod(shape, dtype=np.int64))
-    if len(raw) != expected_length:
-        state = "truncated" if len(raw) < expected_length else "longer than its header says"
-        raise MNISTError(
-            f"MNIST file {path} is {state}: header shape {shape} needs {expected_length} bytes, "
-            f"found {len(raw)}. {HOW_TO_SUPPLY}"
-        )
+    try:
+        with open(path, "rb") as file:
+            stream, length = _gzip_or_plain(file)
+            with stream:
+                header, shape = _read_header(stream, path)
+                data = _read_body(stream, path, header, shape, length)
+    except (OSError, EOFError, zlib.error) as error:
+        if isinstance(error, MNISTError):
+            raise
+        raise MNISTError(f"MNIST file {path} is a truncated or corrupt gzip file ({error}). {HOW_TO_SUPPLY}") from None
     if expected_sha256 is not None:
-        digest = hashlib.sha256(raw).hexdigest()
+        hasher = hashlib.sha256(header)
+        hasher.update(memoryview(data.reshape(-1)))
+        digest = hasher.hexdigest()
         if digest != expected_sha256.lower():
             raise MNISTError(
                 f"MNIST file {path} is not the canonical file: SHA-256 of its uncompressed bytes is {digest}, "
                 f"expected {expected_sha256}. {HOW_TO_SUPPLY}"
             )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape)
+    return data
 
 
 def _search_dirs(data_dir: str | os.PathLike | None, cache_dir: Path) -> list[tuple[Path, str]]:
@@ -179,7 +227,8 @@ def download_file(
 ) -> Path:
     """Download ``<mirror><name>.gz`` into ``cache_dir`` from the first mirror that gives a good file.
 
-    Each attempt streams into a temporary file in ``cache_dir`` (with a tqdm progress bar), checks the
+    Each attempt streams into a temporary file in ``cache_dir`` (with a tqdm progress bar; at most
+    ``MAX_DOWNLOAD_BYTES``), checks the
     byte count against Content-Length and the file with ``read_idx`` (magic, sizes, SHA-256), and only
     then renames it to ``<name>.gz``; a failed attempt deletes its temporary file. Raises ``MNISTError``
     listing every mirror's failure when none works.
@@ -203,6 +252,8 @@ def download_file(
                         out.write(chunk)
                         received += len(chunk)
                         bar.update(len(chunk))
+                        if received > MAX_DOWNLOAD_BYTES:  # a mirror that never stops would fill the disk
+                            raise OSError(f"more than {MAX_DOWNLOAD_BYTES} bytes (an MNIST file is under 10 MB)")
             if total is not None and received != total:
                 raise OSError(f"connection closed after {received} of {total} bytes")
             read_idx(temporary, expected_sha256)

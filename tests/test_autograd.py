@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lamb_edu import Tensor, backend, no_grad
+from lamb_edu import Tensor, backend, no_grad, optim
 from lamb_edu.backend import to_numpy
 
 
@@ -74,7 +74,8 @@ COLUMN = rng.normal(size=(3, 1))
         ("mean axis keepdims", lambda a: a.mean(axis=1, keepdims=True), (A,)),
         ("reshape", lambda a: a.reshape(2, 6) * np.arange(12.0).reshape(2, 6), (A,)),
         ("transpose", lambda a: a.transpose() * np.arange(12.0).reshape(4, 3), (A,)),
-        ("transpose axes", lambda a: a.transpose(2, 0, 1) * np.arange(24.0).reshape(4, 2, 3), (rng.normal(size=(2, 3, 4)),)),
+        ("transpose axes", lambda a: a.transpose(2, 0, 1) * np.arange(24.0).reshape(4, 2, 3),
+         (rng.normal(size=(2, 3, 4)),)),
         ("log_softmax", lambda a: a.log_softmax(axis=1), (A,)),
         ("log_softmax axis 0", lambda a: a.log_softmax(axis=0), (A,)),
         ("broadcast add row", lambda a, b: a + b, (A, ROW)),
@@ -202,3 +203,53 @@ def test_backward_on_a_leaf_accumulates():
 
 def test_accumulate_is_an_instance_method():
     assert not isinstance(Tensor.__dict__["_accumulate"], staticmethod)
+
+
+def test_backward_takes_a_tensor_gradient_by_its_data():
+    x = Tensor(np.arange(3.0, dtype=np.float32), requires_grad=True)
+    (x * 2.0).backward(Tensor(np.array([1.0, 10.0, 100.0])))
+    assert to_numpy(x.grad).tolist() == [2.0, 20.0, 200.0] and x.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("bad", ["1", b"1", True, ["1", "2", "3"], np.array(["1", "2", "3"]), np.array([1j, 0, 0]),
+                                 np.array([True, False, True]), {"a": 1}, object()],
+                         ids=["str", "bytes", "bool", "list of str", "str array", "complex", "bool array", "dict",
+                              "object"])
+def test_backward_refuses_a_gradient_that_is_not_real_numbers_and_changes_nothing(bad):
+    x = Tensor(np.ones(3), requires_grad=True)
+    y = x * 2.0
+    with pytest.raises(ValueError, match=r"backward\(grad\) must be real numbers, got "):
+        y.backward(bad)
+    assert x.grad is None
+    y.backward(np.ones(3))  # the graph is intact
+    assert to_numpy(x.grad).tolist() == [2.0, 2.0, 2.0]
+
+
+def test_backward_refuses_a_string_on_a_scalar_too():
+    x = Tensor(np.array(2.0), requires_grad=True)
+    with pytest.raises(ValueError, match="must be real numbers, got '1'"):  # NumPy would read "1" as 1.0
+        (x * x).backward("1")
+
+
+@pytest.mark.parametrize("shape, axis, expected_shape", [((0,), None, ()), ((3, 0), 1, (3,)), ((0, 4), 0, (4,)),
+                                                          ((2, 0, 5), (0, 1), (5,))])
+def test_the_mean_over_no_elements_is_nan_as_in_numpy(shape, axis, expected_shape):
+    data = np.zeros(shape, dtype=np.float32)
+    x = Tensor(data, requires_grad=True)
+    with pytest.warns(RuntimeWarning, match="Mean of empty slice"):
+        mean = x.mean(axis=axis)
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning):
+        reference = data.mean(axis=axis)
+    assert mean.shape == expected_shape == reference.shape and np.isnan(to_numpy(mean.data)).all()
+    assert mean.dtype == np.float32
+    mean.backward(np.ones(expected_shape, dtype=np.float32))
+    assert x.grad.shape == shape
+
+
+def test_a_tensor_given_to_an_optimizer_as_a_gradient_is_named():
+    p = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    optimizer = optim.Adam([p])
+    p.grad = Tensor(np.ones(3, dtype=np.float32))  # was: AttributeError "'Tensor' object has no attribute 'conjugate'"
+    with pytest.raises(ValueError, match=r"parameter 0 of group 0.*is a Tensor, not an array \(set p\.grad = "):
+        optimizer.step()
+    assert to_numpy(p.data).tolist() == [1.0, 1.0, 1.0] and not optimizer.state

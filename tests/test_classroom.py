@@ -3,19 +3,18 @@ the scale check tells the paper's rules from the misquotes, and ``import lamb_ed
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
 import pytest
 
-from lamb_edu import classroom, experiments, optim
+from lamb_edu import Tensor, classroom, experiments, optim
 from lamb_edu.optim import variants
 
 matplotlib.use("Agg")
@@ -24,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_step_by_hand_numbers_by_calculator():
     """Layer 1: w = (0.6, −0.8), g = (0.3, 0.4), λ = 0.1: at t = 1, m̂ = g, v̂ = g², u ≈ sign(g) + λw."""
-    layer1, layer2 = classroom.lamb_step_by_hand(classroom.TOY_WEIGHTS, classroom.TOY_GRADIENTS, **classroom.TOY_SETTINGS)
+    layer1, layer2 = classroom.lamb_step_by_hand(classroom.TOY_WEIGHTS, classroom.TOY_GRADIENTS,
+                                                 **classroom.TOY_SETTINGS)
     np.testing.assert_allclose(layer1.m, [0.03, 0.04])
     np.testing.assert_allclose(layer1.v, [0.00009, 0.00016])
     np.testing.assert_allclose(layer1.m_hat, [0.3, 0.4])
@@ -104,6 +104,45 @@ def test_scale_check(cls, settings, keeps_loss, keeps_weight):
     assert (check.keeps_loss_scale, check.keeps_weight_scale) == (keeps_loss, keeps_weight)
     if keeps_weight:
         assert check.weight_scaled_ratio == pytest.approx(10.0, rel=1e-4)
+
+
+@pytest.mark.parametrize("cls", [optim.LAMB, optim.SGD, optim.LARS])
+def test_scale_check_refuses_a_zero_step_instead_of_a_verdict_over_nan_ratios(cls):
+    """lr 0 makes every step zero and both ratios 0/0: a ValueError, not "keeps scale"."""
+    with pytest.raises(ValueError, match=f"plain step of {cls.__name__} .* norm 0.0: no ratio to compare"):
+        classroom.scale_check(cls, dict(lr=0.0))
+
+
+@pytest.mark.parametrize("factor", [0.0, -10.0, 1.0, math.inf, math.nan, True])
+def test_scale_check_refuses_a_factor_that_tests_nothing(factor):
+    with pytest.raises(ValueError, match="invalid factor"):
+        classroom.scale_check(optim.LAMB, dict(lr=0.1), factor=factor)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(clamp_value=-10.0), "invalid clamp_value: -10.0"),
+    (dict(clamp_value=0.0), "invalid clamp_value: 0.0"),
+    (dict(clamp_value=math.nan), "invalid clamp_value: nan"),
+    (dict(lr=-0.1), "invalid lr"),
+    (dict(eps=math.inf), "invalid eps"),
+    (dict(betas=(0.9, 1.0)), r"invalid betas\[1\]"),
+    (dict(step=0), "invalid step: 0"),
+    (dict(grads=([0.3, 0.4],)), "grads has 1 layers, weights has 2"),
+    (dict(grads=([0.3, 0.4], [0.5])), r"layer 2: the gradient has shape \(1,\)"),
+])
+def test_step_by_hand_refuses_what_lamb_refuses(change, message):
+    arguments = dict(weights=classroom.TOY_WEIGHTS, grads=classroom.TOY_GRADIENTS, **classroom.TOY_SETTINGS)
+    with pytest.raises(ValueError, match=message):
+        classroom.lamb_step_by_hand(**{**arguments, **change})
+    if "clamp_value" in change:  # the optimizer draws the same line
+        with pytest.raises(ValueError, match=message):
+            optim.LAMB([Tensor([1.0], requires_grad=True)], clamp_value=change["clamp_value"])
+
+
+def test_step_by_hand_without_a_clamp_uses_the_weight_norm():
+    (_, layer2) = classroom.lamb_step_by_hand(classroom.TOY_WEIGHTS, classroom.TOY_GRADIENTS,
+                                              **{**classroom.TOY_SETTINGS, "clamp_value": None})
+    assert layer2.clipped_weight_norm == pytest.approx(13.0)
 
 
 def test_sliders_draw_only_when_a_control_moves():

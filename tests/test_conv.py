@@ -11,7 +11,7 @@ from test_autograd import check_gradients
 
 from lamb_edu import Tensor, nn, optim
 from lamb_edu.backend import to_numpy
-from lamb_edu.functional import conv2d, flatten, max_pool2d
+from lamb_edu.nn.functional import conv2d, flatten, max_pool2d
 
 rng = np.random.default_rng(0)
 
@@ -154,7 +154,8 @@ def test_cnn_is_the_articles_network():
     assert flat.shape == (3, 10) and flat.dtype == np.float32
     np.testing.assert_array_equal(to_numpy(flat.data), to_numpy(nchw.data))
     again = nn.CNN(seed=0)
-    assert all(np.array_equal(to_numpy(a.data), to_numpy(b.data)) for a, b in zip(model.parameters(), again.parameters()))
+    pairs = zip(model.parameters(), again.parameters())
+    assert all(np.array_equal(to_numpy(a.data), to_numpy(b.data)) for a, b in pairs)
     with pytest.raises(ValueError, match=r"CNN.*\(3, 785\)"):
         model(Tensor(np.zeros((3, 785))))
 

@@ -8,13 +8,14 @@ import http.server
 import os
 import struct
 import threading
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lamb_edu import backend
-from lamb_edu.data import FILES, MNISTError, batches, epoch_permutation, load_mnist, prepare, read_idx
+from lamb_edu import backend, data
+from lamb_edu.data import FILES, MAX_IDX_BYTES, MNISTError, batches, epoch_permutation, load_mnist, prepare, read_idx
 
 NAMES = list(FILES.values())
 REAL_DATA = os.environ.get("LAMB_EDU_DATA")  # read before the fixture below hides it from each test
@@ -265,8 +266,79 @@ def test_batches_shuffle_every_epoch_and_resume_mid_epoch():
 @pytest.mark.mnist
 def test_real_mnist_files_pass_every_check():
     directory = REAL_DATA or ""
-    if not directory or not all((Path(directory) / f"{name}.gz").is_file() or (Path(directory) / name).is_file() for name in NAMES):
+    if not directory or not all((Path(directory) / f"{name}.gz").is_file() or (Path(directory) / name).is_file()
+                                for name in NAMES):
         pytest.skip(f"real MNIST files not found in LAMB_EDU_DATA={directory!r} (set it to a directory holding them)")
     data = load_mnist(directory, download=False)
     assert data.train_images.shape == (60000, 28, 28) and data.test_images.shape == (10000, 28, 28)
     assert np.bincount(data.train_labels).tolist()[:2] == [5923, 6742]  # the well-known class counts
+
+
+# ------------------------------------------------------------------ bounded reading (issue 23, item 10)
+def _gzip_of_header_then_zeros(path: Path, header_array: np.ndarray, extra: int) -> None:
+    """A small gzip file: an honest IDX file followed by ``extra`` zero bytes (it expands far beyond its size)."""
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        out.write(idx_bytes(header_array))
+        chunk = bytes(1 << 20)
+        for _ in range(extra // len(chunk)):
+            out.write(chunk)
+
+
+def test_a_gzip_that_expands_past_its_header_is_refused_without_expanding_it(tmp_path):
+    """The header asks for 10 bytes; 64 MB follow in a 64 KB gzip. Refused after reading one byte too many."""
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    _gzip_of_header_then_zeros(path, np.zeros(10, dtype=np.uint8), 64 << 20)
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(MNISTError, match=r"train-labels-idx1-ubyte\.gz is longer than its header says: header "
+                                             r"shape \(10,\) needs 18 bytes, found more than that"):
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"reading took {peak} bytes"  # gunzipping it whole took over 64 MB
+
+
+@pytest.mark.parametrize("gzipped", [True, False])
+def test_a_header_asking_for_more_than_the_bound_is_refused_before_reading(tmp_path, gzipped):
+    header = bytes([0, 0, 0x08, 3]) + b"".join(struct.pack(">I", size) for size in (400_000, 28, 28))  # 314 MB
+    path = tmp_path / ("train-images-idx3-ubyte" + (".gz" if gzipped else ""))
+    path.write_bytes(gzip.compress(header + bytes(1000)) if gzipped else header + bytes(1000))
+    with pytest.raises(MNISTError, match=rf"{path.name} has header shape \(400000, 28, 28\), 313600000 bytes of "
+                                         rf"data: more than the {MAX_IDX_BYTES} bytes"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("change", ["crc", "garbage after"])
+def test_a_damaged_gzip_is_named(tmp_path, change):
+    raw = bytearray(gzip.compress(idx_bytes(np.arange(10, dtype=np.uint8))))
+    if change == "crc":
+        raw[-8] ^= 0xFF  # the CRC-32 of the trailer, checked when the stream ends
+    else:
+        raw += b"not gzip"
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(MNISTError, match=r"t10k-labels-idx1-ubyte\.gz is a truncated or corrupt gzip file"):
+        read_idx(path)
+
+
+def test_read_arrays_are_read_only_and_match_plain_and_gzipped(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
+    (tmp_path / "plain").write_bytes(idx_bytes(images))
+    (tmp_path / "zipped").write_bytes(gzip.compress(idx_bytes(images)))
+    for name in ("plain", "zipped"):
+        array = read_idx(tmp_path / name, hashlib.sha256(idx_bytes(images)).hexdigest())
+        np.testing.assert_array_equal(array, images)
+        assert not array.flags.writeable
+
+
+def test_a_mirror_sending_more_than_the_download_bound_leaves_nothing(tmp_path, monkeypatch):
+    arrays = small_mnist()
+    sums = {name: hashlib.sha256(idx_bytes(array)).hexdigest() for name, array in arrays.items()}
+    monkeypatch.setattr(data, "MAX_DOWNLOAD_BYTES", 1000)  # the small images' gzip files are larger
+    cache = tmp_path / "cache"
+    with MirrorServer(gz_payloads(arrays)) as server:
+        with pytest.raises(MNISTError, match=r"train-images-idx3-ubyte.*more than 1000 bytes"):
+            load_mnist(None, cache_dir=cache, mirrors=[server.url], checksums=sums, progress=False)
+    assert list(cache.iterdir()) == []

@@ -100,7 +100,7 @@ def test_a_signal_to_any_process_ends_the_job_in_seconds(target, signum, code, t
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--train-size", "4096"], "argument --data-parallel: every rank of an MPI job of 2 needs it"),
+    (["--train-size", "4096"], "argument --data-parallel: this is one of 2 processes started by mpiexec"),
     (["--data-parallel", "--shard-optimizer"], "was started with other settings than rank 0"),
     (["--data-parallel", "--bucket-mb", "1"], "was started with other settings than rank 0"),
     (["--shard-optimizer"], "argument --shard-optimizer: needs --data-parallel"),

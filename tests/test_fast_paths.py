@@ -19,7 +19,7 @@ import pytest
 
 from lamb_edu import Tensor, backend, nn, optim
 from lamb_edu.backend import to_numpy
-from lamb_edu.functional import linear, softmax_cross_entropy
+from lamb_edu.nn.functional import linear, softmax_cross_entropy
 from lamb_edu.optim import fused
 from lamb_edu.optim.fused import blocked
 from lamb_edu.optim.fused import threads as fused_threads

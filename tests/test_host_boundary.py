@@ -147,7 +147,7 @@ def test_a_short_training_run_on_the_device(on_fake_gpu):
     # every step: the gradient check, LAMB's norms in one copy, the targets' range check, the loss
     assert where["optim/checks.py:all_finite_together"] == steps
     assert where["optim/fast_path.py:_update_on_device"] == steps
-    assert where["nn.py:cross_entropy"] == steps + evaluations
+    assert where["nn/losses.py:cross_entropy"] == steps + evaluations
     assert where["autograd.py:item"] == steps + evaluations
     # the rest belongs to logging (norms, divergence checks) and evaluation, not to the steps
     rest = sum(where.values()) - 4 * steps - 2 * evaluations

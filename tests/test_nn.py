@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lamb_edu import Tensor, backend, nn
+from lamb_edu import Tensor, nn
 from lamb_edu.backend import to_numpy
 
 
@@ -142,3 +142,79 @@ def test_bad_sizes_raise():
         nn.MLP([5])
     with pytest.raises(ValueError):
         nn.Linear(0, 3)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: nn.MLP([784, 2.5, 10]), r"MLP size 1: 2\.5"),  # int(2.5) built a width-2 layer
+    (lambda: nn.MLP([784.0, 10]), r"MLP size 0: 784\.0"),
+    (lambda: nn.MLP([784, True, 10]), "MLP size 1: True"),
+    (lambda: nn.MLP([784, "64", 10]), "MLP size 1: '64'"),
+    (lambda: nn.Linear(3, 2.5), r"out_features: 2\.5"),
+    (lambda: nn.Conv2d(1, 4, (3, 2.0)), r"kernel_size: 2\.0"),
+    (lambda: nn.Conv2d(1, 4, 3, stride=1.5), r"stride: 1\.5"),
+    (lambda: nn.Conv2d(1, 4, 3, padding=-1), "padding: -1"),
+    (lambda: nn.MaxPool2d(0), "kernel_size: 0"),  # constructed, and failed only at the first forward pass
+    (lambda: nn.MaxPool2d(-2), "kernel_size: -2"),
+    (lambda: nn.MaxPool2d(2.0), r"kernel_size: 2\.0"),
+    (lambda: nn.MaxPool2d(2, stride=0), "stride: 0"),
+    (lambda: nn.MaxPool2d(16), r"kernel_size in \[1, 15\]"),
+])
+def test_sizes_that_are_not_positive_integers_are_refused_at_construction(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_numpy_integer_sizes_are_integers():
+    model = nn.MLP([np.int64(4), np.int32(3), 2], seed=0)
+    assert model.sizes == [4, 3, 2] and all(type(size) is int for size in model.sizes)
+    assert nn.MaxPool2d(np.int64(2)).kernel_size == 2
+
+
+BAD_ENTRIES = {
+    "strings": (np.array(["a", "b"]), "has dtype <U1, not real numbers"),
+    "complex": (np.array([1j, 0]), "has dtype complex128"),
+    "None": (None, "has dtype object"),
+    "ragged list": ([[1.0], [1.0, 2.0]], "is not an array of numbers"),
+    "scalar": (1.0, r"has shape \(\), the parameter has \(2,\)"),
+    "no shape": ({"a": 1}, "has dtype object"),
+    "NaN": (np.array([np.nan, 0.0]), "holds NaN or inf"),
+    "inf": (np.array([0.0, -np.inf], dtype=np.float32), "holds NaN or inf"),
+    "too large for float32": (np.array([1e300, 0.0]), "holds values too large for float32"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_ENTRIES))
+def test_load_state_dict_checks_every_entry_before_changing_any(kind):
+    """The bad entry is the last parameter: before, the earlier ones were already replaced when it raised."""
+    source, target = nn.MLP([4, 3, 2], seed=0), nn.MLP([4, 3, 2], seed=1)
+    before = {name: array.copy() for name, array in target.state_dict().items()}
+    state = source.state_dict()
+    value, message = BAD_ENTRIES[kind]
+    state["layers.2.bias"] = value
+    with pytest.raises(ValueError, match=r"state_dict\['layers\.2\.bias'\] " + message):
+        target.load_state_dict(state)
+    for name, array in target.state_dict().items():
+        np.testing.assert_array_equal(array, before[name])
+
+
+@pytest.mark.parametrize("state, message", [
+    (["layers.0.weight"], "must be a dict of parameter name to array, got list"),
+    (None, "got NoneType"),
+])
+def test_load_state_dict_refuses_what_is_not_a_dict_with_a_value_error(state, message):
+    with pytest.raises(ValueError, match=message):
+        nn.MLP([4, 3, 2], seed=0).load_state_dict(state)
+
+
+def test_load_state_dict_names_unexpected_keys_of_any_type():
+    model = nn.MLP([4, 3, 2], seed=0)
+    state = {**model.state_dict(), 3: np.zeros(2)}
+    with pytest.raises(ValueError, match=r"missing \[\], unexpected \['3'\]"):
+        model.load_state_dict(state)
+
+
+def test_load_state_dict_takes_lists_and_integers_in_the_parameter_dtype():
+    model = nn.MLP([2, 2], seed=0)
+    model.load_state_dict({"layers.0.weight": [[1, 2], [3, 4]], "layers.0.bias": np.array([5, 6], dtype=np.int64)})
+    assert to_numpy(model.layers[0].weight.data).tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert model.layers[0].bias.dtype == np.float32 and to_numpy(model.layers[0].bias.data).tolist() == [5.0, 6.0]

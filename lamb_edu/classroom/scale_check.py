@@ -7,6 +7,7 @@ a normalisation) makes the step c times larger. ``scale_check`` measures both fo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,13 +45,22 @@ def scale_check(optimizer_class: Any, settings: dict[str, Any], factor: float = 
 
     Plain: weights w, gradients g. Loss × ``factor``: gradients factor·g (the step should not change).
     Weights × ``factor``: weights factor·w, gradients g/factor (the step should be ``factor`` times larger).
+    ValueError when ``factor`` is not a finite number > 0 other than 1, or when a step is zero or not
+    finite (lr 0, say): the ratios would then be 0/0 and no verdict could be read from them.
     """
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor < math.inf or factor == 1:
+        raise ValueError(f"invalid factor: {factor!r} (must be a finite number > 0 other than 1)")
     rng = backend.generator(seed)
     weight = rng.uniform(-0.15, 0.15, size)
     grads = [rng.standard_normal(size) for _ in range(steps)]
     plain = _steps(optimizer_class, settings, weight, grads)
     loss_scaled = _steps(optimizer_class, settings, weight, [factor * g for g in grads])
     weight_scaled = _steps(optimizer_class, settings, factor * weight, [g / factor for g in grads])
+    for name, moved in (("plain", plain), ("loss-scaled", loss_scaled), ("weight-scaled", weight_scaled)):
+        size = float(np.linalg.norm(moved))
+        if not 0 < size < math.inf:
+            raise ValueError(f"scale_check: the {name} step of {getattr(optimizer_class, '__name__', optimizer_class)} "
+                             f"with {settings} has norm {size}: no ratio to compare (is lr 0?)")
     size_of = np.linalg.norm(plain)
     return ScaleCheck(
         factor=factor,

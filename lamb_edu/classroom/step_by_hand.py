@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from lamb_edu import backend, optim
 from lamb_edu.autograd import Tensor
+from lamb_edu.optim.checks import check_betas, check_non_negative, check_optional_positive
 
 np = backend.np  # a handful of host numbers
 
@@ -50,11 +51,18 @@ def lamb_step_by_hand(
     weight_decay: float, clamp_value: float | None, step: int = 1, m: Sequence[Any] | None = None,
     v: Sequence[Any] | None = None,
 ) -> list[LayerStep]:
-    """Step ``step`` of LAMB (Algorithm 2, bias-corrected) for each layer, from moments ``m``, ``v`` (zero by default)."""
+    """Step ``step`` of LAMB (Algorithm 2, bias-corrected) for each layer, from moments ``m``, ``v`` (zero by default).
+
+    The settings are checked as ``optim.LAMB`` checks them (a clamp is > 0, or None for none); a bad
+    one, or layers that do not pair up, raise ValueError naming it.
+    """
+    _check_settings(weights, grads, lr, betas, eps, weight_decay, clamp_value, step, m, v)
     beta1, beta2 = betas
     layers = []
     for index, (w, g) in enumerate(zip(weights, grads)):
         w, g = np.asarray(w, dtype=np.float64), np.asarray(g, dtype=np.float64)
+        if w.shape != g.shape:
+            raise ValueError(f"layer {index + 1}: the gradient has shape {g.shape}, the weights {w.shape}")
         m_old = np.zeros_like(w) if m is None else np.asarray(m[index], dtype=np.float64)
         v_old = np.zeros_like(w) if v is None else np.asarray(v[index], dtype=np.float64)
         m_new = beta1 * m_old + (1 - beta1) * g
@@ -68,6 +76,21 @@ def lamb_step_by_hand(
         layers.append(LayerStep(w, g, m_new, v_new, m_hat, v_hat, adam, u, weight_norm, clipped, update_norm, ratio,
                                 w - lr * ratio * u))
     return layers
+
+
+def _check_settings(weights: Sequence[Any], grads: Sequence[Any], lr: float, betas: Any, eps: float,
+                    weight_decay: float, clamp_value: float | None, step: int, m: Any, v: Any) -> None:
+    """ValueError naming the first bad setting of ``lamb_step_by_hand`` (the rules of ``optim.LAMB``)."""
+    for name, value in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)):
+        check_non_negative(name, value)
+    check_betas(betas)
+    check_optional_positive("clamp_value", clamp_value, "no clamp")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+        raise ValueError(f"invalid step: {step!r} (must be an integer >= 1)")
+    layers = len(weights)
+    for name, values in (("grads", grads), ("m", m), ("v", v)):
+        if values is not None and len(values) != layers:
+            raise ValueError(f"{name} has {len(values)} layers, weights has {layers}")
 
 
 def _show(value: Any) -> str:
@@ -101,8 +124,10 @@ def algorithm_lines(layers: Sequence[LayerStep]) -> list[str]:
     return lines
 
 
-def lamb_step_with_optimizer(weights: Sequence[Any], grads: Sequence[Any], lr: float, betas: tuple[float, float],
-                             eps: float, weight_decay: float, clamp_value: float | None) -> tuple[list[Any], list[dict]]:
+def lamb_step_with_optimizer(
+    weights: Sequence[Any], grads: Sequence[Any], lr: float, betas: tuple[float, float], eps: float,
+    weight_decay: float, clamp_value: float | None,
+) -> tuple[list[Any], list[dict]]:
     """The same first step with ``optim.LAMB`` on float64 tensors: the new weights and each layer's state."""
     params = [Tensor(np.asarray(w, dtype=np.float64), requires_grad=True) for w in weights]
     optimizer = optim.LAMB(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, clamp_value=clamp_value)

@@ -201,11 +201,15 @@ def launched_by_mpi() -> bool:
 
 
 def mpi_job_size() -> int:
-    """How many ranks the MPI launcher started (from its environment, without starting MPI); 1 outside one."""
-    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"):
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
-    return 1
+    """How many ranks an MPI launcher started, read from its environment without starting MPI; 1 outside one.
+
+    Counted only when the launcher can be reached (MPICH's ``PMI_FD`` or ``PMI_PORT`` with ``PMI_SIZE``,
+    Open MPI's ``OMPI_COMM_WORLD_SIZE``): a stray ``PMI_SIZE`` alone starts nothing.
+    """
+    sizes = [os.environ.get("OMPI_COMM_WORLD_SIZE", "")]
+    if "PMI_FD" in os.environ or "PMI_PORT" in os.environ:
+        sizes.append(os.environ.get("PMI_SIZE", ""))
+    return max([int(size) for size in sizes if size.isdigit()] or [1])
 
 
 _world: World | None = None

@@ -38,6 +38,7 @@ class Adam(Optimizer):
 
     # AdamW sets this: weight decay then shrinks w directly instead of entering the gradient.
     decoupled_weight_decay = False
+    squares_gradient = True
     state_keys = {"step": "int", "m": "array", "v": "array", "v_max": "array"}
 
     def __init__(

@@ -1,8 +1,8 @@
 """Checks that run before an optimizer changes anything: hyperparameters, gradients, saved state.
 
 Each raises an error that names the bad argument and its value (ValueError for a hyperparameter,
-FloatingPointError for a NaN/inf gradient), so a failed call leaves every parameter and all state
-as they were.
+FloatingPointError for a NaN/inf gradient, or one so large that its square overflows), so a failed
+call leaves every parameter and all state as they were.
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
+from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
 
 __all__ = [
     "check_non_negative", "check_positive", "check_fraction", "check_beta", "check_betas", "check_flag",
-    "check_optional_positive", "all_finite", "all_finite_together", "describe_parameter", "check_gradient",
+    "check_optional_positive", "all_finite", "squares_finite", "all_finite_together", "describe_parameter",
+    "check_gradient",
 ]
 
 
@@ -80,19 +82,34 @@ def all_finite(array: Any) -> bool:
     return math.isfinite(float(array.max())) and math.isfinite(float(array.min()))
 
 
-def all_finite_together(arrays: Sequence[Any]) -> bool:
-    """True when no array has a NaN or inf: ``all_finite`` with one sum for them all.
+def squares_finite(array: Any) -> bool:
+    """True when every element's square is finite: no NaN or inf, and |x| <= √(largest value of the dtype).
 
-    The sums of squares are added on the device and read once, so checking a model's gradients
-    waits for a GPU once per step, not once per tensor. Only a non-finite total (a NaN, an inf or
-    an overflow) is looked into array by array.
+    Adam's v ← β2·v + (1 − β2)·g² (and every rule that squares g) turns a finite g above that bound
+    (1.8e19 in float32) into v = inf, and the parameter then never moves again. A finite sum of
+    squares proves every square finite; only when it is not do max and min decide.
+    """
+    if math.isfinite(float(xp.vdot(array, array))):
+        return True
+    high, low = float(array.max()), float(array.min())
+    bound = math.sqrt(float(xp.finfo(array.dtype).max))
+    return math.isfinite(high) and math.isfinite(low) and max(high, -low) <= bound
+
+
+def all_finite_together(arrays: Sequence[Any], squares: bool = False) -> bool:
+    """True when no array has a NaN or inf (with ``squares``, no element whose square overflows either).
+
+    ``all_finite`` (or ``squares_finite``) with one sum for them all: the sums of squares are added on
+    the device and read once, so checking a model's gradients waits for a GPU once per step, not once
+    per tensor. Only a non-finite total (a NaN, an inf or an overflow) is looked into array by array.
     """
     if not arrays:
         return True
     total = xp.vdot(arrays[0], arrays[0])
     for array in arrays[1:]:
         total = total + xp.vdot(array, array)
-    return math.isfinite(float(total)) or all(all_finite(array) for array in arrays)
+    each = squares_finite if squares else all_finite
+    return math.isfinite(float(total)) or all(each(array) for array in arrays)
 
 
 def describe_parameter(group: Mapping[str, Any], group_index: int, index: int) -> str:
@@ -103,14 +120,18 @@ def describe_parameter(group: Mapping[str, Any], group_index: int, index: int) -
     return f"parameter {index} of group {group_index} (shape {p.shape}{name})"
 
 
-def check_gradient(grad: Any, group: Mapping[str, Any], group_index: int, index: int, finite: bool = True) -> None:
+def check_gradient(grad: Any, group: Mapping[str, Any], group_index: int, index: int, finite: bool = True,
+                   squares: bool = False) -> None:
     """Raise unless ``grad`` is a floating array of its parameter's shape with no NaN or inf.
 
     ValueError for a wrong type, dtype or shape (a (4,) gradient of a (3, 4) parameter would
-    otherwise be broadcast silently); FloatingPointError for NaN/inf (checked only if ``finite``).
+    otherwise be broadcast silently); FloatingPointError (checked only if ``finite``) for NaN/inf and,
+    with ``squares`` (for a rule that squares g), for an element whose square overflows (``squares_finite``).
     """
     dtype = getattr(grad, "dtype", None)
-    if dtype is None or not hasattr(grad, "shape"):
+    if isinstance(grad, Tensor):  # it has a dtype and a shape, but is no array: NumPy fails deep inside
+        problem = "is a Tensor, not an array (set p.grad = tensor.data)"
+    elif dtype is None or not hasattr(grad, "shape"):
         problem = f"is a {type(grad).__name__}, not an array"
     elif dtype.kind != "f":
         problem = f"has dtype {dtype}, not a floating type"
@@ -119,6 +140,11 @@ def check_gradient(grad: Any, group: Mapping[str, Any], group_index: int, index:
     elif finite and not all_finite(grad):
         raise FloatingPointError(f"the gradient of {describe_parameter(group, group_index, index)} contains NaN "
                                  "or inf; no parameter or optimizer state was changed")
+    elif finite and squares and not squares_finite(grad):
+        largest = max(float(grad.max()), -float(grad.min()))
+        raise FloatingPointError(f"the gradient of {describe_parameter(group, group_index, index)} holds "
+                                 f"{largest:.3g}, whose square overflows {dtype} (the second moment would become "
+                                 "inf); no parameter or optimizer state was changed")
     else:
         return
     raise ValueError(f"the gradient of {describe_parameter(group, group_index, index)} {problem}")

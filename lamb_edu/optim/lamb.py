@@ -65,6 +65,7 @@ class LAMB(Optimizer):
     """``LAMB(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0, bias_correction=True,
     clamp_value=10.0, trust_clip=False, use_trust_ratio=True, grad_averaging=True, max_grad_norm=None, fused=True)``."""
 
+    squares_gradient = True
     state_keys = {"step": "int", "m": "array", "v": "array",
                   "weight_norm": "float", "ratio_denominator": "float", "trust_ratio": "float"}
 

@@ -49,6 +49,8 @@ class Optimizer:
     fused_update: Callable[[list[Visit], float], list[Visit]] | None = None
     fused = False
     max_grad_norm: float | None = None  # clip the global gradient norm to this before the update (LAMB)
+    # the rule squares g (Adam's v, Adagrad, RMSprop): a g whose square overflows is refused like a NaN
+    squares_gradient = False
 
     def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
         self.defaults = {name: _plain(value) for name, value in defaults.items()}
@@ -140,9 +142,10 @@ class Optimizer:
                    for index, p in enumerate(group["params"]) if p.grad is not None]
         for entry in present:
             check_gradient(*entry, finite=False)
-        if not all_finite_together([entry[0] for entry in present]):  # one wait for a GPU, not one per tensor
+        squares = self.squares_gradient
+        if not all_finite_together([entry[0] for entry in present], squares):  # one wait for a GPU, not one per tensor
             for entry in present:
-                check_gradient(*entry)  # names the first gradient with a NaN or inf
+                check_gradient(*entry, squares=squares)  # names the first gradient with a NaN, an inf or a huge value
 
     def _visits(self) -> list[Visit]:
         """(p, grad, group, state) for every parameter with a gradient, creating state at its first step."""
@@ -203,8 +206,16 @@ class Optimizer:
         of parameters per group, the same hyperparameter names with valid values, and per parameter
         exactly the state this optimizer keeps, arrays of the parameter's shape. State keys may be
         ints or their strings (as JSON gives them back); a recorded number saved under an older name
-        (``update_norm``, LARS's ``trust_denominator``) is read as ``ratio_denominator``. Nothing is changed.
+        (``update_norm``, LARS's ``trust_denominator``) is read as ``ratio_denominator``. Nothing is
+        changed. A malformed one (a group without "params", state that is not a dict) is a ValueError
+        too, not a KeyError or TypeError.
         """
+        try:
+            return self._checked_state_dict(state_dict)
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"state_dict is malformed ({type(error).__name__}: {error})") from None
+
+    def _checked_state_dict(self, state_dict: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[Tensor, Any]]:
         if not isinstance(state_dict, Mapping):
             raise ValueError(f"state_dict must be a dict, got {type(state_dict).__name__}")
         saved_class = state_dict.get("optimizer")
@@ -275,6 +286,8 @@ class Optimizer:
 
 def _renamed(entry: Mapping[str, Any]) -> dict[str, Any]:
     """A saved state entry with the recorded trust numbers under today's names (older checkpoints still load)."""
+    if not isinstance(entry, Mapping):
+        return entry  # refused by the checks that follow
     renamed = {RENAMED_TRUST_KEYS.get(name, name): value for name, value in entry.items()
                if name != "trust_denominator"}
     if "trust_denominator" in entry:  # LARS recorded its denominator twice, as update_norm and trust_denominator

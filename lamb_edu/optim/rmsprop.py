@@ -38,6 +38,7 @@ class RMSprop(Optimizer):
     """``RMSprop(params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False)``."""
 
     state_keys = {"step": "int", "v": "array", "grad_average": "array", "momentum_buffer": "array"}
+    squares_gradient = True
 
     def __init__(
         self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,

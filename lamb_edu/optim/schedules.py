@@ -159,6 +159,8 @@ class LRScheduler:
         """
         if not isinstance(state, Mapping) or set(state) != {"base_lrs", "last_step"}:
             raise ValueError(f"scheduler state must have the keys 'base_lrs' and 'last_step', got {state!r:.200}")
+        if not isinstance(state["base_lrs"], (list, tuple)):
+            raise ValueError(f"scheduler state's base_lrs must be a list, got {state['base_lrs']!r:.200}")
         base_lrs, last_step = list(state["base_lrs"]), state["last_step"]
         if len(base_lrs) != len(self.optimizer.param_groups):
             raise ValueError(f"state has {len(base_lrs)} learning rates, the optimizer has "

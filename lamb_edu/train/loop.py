@@ -78,7 +78,7 @@ class _Run:
     stop: Callable[[], bool] | None = None
 
     def diverge(self, step: int) -> None:
-        self.history.diverged = step
+        self.history.nonfinite_step = step
 
     def weights_finite_after(self, step: int) -> bool:
         """Non-finite weights are divergence too (``lr=1e308`` makes them ±inf with a finite loss)."""
@@ -91,7 +91,8 @@ class _Run:
 def _train_epoch(run: _Run, x: Any, y: Any, epochs: int, epoch_started: float, show_progress: bool) -> None:
     """Steps from ``run.position`` to the end of its epoch, or until divergence."""
     position, history = run.position, run.history
-    with EpochProgress(show_progress, position.steps_per_epoch, position.batch, f"epoch {position.epoch + 1}/{epochs}") as bar:
+    description = f"epoch {position.epoch + 1}/{epochs}"
+    with EpochProgress(show_progress, position.steps_per_epoch, position.batch, description) as bar:
         for xb, yb in batches(x, y, position.batch_size, position.seed, position.epoch, start=position.batch):
             if run.stop is not None and run.stop():
                 position.epoch_seconds = time.perf_counter() - epoch_started
@@ -127,11 +128,11 @@ def _end_epoch(run: _Run, x_test: Any, y_test: Any, epoch_started: float, callba
               "train_loss": position.epoch_loss_sum / max(position.epoch_examples, 1),
               "test_loss": test_loss, "test_accuracy": test_accuracy,
               "seconds": time.perf_counter() - epoch_started}
-    if history.diverged is not None:
-        record["diverged"] = history.diverged
+    if history.nonfinite_step is not None:
+        record["nonfinite_step"] = history.nonfinite_step
     history.epochs.append(record)
     position.next_epoch()
-    if history.diverged is None:
+    if history.nonfinite_step is None:
         run.checkpointer.save(history, position, run.started)
     if callback is not None:
         callback({"type": "epoch", **record})
@@ -165,7 +166,7 @@ def fit(
     ``step()`` called after every optimizer step. ``callback`` receives a dict for every logged step
     (``type`` "step") and every epoch (``type`` "epoch"). With ``checkpoint_dir`` a checkpoint is
     written every ``checkpoint_every`` steps and at the end of every epoch; ``resume=True`` starts from
-    it when it exists. A non-finite loss, gradient or weight ends training: ``history.diverged`` holds
+    it when it exists. A non-finite loss, gradient or weight ends training: ``history.nonfinite_step`` holds
     the step. ``stop()`` is asked before every step; when it says True, ``fit`` checkpoints and raises
     ``TrainingStopped`` (a KeyboardInterrupt). ``workers`` (default: this process alone) is the seam
     for data-parallel training: each worker computes its part of every global batch (in ``accumulate``
@@ -186,7 +187,7 @@ def fit(
                StepLogger(history, optimizer, [p for _, p in named], log_every, callback),
                Checkpointer(checkpoint_dir, checkpoint_every, model, optimizer, scheduler, writes=workers.is_main),
                workers, micro_batch_size, time.perf_counter() - history.seconds, stop)
-    while position.epoch < epochs and history.diverged is None:
+    while position.epoch < epochs and history.nonfinite_step is None:
         epoch_started = time.perf_counter() - position.epoch_seconds
         _train_epoch(run, x_train, y_train, epochs, epoch_started, progress and workers.is_main)
         _end_epoch(run, x_test, y_test, epoch_started, callback)
@@ -208,7 +209,8 @@ def _check_arguments(data: Any, epochs: int, batch_size: int, train_size: int | 
     """Every argument checked before anything runs; returns the number of training examples used."""
     available = len(data.train_images)
     if epochs < 0 or batch_size < 1 or log_every < 1:
-        raise ValueError(f"need epochs >= 0, batch_size >= 1 and log_every >= 1; got {epochs}, {batch_size}, {log_every}")
+        raise ValueError(f"need epochs >= 0, batch_size >= 1 and log_every >= 1; got {epochs}, {batch_size}, "
+                         f"{log_every}")
     if train_size is not None and not 1 <= train_size <= available:
         raise ValueError(f"train_size must be between 1 and {available}, got {train_size}")
     count = train_size or available

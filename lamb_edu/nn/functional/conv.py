@@ -1,12 +1,9 @@
-"""Operations with a story of their own, each one graph node with its gradient written by hand.
+"""Convolution and pooling, each one graph node with its gradient written by hand.
 
-- ``linear`` and ``softmax_cross_entropy``: what a few ``Tensor`` operations compute together,
-  fused so that there are fewer passes over memory and no temporary arrays. The composed form in
-  each docstring is the reference, and the tests check that both agree.
-- ``conv2d`` by im2col: every window the kernel visits is copied into one column of a matrix, so
-  the whole convolution is one matrix product; its backward adds each column back where it came
-  from (col2im). ``max_pool2d`` keeps, for each window, where its maximum was, and its backward
-  sends the gradient there. ``flatten`` is a reshape.
+``conv2d`` by im2col: every window the kernel visits is copied into one column of a matrix, so
+the whole convolution is one matrix product; its backward adds each column back where it came
+from (col2im). ``max_pool2d`` keeps, for each window, where its maximum was, and its backward
+sends the gradient there.
 
 Images are NCHW: (batch, channels, height, width), as in PyTorch, whatever their memory layout.
 The images that ``conv2d`` and ``max_pool2d`` make, and the gradients they send back, are laid
@@ -21,76 +18,7 @@ from typing import Any
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
 
-__all__ = ["linear", "softmax_cross_entropy", "conv2d", "max_pool2d", "flatten"]
-
-
-# ----------------------------------------------------------------------- fused operations
-
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """The fully connected layer ``x @ weight.T + bias`` as one operation (what ``nn.Linear`` uses).
-
-    x is (batch, in_features), weight (out_features, in_features), bias (out_features,) or None.
-    The same numbers as composing ``@``, ``.T`` and ``+``, with less work: the bias is added in place
-    to the product, and on the way back ``grad_weight = grad.T @ x`` is one matrix product that
-    comes out in the weight's own layout (the composed form gives a transposed view, which makes
-    every later elementwise pass over it strided), ``grad_x = grad @ weight`` is computed only when
-    x needs a gradient (never for the input batch), and ``grad_bias`` is the column sum of ``grad``.
-    Inputs of other ranks, or a bias whose dtype would change the result's, use the composed form.
-    """
-    x = x if isinstance(x, Tensor) else weight._lift(x)
-    if x.ndim != 2 or weight.ndim != 2 or (bias is not None and xp.result_type(x.data, weight.data, bias.data)
-                                           != xp.result_type(x.data, weight.data)):
-        out = x @ weight.T
-        return out + bias if bias is not None else out
-    data = x.data @ weight.data.T
-    if bias is not None:
-        data += bias.data
-    parents = (x, weight) if bias is None else (x, weight, bias)
-    out = x._result(data, parents, "linear")
-
-    def _backward() -> None:
-        grad = out.grad
-        if x.requires_grad:
-            x._accumulate(grad @ weight.data)
-        if weight.requires_grad:
-            weight._accumulate(grad.T @ x.data)
-        if bias is not None and bias.requires_grad:
-            bias._accumulate(grad.sum(axis=0))
-
-    out._backward = _backward
-    return out
-
-
-def softmax_cross_entropy(logits: Tensor, targets: Any) -> Tensor:
-    """Mean over the batch of ``-log_softmax(logits)[i, targets[i]]`` as one operation.
-
-    The composed form is ``-(logits.log_softmax(axis=1) * one_hot).sum() / batch``. Forward uses the
-    same log-sum-exp trick; the gradient is the closed form (softmax(logits) − one_hot(targets)) /
-    batch, built from the softmax kept from the forward pass, so no one-hot matrix and no
-    log_softmax/multiply/sum nodes are made. ``targets`` is an integer array of shape (batch,);
-    ``nn.cross_entropy`` checks the shapes before calling this.
-    """
-    data = logits.data
-    batch = data.shape[0]
-    rows = xp.arange(batch)
-    shifted = data - data.max(axis=1, keepdims=True)
-    softmax = xp.exp(shifted)
-    total = softmax.sum(axis=1, keepdims=True)
-    loss = (xp.log(total[:, 0]) - shifted[rows, targets]).mean()
-    out = logits._result(xp.asarray(loss, dtype=data.dtype), (logits,), "cross_entropy")
-    if not out.requires_grad:
-        return out
-    softmax /= total
-
-    def _backward() -> None:
-        grad = softmax  # used once: the node is freed after its backward, so it is changed in place
-        grad[rows, targets] -= 1
-        grad *= out.grad / batch
-        logits._accumulate(grad)
-
-    out._backward = _backward
-    return out
-
+__all__ = ["conv2d", "max_pool2d", "check_pool_window"]
 
 # ----------------------------------------------------------------------- convolution and pooling
 _spare_buffers: dict[tuple[tuple[int, ...], str], Any] = {}  # one free array per shape and dtype
@@ -145,7 +73,8 @@ def _batch_last(images: Any) -> Any:
 def _conv_output_size(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, padding: int) -> tuple[int, int]:
     """(OH, OW) of ``conv2d``, after checking every shape; a ValueError names both shapes."""
     if not isinstance(stride, int) or stride < 1 or not isinstance(padding, int) or padding < 0:
-        raise ValueError(f"conv2d needs an integer stride >= 1 and padding >= 0, got stride={stride!r}, padding={padding!r}")
+        raise ValueError(f"conv2d needs an integer stride >= 1 and padding >= 0, "
+                         f"got stride={stride!r}, padding={padding!r}")
     if weight.ndim != 4:
         raise ValueError(f"conv2d expects a weight of shape (out_channels, in_channels, kh, kw), got {weight.shape}")
     if x.ndim != 4:
@@ -235,6 +164,13 @@ def _col2im(grad_columns: Any, image_shape: tuple[int, ...], kernel: tuple[int, 
     return grad_image
 
 
+def check_pool_window(kernel_size: Any, stride: Any) -> None:
+    """ValueError unless kernel_size is an int in [1, 15] (k² offsets fit the uint8 ``arg``) and stride an int >= 1."""
+    if not isinstance(kernel_size, int) or not 1 <= kernel_size <= 15 or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"max_pool2d needs an integer kernel_size in [1, 15] and stride >= 1, "
+                         f"got {kernel_size!r}, {stride!r}")
+
+
 def max_pool2d(x: Tensor, kernel_size: int, stride: int | None = None) -> Tensor:
     """The maximum of each ``kernel_size``² window of NCHW ``x``; ``stride`` defaults to ``kernel_size``.
 
@@ -244,8 +180,7 @@ def max_pool2d(x: Tensor, kernel_size: int, stride: int | None = None) -> Tensor
     that one position, through the same windows view, offset by offset.
     """
     stride = kernel_size if stride is None else stride
-    if not isinstance(kernel_size, int) or not 1 <= kernel_size <= 15 or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"max_pool2d needs an integer kernel_size in [1, 15] and stride >= 1, got {kernel_size!r}, {stride!r}")
+    check_pool_window(kernel_size, stride)
     if x.ndim != 4:
         raise ValueError(f"max_pool2d expects an input of shape (batch, channels, height, width), got {x.shape}")
     if kernel_size > min(x.shape[2], x.shape[3]):
@@ -280,10 +215,3 @@ def max_pool2d(x: Tensor, kernel_size: int, stride: int | None = None) -> Tensor
 
     out._backward = _backward
     return out
-
-
-def flatten(x: Tensor) -> Tensor:
-    """Keep the batch axis and join all the others: (N, C, H, W) becomes (N, C·H·W), in C order."""
-    if x.ndim < 2:
-        raise ValueError(f"flatten expects a batch of at least 1-D items, got shape {x.shape}")
-    return x.reshape(x.shape[0], -1)
