@@ -8,7 +8,8 @@
 #    kernels with float64 references and a GPU training run with the CPU one);
 # 3. the GPU benchmarks against PyTorch CUDA (benchmarks/bench_vs_torch.py --gpu, which also writes
 #    the GPU section of benchmarks/RESULTS.md).
-# Needs: pip install -e ".[gpu-check,test]" (and torch with CUDA for the comparison).
+# Needs: pip install -e ".[gpu-check,test]" (and torch with CUDA for the comparison; timm adds its Lamb
+# to it, and tests/test_torch_lamb.py checks both PyTorch LAMBs against optim.LAMB).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-benchmarks/gpu_check.json}"

@@ -5,7 +5,7 @@ machine without one. Its ``DeviceArray`` holds a host array but, like a CuPy arr
 when NumPy is handed it (``np.asarray``, a NumPy function, an operation with a host array) and
 counts each explicit wait for the device (``get``, ``item``, ``float``, ``int``, ``bool``) in
 ``WAITS``, with the line of library code that asked. Its ``RawModule`` runs the kernels of
-``optim.cuda_kernels`` as NumPy emulations written here from the CUDA source, after checking that
+``optim.fused.cuda`` as NumPy emulations written here from the CUDA source, after checking that
 every argument has the type the kernel declares.
 """
 
@@ -145,8 +145,8 @@ DeviceArray.__hash__ = object.__hash__
 
 # ------------------------------------------------------------------------------ the kernels, in NumPy
 def _emulate(name: str, real: Any, blocks: int, args: tuple) -> None:
-    """What the CUDA kernel ``name`` computes, from its source in optim.cuda_kernels."""
-    from lamb_edu.optim.cuda_kernels import THREADS  # noqa: PLC0415
+    """What the CUDA kernel ``name`` computes, from its source in optim.fused.cuda."""
+    from lamb_edu.optim.fused.cuda import THREADS  # noqa: PLC0415
 
     if name == "adam_step":
         grad, param, m, v, n, beta1, beta2, m_weight, v_weight, eps_hat, step_size, decay_factor, l2 = args
@@ -203,7 +203,7 @@ class RawModule:
         RawModule.compiled.append(code)
 
     def get_function(self, name: str) -> Any:
-        from lamb_edu.optim.cuda_kernels import MAX_BLOCKS, THREADS  # noqa: PLC0415
+        from lamb_edu.optim.fused.cuda import MAX_BLOCKS, THREADS  # noqa: PLC0415
 
         def launch(grid: tuple, block: tuple, args: tuple) -> None:
             assert block == (THREADS,) and 1 <= grid[0] <= MAX_BLOCKS

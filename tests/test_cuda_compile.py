@@ -1,7 +1,7 @@
 """Every CUDA kernel the library can launch compiles, for two GPU generations, without a GPU.
 
 NVRTC (CUDA's runtime compiler, the ``nvidia-cuda-nvrtc-cu12`` wheel) turns the exact source of
-``optim.cuda_kernels.source(dtype)`` into PTX with the options CuPy's ``RawModule`` would use; a
+``optim.fused.cuda.source(dtype)`` into PTX with the options CuPy's ``RawModule`` would use; a
 kernel that does not compile fails here with NVRTC's log. Skipped, with the reason, where CuPy or the
 NVRTC wheel is missing (``pip install -e .[gpu-check]`` installs both).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lamb_edu.optim.fused import cuda as cuda_kernels
+from lamb_edu.optim.fused import cuda
 
 ARCHITECTURES = ("compute_70", "compute_90")  # Volta (V100) and Hopper (H100)
 CUPY_OPTIONS = ("-ftz=true", "--device-as-default-execution-space")  # what CuPy adds to a RawModule's options
@@ -29,7 +29,7 @@ def _load_nvrtc():
     if spec is not None:  # preload it so that CuPy finds it even where it would not search the wheel
         for library in sorted(Path(list(spec.submodule_search_locations)[0], "lib").glob("libnvrtc.so*")):
             ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
-    from cupy_backends.cuda.libs import nvrtc  # noqa: PLC0415
+    from cupy_backends.cuda.libs import nvrtc  # only importable where CuPy is
 
     try:
         nvrtc.getVersion()
@@ -42,7 +42,7 @@ def compile_to_ptx(code: str, architecture: str) -> str:
     """PTX of ``code`` for ``architecture``, or an AssertionError carrying NVRTC's log."""
     nvrtc = _load_nvrtc()
     program = nvrtc.createProgram(code, "lamb_edu_kernels.cu", [], [])
-    options = [*cuda_kernels.COMPILE_OPTIONS, *CUPY_OPTIONS, f"-arch={architecture}"]
+    options = [*cuda.COMPILE_OPTIONS, *CUPY_OPTIONS, f"-arch={architecture}"]
     try:
         nvrtc.compileProgram(program, options)
     except nvrtc.NVRTCError as error:
@@ -54,25 +54,25 @@ def compile_to_ptx(code: str, architecture: str) -> str:
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_every_kernel_compiles(dtype, architecture):
-    ptx = compile_to_ptx(cuda_kernels.source(dtype), architecture)
+    ptx = compile_to_ptx(cuda.source(dtype), architecture)
     entries = set(re.findall(r"\.entry\s+(\w+)", ptx))
-    assert entries == set(cuda_kernels.KERNEL_NAMES)  # every launched kernel, under its plain C name
+    assert entries == set(cuda.KERNEL_NAMES)  # every launched kernel, under its plain C name
     assert f".target sm_{architecture.split('_')[1]}" in ptx
     # the dtype reached the arithmetic: float32 kernels work on .f32 registers, float64 ones on .f64
     assert (".f32" in ptx.split(".entry adam_step")[1].split(".entry")[0]) == (dtype == "float32")
 
 
 def test_a_broken_kernel_fails_with_the_compilers_log():
-    broken = cuda_kernels.source("float32").replace("param[i] = w - m", "param[i] = w - undefined_m", 1)
-    assert broken != cuda_kernels.source("float32")
+    broken = cuda.source("float32").replace("param[i] = w - m", "param[i] = w - undefined_m", 1)
+    assert broken != cuda.source("float32")
     with pytest.raises(AssertionError, match=r'(?s)compute_70.*identifier "undefined_m" is undefined'):
         compile_to_ptx(broken, "compute_70")
 
 
 def test_source_is_the_module_text_with_its_dtype():
     for dtype, c_type in (("float32", "float"), ("float64", "double")):
-        text = cuda_kernels.source(dtype)
-        assert text.startswith(f"typedef {c_type} real;") and text.endswith(cuda_kernels.KERNELS_CUDA)
-        assert cuda_kernels.MOMENTS_CUDA in text
+        text = cuda.source(dtype)
+        assert text.startswith(f"typedef {c_type} real;") and text.endswith(cuda.KERNELS_CUDA)
+        assert cuda.MOMENTS_CUDA in text
     with pytest.raises(ValueError, match="float16"):
-        cuda_kernels.source("float16")
+        cuda.source("float16")

@@ -8,16 +8,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lamb_edu import Tensor, backend, nn, optim
+from lamb_edu.optim import fused
+from tests.reference import adam_step, assert_close_to_float32_rounding, lamb_step
+
 cupy = pytest.importorskip("cupy")
 try:
     HAVE_GPU = cupy.cuda.runtime.getDeviceCount() > 0
 except Exception:  # a CuPy without a driver raises CUDARuntimeError here
     HAVE_GPU = False
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not HAVE_GPU, reason="CuPy is installed but no GPU is usable")]
-
-from lamb_edu import Tensor, backend, nn, optim  # noqa: E402
-from lamb_edu.optim import fused  # noqa: E402
-from tests.reference import adam_step, assert_close_to_float32_rounding, lamb_step  # noqa: E402
 
 
 @pytest.fixture

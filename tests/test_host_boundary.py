@@ -2,7 +2,7 @@
 
 The stand-in backend of ``tests/refusing_backend.py`` plays CuPy: its arrays raise TypeError when
 NumPy is handed them and count every wait for the device, and its kernels are NumPy emulations of
-``optim.cuda_kernels``. Every optimizer steps on it, fused and readable, and must give the NumPy
+``optim.fused.cuda``. Every optimizer steps on it, fused and readable, and must give the NumPy
 backend's numbers; the waits per step are exactly the documented ones; checkpoints, ``to_numpy`` and
 a short training run work on it.
 """
@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from lamb_edu import Tensor, backend, nn, optim
-from lamb_edu.optim import fast_path
 from tests import refusing_backend
 from tests.refusing_backend import WAITS, DeviceArray, FakeCupy
 
@@ -27,8 +26,8 @@ pytestmark = pytest.mark.skipif(backend.is_gpu(), reason="replaces the backend w
 def on_fake_gpu(monkeypatch):
     monkeypatch.setattr(backend, "_active", FakeCupy())
     monkeypatch.setattr(refusing_backend.RawModule, "compiled", [])
-    monkeypatch.setattr("lamb_edu.optim.cuda_kernels._modules", {})
-    monkeypatch.setattr("lamb_edu.optim.cuda_kernels._buffers", {})
+    monkeypatch.setattr("lamb_edu.optim.fused.cuda._modules", {})
+    monkeypatch.setattr("lamb_edu.optim.fused.cuda._buffers", {})
     WAITS.clear()
     yield
     WAITS.clear()
@@ -92,27 +91,28 @@ def run(name: str, fused: bool, steps: int = 3):
 def test_every_optimizer_steps_on_the_device_with_only_the_documented_waits(monkeypatch, name, fused):
     expected, _, _ = run(name, fused)  # the NumPy backend
     monkeypatch.setattr(backend, "_active", FakeCupy())
-    monkeypatch.setattr("lamb_edu.optim.cuda_kernels._modules", {})
+    monkeypatch.setattr("lamb_edu.optim.fused.cuda._modules", {})
     weights, optimizer, waits = run(name, fused)
     for actual, reference in zip(weights, expected):
         np.testing.assert_allclose(actual, reference, rtol=2e-5, atol=2e-6)
     for step_waits in waits:
         assert len(step_waits) == expected_waits(name, fused), step_waits
-        assert not any("fast_path" in wait and "update_on_device" not in wait for wait in step_waits), step_waits
+        assert not any("optim/fused/" in wait and not wait.startswith("optim/fused/__init__.py:lamb:")
+                       for wait in step_waits), step_waits
     state = optimizer.state_dict()["state"]
     for entry in state.values():
         for key, value in entry.items():
             assert not isinstance(value, DeviceArray), key  # checkpoints hold host arrays and floats
-            if key in ("weight_norm", "update_norm", "trust_ratio"):
+            if key in optim.functional.TRUST_KEYS:
                 assert isinstance(value, float)
 
 
 def test_the_fused_kernels_are_the_compiled_sources(on_fake_gpu):
-    from lamb_edu.optim import cuda_kernels
+    from lamb_edu.optim.fused import cuda
 
     run("LAMB", True, steps=1)
     run("Adam", True, steps=1)
-    assert refusing_backend.RawModule.compiled == [cuda_kernels.source("float32")]  # compiled once, this text
+    assert refusing_backend.RawModule.compiled == [cuda.source("float32")]  # compiled once, this text
 
 
 def test_checkpoint_round_trip_on_the_device(on_fake_gpu, tmp_path):
@@ -128,7 +128,8 @@ def test_checkpoint_round_trip_on_the_device(on_fake_gpu, tmp_path):
     for p, q in zip(optimizer.state, again.state):
         for key in ("m", "v"):
             assert isinstance(again.state[q][key], DeviceArray)  # loaded back onto the device
-            np.testing.assert_array_equal(backend.to_numpy(again.state[q][key]), backend.to_numpy(optimizer.state[p][key]))
+            np.testing.assert_array_equal(backend.to_numpy(again.state[q][key]),
+                                          backend.to_numpy(optimizer.state[p][key]))
 
 
 def test_a_short_training_run_on_the_device(on_fake_gpu):
@@ -146,7 +147,7 @@ def test_a_short_training_run_on_the_device(on_fake_gpu):
     where = Counter(wait.rsplit(": ", 1)[0] for wait in WAITS)
     # every step: the gradient check, LAMB's norms in one copy, the targets' range check, the loss
     assert where["optim/checks.py:all_finite_together"] == steps
-    assert where["optim/fast_path.py:_update_on_device"] == steps
+    assert where["optim/fused/__init__.py:lamb"] == steps
     assert where["nn/losses.py:cross_entropy"] == steps + evaluations
     assert where["autograd.py:item"] == steps + evaluations
     # the rest belongs to logging (norms, divergence checks) and evaluation, not to the steps

@@ -60,23 +60,12 @@ def assert_moved(weights, final):
     assert all(not np.array_equal(w, f) for w, f in zip(weights, final)), "a parameter did not move"
 
 
-SGD_CASES = [
-    dict(lr=0.05),
-    dict(lr=0.05, weight_decay=0.1),
-    dict(lr=0.02, momentum=0.9),
-    dict(lr=0.02, momentum=0.9, dampening=0.3, weight_decay=0.01),
-    dict(lr=0.02, momentum=0.8, nesterov=True, weight_decay=0.05),
-]
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("settings", SGD_CASES, ids=case_id)
-def test_sgd_matches_reference(settings, dtype):
-    weights, grads = make_problem(1)
-    final, _, params = run_optimizer(lambda p: optim.SGD(p, **settings), weights, grads, dtype)
-    assert all(p.dtype == dtype for p in params)
-    assert_moved(weights, final)
-    assert_matches(final, reference.sgd(weights, grads, **settings), dtype)
+def assert_records(optimizer, params, records, dtype):
+    """Each parameter's recorded (weight_norm, ratio_denominator, trust_ratio) are floats equal to the reference's."""
+    for p, record in zip(params, records):
+        got = [optimizer.state[p][key] for key in optim.functional.TRUST_KEYS]
+        assert all(isinstance(value, float) for value in got)
+        np.testing.assert_allclose(got, record, **TOLERANCE[dtype])
 
 
 ADAM_CASES = [
@@ -128,14 +117,9 @@ def test_lamb_matches_reference(settings, dtype, fused):
     expected, records = reference.lamb(weights, grads, **settings)
     assert_moved(weights, final)
     assert_matches(final, expected, dtype)
-    for p, (weight_norm, update_norm, ratio) in zip(params, records):
-        state = optimizer.state[p]
-        assert all(isinstance(state[k], float) for k in ("weight_norm", "ratio_denominator", "trust_ratio"))
-        np.testing.assert_allclose(
-            [state["weight_norm"], state["ratio_denominator"], state["trust_ratio"]], [weight_norm, update_norm, ratio],
-            **TOLERANCE[dtype],
-        )
-        arrays = [value for value in state.values() if hasattr(value, "shape")]
+    assert_records(optimizer, params, records, dtype)
+    for p in params:
+        arrays = [value for value in optimizer.state[p].values() if hasattr(value, "shape")]
         assert len(arrays) == 2 and all(a.dtype == dtype and a.shape == p.shape for a in arrays)
 
 
@@ -198,33 +182,35 @@ def test_lamb_without_trust_ratio_with_bias_correction_and_eps_1e8_is_adamw():
 
 
 # ---------------------------------------------------------------------- the other optimizers
+SGD_CASES = [
+    dict(lr=0.05),
+    dict(lr=0.05, weight_decay=0.1),
+    dict(lr=0.02, momentum=0.9),
+    dict(lr=0.02, momentum=0.9, dampening=0.3, weight_decay=0.01),
+    dict(lr=0.02, momentum=0.8, nesterov=True, weight_decay=0.05),
+]
 ADAGRAD_CASES = [dict(), dict(lr=0.1, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.1, eps=1e-6)]
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("settings", ADAGRAD_CASES, ids=["defaults", "all"])
-def test_adagrad_matches_reference(settings, dtype):
-    weights, grads = make_problem(10)
-    final, optimizer, params = run_optimizer(lambda p: optim.Adagrad(p, **settings), weights, grads, dtype)
-    assert_moved(weights, final)
-    assert_matches(final, reference.adagrad(weights, grads, **settings), dtype)
-
-
 RMSPROP_CASES = [
     dict(),
     dict(lr=0.005, alpha=0.9, weight_decay=0.01, momentum=0.8),
     dict(lr=0.005, centered=True, eps=1e-6),
     dict(lr=0.002, alpha=0.95, centered=True, momentum=0.5, weight_decay=0.1),
 ]
+# (class, its reference, the problem's seed, settings): optimizers that record nothing besides their state
+PLAIN_CASES = ([(optim.SGD, reference.sgd, 1, settings) for settings in SGD_CASES]
+               + [(optim.Adagrad, reference.adagrad, 10, settings) for settings in ADAGRAD_CASES]
+               + [(optim.RMSprop, reference.rmsprop, 11, settings) for settings in RMSPROP_CASES])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("settings", RMSPROP_CASES, ids=case_id)
-def test_rmsprop_matches_reference(settings, dtype):
-    weights, grads = make_problem(11)
-    final, _, _ = run_optimizer(lambda p: optim.RMSprop(p, **settings), weights, grads, dtype)
+@pytest.mark.parametrize("cls, rule, seed, settings", PLAIN_CASES,
+                         ids=[f"{case[0].__name__}:{case_id(case[3])}" for case in PLAIN_CASES])
+def test_plain_optimizers_match_reference(cls, rule, seed, settings, dtype):
+    weights, grads = make_problem(seed)
+    final, _, params = run_optimizer(lambda p: cls(p, **settings), weights, grads, dtype)
+    assert all(p.dtype == dtype for p in params)
     assert_moved(weights, final)
-    assert_matches(final, reference.rmsprop(weights, grads, **settings), dtype)
+    assert_matches(final, rule(weights, grads, **settings), dtype)
 
 
 LARS_CASES = [
@@ -243,11 +229,7 @@ def test_lars_matches_reference(settings, dtype):
     expected, records = reference.lars(weights, grads, **settings)
     assert_moved(weights, final)
     assert_matches(final, expected, dtype)
-    for p, record in zip(params, records):
-        state = optimizer.state[p]
-        got = [state["weight_norm"], state["ratio_denominator"], state["trust_ratio"]]
-        assert all(isinstance(value, float) for value in got)
-        np.testing.assert_allclose(got, record, **TOLERANCE[dtype])
+    assert_records(optimizer, params, records, dtype)
 
 
 def test_lars_zero_weight_and_zero_gradient_get_trust_ratio_one():

@@ -3,7 +3,8 @@
 ``from lamb_edu import optim`` gives ``optim.SGD``, ``optim.Adagrad``, ``optim.RMSprop``,
 ``optim.Adam``, ``optim.AdamW``, ``optim.LARS``, ``optim.LAMB``, ``optim.Lookahead``, the
 ``optim.Optimizer`` base class, ``optim.param_groups_no_decay`` and the learning-rate
-``optim.schedules``. The pieces LAMB shares with Adam and LARS live in ``optim.functional``;
+``optim.schedules``. The pieces LAMB shares with Adam and LARS live in ``optim.functional``, the
+fused (blocked, threaded, CUDA) forms of Adam, AdamW and LAMB in ``optim.fused``;
 ``optim.flatten_state_dict`` / ``optim.unflatten_state_dict`` turn a state dict into arrays for
 ``np.savez`` and back.
 """

@@ -95,7 +95,7 @@ def update_moments(
 ) -> None:
     """In place: m ← β1·m + (1 − β1)·g and v ← β2·v + (1 − β2)·g², with g = grad_scale·grad.
 
-    ``scratch`` is a temporary array of the gradient's shape (a block of it, on the fast path).
+    ``scratch`` is a temporary array of the gradient's shape (a block of it, in the fused form).
     """
     m_weight, v_weight = moment_weights(beta1, beta2, grad_scale, grad_averaging)
     update_second_moment(v, grad, beta2, v_weight, scratch=scratch)

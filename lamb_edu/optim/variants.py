@@ -27,11 +27,8 @@ from lamb_edu.autograd import Tensor
 from lamb_edu.optim.functional import (
     TrustRatio,
     add_decayed_weights,
-    apply_updates,
     bias_corrections,
     norm,
-    scale,
-    scale_by_adam,
     trust_ratio,
 )
 from lamb_edu.optim.lamb import LAMB
@@ -49,20 +46,21 @@ __all__ = [
 
 def _adam_direction(optimizer: LAMB, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any],
                     grad_scale: float) -> Any:
-    """Count the step and return Adam's direction m̂ / (√v̂ + ε) in a scratch array (the moments updated)."""
-    beta1, beta2 = group["betas"]
+    """Count the step and return Adam's direction m̂ / (√v̂ + ε) in a scratch array (the moments updated).
+
+    ``LAMB.direction`` without its weight decay: the variants add λ·w where their formula does.
+    """
     state["step"] += 1
-    return scale_by_adam(grad, state["m"], state["v"], step=state["step"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                         bias_correction=group["bias_correction"], grad_scale=grad_scale,
-                         grad_averaging=group["grad_averaging"], out=optimizer._scratch(p.data))
+    return optimizer.direction(grad, p.data, state["m"], state["v"], {**group, "weight_decay": 0.0},
+                               step=state["step"], grad_scale=grad_scale, out=optimizer._scratch(p.data),
+                               scratch=optimizer._scratch(p.data, 1))
 
 
 def _step_with_ratio(optimizer: LAMB, p: Tensor, update: Any, group: dict[str, Any], state: dict[str, Any],
                      weight_norm: float, ratio_denominator: float, ratio: float) -> None:
-    """Record the ratio, then w ← w − lr·ratio·update (ratio 1 when the group says ``use_trust_ratio=False``)."""
+    """Record the ratio, then ``LAMB.apply``: w ← w − lr·ratio·update (ratio 1 with ``use_trust_ratio=False``)."""
     state.update(TrustRatio(weight_norm, ratio_denominator, ratio)._asdict())
-    used = ratio if group["use_trust_ratio"] else 1.0
-    apply_updates(p.data, scale(update, -group["lr"] * used, out=update))
+    optimizer.apply(p.data, update, group, ratio)
 
 
 class LAMBFirstMomentRatio(LAMB):

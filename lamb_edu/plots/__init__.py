@@ -6,7 +6,7 @@ One module per figure family:
 
 - ``debias``: experiment 1, moving averages and the bias-correction factor.
 - ``trajectories``: experiment 2, paths on the two-layer loss.
-- ``trust_ratio``: experiments 3 and 5, per-layer r, ‖w‖ and ‖u‖ through MNIST training.
+- ``trust_ratio``: experiments 3 and 5, per-layer r, ‖w‖ and the ratio's denominator through MNIST training.
 - ``mnist``: experiments 4 to 6, loss and accuracy of MNIST comparisons (``MNIST_TITLES``).
 - ``large_batch``: the large-batch study, accuracy and steps against batch size, lr × batch heatmaps.
 - ``training_curves``: the runs of ``lamb-edu train`` and ``lamb-edu plot``.

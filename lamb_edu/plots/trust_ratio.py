@@ -1,8 +1,9 @@
-"""Per-layer trust ratio r, weight norm r1 = ‖w‖ and update norm r2 = ‖u‖ through MNIST training.
+"""Per-layer trust ratio r, weight norm r1 = ‖w‖ and ratio denominator r2 through MNIST training.
 
 Each function takes an ``experiments.MnistComparison``. The ridge plots show, at a few logged
 steps, the distribution over the network's parameters of one statistic, as the article's
-TensorBoard histograms do.
+TensorBoard histograms do. r2 is the norm the trust ratio divides by (the recorded
+``ratio_denominator``): for LAMB, whose runs these are, the norm ‖u‖ of its update.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import matplotlib.pyplot as plt
 from lamb_edu.backend import np
 from lamb_edu.plots.colors import setting_color
 
-__all__ = ["TRUST_STATISTICS", "plot_trust_ridges", "plot_trust_per_layer", "plot_weight_norm_ridges", "trust_ratio_figures"]
+__all__ = ["TRUST_STATISTICS", "plot_trust_ridges", "plot_trust_per_layer", "plot_weight_norm_ridges",
+           "trust_ratio_figures"]
 
 TRUST_STATISTICS = (
-    ("trust_ratio", "trust ratio r = φ(‖w‖)/‖u‖ (×)"),
+    ("trust_ratio", "trust ratio r = φ(r1)/r2 (×)"),
     ("weight_norm", "weight norm r1 = ‖w‖"),
-    ("update_norm", "update norm r2 = ‖u‖"),
+    ("update_norm", "ratio denominator r2 (LAMB: ‖u‖)"),  # the runs' field, recorded as ratio_denominator
 )
 
 
@@ -59,9 +61,12 @@ def plot_trust_ridges(comparison: Any, seed_index: int = 0) -> Any:
     statistic at one logged step; the x axis is logarithmic and shared within a column.
     """
     labels = [setting.label for setting in comparison.settings]
-    figure, axes = plt.subplots(len(labels), 3, figsize=(14, 4.2 * len(labels)), constrained_layout=True, squeeze=False)
-    figure.suptitle("Per-layer trust ratio r, weight norm r1 and update norm r2 through MNIST training\n"
-                    f"{comparison.network_name} (seed {comparison.seeds[seed_index]}; each ridge: distribution over the {len(comparison.runs[labels[0]][0].parameter_names)} parameters)")
+    figure, axes = plt.subplots(len(labels), 3, figsize=(14, 4.2 * len(labels)), constrained_layout=True,
+                                squeeze=False)
+    parameters = len(comparison.runs[labels[0]][0].parameter_names)
+    figure.suptitle("Per-layer trust ratio r, weight norm r1 and ratio denominator r2 through MNIST training\n"
+                    f"{comparison.network_name} (seed {comparison.seeds[seed_index]}; each ridge: distribution over "
+                    f"the {parameters} parameters)")
     for column, (key, name) in enumerate(TRUST_STATISTICS):
         tables = [getattr(comparison.runs[label][seed_index], key) for label in labels]
         lo, hi = _log_range(tables)
@@ -81,7 +86,8 @@ def plot_trust_per_layer(comparison: Any, seed_index: int = 0) -> Any:
     labels = [setting.label for setting in comparison.settings]
     figure, axes = plt.subplots(2, len(labels), figsize=(6.5 * len(labels), 8), constrained_layout=True,
                                 squeeze=False, sharex=True)
-    figure.suptitle(f"Trust ratio and weight norm of every layer: {comparison.network_name} (seed {comparison.seeds[seed_index]})")
+    figure.suptitle(f"Trust ratio and weight norm of every layer: {comparison.network_name} "
+                    f"(seed {comparison.seeds[seed_index]})")
     for column, label in enumerate(labels):
         run = comparison.runs[label][seed_index]
         for index, name in enumerate(run.parameter_names):
@@ -89,7 +95,8 @@ def plot_trust_per_layer(comparison: Any, seed_index: int = 0) -> Any:
             axes[0, column].semilogy(run.log_steps, run.trust_ratio[:, index], **style)
             axes[1, column].semilogy(run.log_steps, run.weight_norm[:, index], **style)
         axes[0, column].axhline(1.0, color="0.3", linestyle=":", linewidth=1)
-        axes[0, column].set_title(f"{label}: trust ratio r" + ("" if run.setting.use_trust_ratio else " (computed, not used)"))
+        used = "" if run.setting.use_trust_ratio else " (computed, not used)"
+        axes[0, column].set_title(f"{label}: trust ratio r{used}")
         axes[0, column].set_ylabel("trust ratio r (×)")
         axes[1, column].set_title(f"{label}: weight norm r1 = ‖w‖")
         axes[1, column].set_ylabel("‖w‖ (Euclidean norm)")
@@ -106,15 +113,17 @@ def plot_weight_norm_ridges(comparison: Any, seed_index: int = 0) -> Any:
     The x axis (log10 ‖w‖) is shared, so a run whose weights explode reaches far to the right.
     """
     labels = [setting.label for setting in comparison.settings]
-    figure, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 5.5), constrained_layout=True, squeeze=False)
-    figure.suptitle(f"Weight norms ‖w‖ of the layers through training: {comparison.network_name} (seed {comparison.seeds[seed_index]}; "
-                    "each ridge: distribution over the parameters at one step)")
+    figure, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 5.5), constrained_layout=True,
+                                squeeze=False)
+    figure.suptitle(f"Weight norms ‖w‖ of the layers through training: {comparison.network_name} "
+                    f"(seed {comparison.seeds[seed_index]}; each ridge: distribution over the parameters at one step)")
     tables = [comparison.runs[label][seed_index].weight_norm for label in labels]
     lo, hi = _log_range(tables)
     for axis, label, table in zip(axes[0], labels, tables):
         run = comparison.runs[label][seed_index]
         _ridges(axis, run.log_steps, table, setting_color(comparison, label), lo, hi)
-        verdict = run.divergence.status + (f" at step {run.divergence.step}" if run.divergence.status == "diverged" else "")
+        diverged = run.divergence.status == "diverged"
+        verdict = run.divergence.status + (f" at step {run.divergence.step}" if diverged else "")
         axis.set_title(f"{label}\n({verdict})", fontsize=10)
         axis.set_xlabel("log10 ‖w‖")
     return figure

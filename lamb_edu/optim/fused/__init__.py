@@ -40,12 +40,10 @@ from lamb_edu.optim.functional import TRUST_KEYS
 from lamb_edu.optim.fused import cuda
 from lamb_edu.optim.fused.blocked import adam_step, lamb_step
 from lamb_edu.optim.fused.threads import BLOCK_SIZE, for_each_tensor, num_threads, set_num_threads
+from lamb_edu.optim.optimizer import Visit
 
 __all__ = ["adam", "lamb", "supports", "adam_step", "lamb_step", "BLOCK_SIZE", "set_num_threads", "num_threads",
            "for_each_tensor"]
-
-Visit = tuple[Any, Any, dict[str, Any], dict[str, Any]]  # (parameter, gradient, its group, its state)
-
 
 def supports(*arrays: Any) -> bool:
     """True when the fused form applies: contiguous float32/float64 arrays of one dtype and shape.
