@@ -319,7 +319,8 @@ def assert_same_run(got: Path, expected: Path) -> float:
         if value.dtype.kind == "f":
             assert arrays[key].dtype == np.float32, key
             np.testing.assert_allclose(arrays[key], value, rtol=1e-4, atol=1e-6, err_msg=key)
-    return max(float(np.abs(arrays[key] - value).max()) for key, value in expected_arrays.items() if key.startswith("model/"))
+    return max(float(np.abs(arrays[key] - value).max()) for key, value in expected_arrays.items()
+               if key.startswith("model/"))
 
 
 @pytest.fixture(scope="module")
@@ -376,8 +377,9 @@ def test_cli_two_ranks_equal_one_process(flags, one_process_run, tmp_path):
 def test_cli_two_rank_sharded_checkpoint_resumes_on_one_rank(one_process_run, tmp_path):
     """Two ranks, ZeRO-1 and micro-batches write epoch 1; one process (a 1-rank world) finishes epoch 2."""
     out = tmp_path / "run"
-    first = run_command(["mpiexec", "-n", "2", *lamb_edu_command("--data-parallel", "--shard-optimizer", *CLI_RUN,
-                                                                  "--accumulate", "2", "--epochs", "1", "--out", str(out))])
+    command = lamb_edu_command("--data-parallel", "--shard-optimizer", *CLI_RUN, "--accumulate", "2", "--epochs", "1",
+                               "--out", str(out))
+    first = run_command(["mpiexec", "-n", "2", *command])
     assert first.returncode == 0, first.stderr
     summary = json.loads((out / "summary.json").read_text())
     summary["status"], summary["settings"]["epochs"] = "interrupted", 2  # as if stopped after its first epoch
@@ -394,12 +396,14 @@ def test_cli_a_rank_that_cannot_read_the_data_ends_the_job(tmp_path):
     mnist_dir()
     broken = tmp_path / "broken"
     broken.mkdir()
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
         (broken / name).write_bytes(b"\0\0\x08\x03 not MNIST")
     out = tmp_path / "run"
     command = lamb_edu_command("--data-parallel", *CLI_RUN, "--epochs", "1", "--out", str(out))
     started = time.monotonic()
-    result = run_command(["mpiexec", "-n", "1", *command, ":", "-n", "1", "-env", "LAMB_EDU_DATA", str(broken), *command],
+    result = run_command(["mpiexec", "-n", "1", *command, ":", "-n", "1", "-env", "LAMB_EDU_DATA", str(broken),
+                          *command],
                          timeout=60)
     assert time.monotonic() - started < 30
     assert result.returncode != 0
@@ -411,10 +415,12 @@ def test_cli_a_rank_that_cannot_read_the_data_ends_the_job(tmp_path):
 @needs_mpi
 def test_cli_batch_the_ranks_cannot_split_is_one_line_and_exit_2(tmp_path):
     mnist_dir()
-    result = run_command(["mpiexec", "-n", "2", *lamb_edu_command("--data-parallel", "--train-size", "256",
-                                                                  "--batch-size", "63", "--out", str(tmp_path / "run"))])
+    command = lamb_edu_command("--data-parallel", "--train-size", "256", "--batch-size", "63",
+                               "--out", str(tmp_path / "run"))
+    result = run_command(["mpiexec", "-n", "2", *command])
     assert result.returncode == 2
-    assert result.stderr.strip() == ("lamb-edu train: error: argument --batch-size: a global batch of 63 cannot be split "
+    assert result.stderr.strip() == ("lamb-edu train: error: argument --batch-size: a global batch of 63 cannot be "
+                                     "split "
                                      "evenly over 2 ranks; choose a multiple of 2")
     assert not (tmp_path / "run").exists()
 
