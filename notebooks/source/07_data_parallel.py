@@ -206,8 +206,9 @@ if bench is not None:
 #
 # A message of $n$ bytes costs about $T(n) = \alpha + n/\beta$: a fixed latency $\alpha$ (waking up the
 # peers, handshakes) plus the bytes over the bandwidth $\beta$. A plain least-squares line through the
-# measured points is dominated by the largest messages (theirs are the largest seconds) and its
-# intercept can be several times the measured time of the smallest message. The fit here minimises
+# measured points is dominated by the largest messages (theirs are the largest seconds): one slow
+# large all-reduce moves its intercept far from the measured time of the smallest message (an
+# earlier run on this machine gave a negative one). The fit here minimises
 # the **relative** error instead, so each size counts alike; the table puts its predictions beside
 # the measurements.
 
