@@ -1,17 +1,25 @@
-"""Data-parallel scaling: step time and images/s at 1, 2 and 4 ranks for one global batch, and the
-all-reduce time against message size, fitted to latency + bytes / bandwidth.
+"""Data-parallel scaling: images/s at 1, 2 and 4 ranks for one global batch, plain and ZeRO-1, with where
+each step's time goes, and the all-reduce time against message size fitted to latency + bytes / bandwidth.
 
-The script launches itself under ``mpiexec -n N`` for each N (``--ranks``). Each run trains
-``MLP([784, 256, 256, 10])`` (and ``nn.CNN`` when the library has it, ``--model cnn``) on random
-MNIST-shaped data with LAMB, global batch ``--batch``, and reports per step, as the slowest rank sees
-it: compute (forward + backward of the rank's slice), the gradient all-reduce, the optimizer step
-(with ``--shard``, ZeRO-1 plus its all-gather). The largest world also times all-reduces of 4 KiB to
-16 MiB, and the script fits them (least squares) and converts the fit to the ring model's per-link
-latency and bandwidth (``lamb_edu.distributed.ring_link_from_fit``).
+The script launches itself under ``mpiexec -n N`` for each N (``--ranks``), model (``--models``) and
+mode (``--modes``). Each run trains the model on random MNIST-shaped data with LAMB at global batch
+``--batch`` (gradient buckets of ``--bucket-mb``, sent during backward) and reports per step, as the
+slowest rank sees it:
 
-Usage: ``python benchmarks/bench_data_parallel.py [--ranks 1 2 4] [--batch 512] [--steps 30] [--shard]
-[--model mlp|cnn] [--json PATH] [--quick]``. Prints a table and writes JSON (default
-``benchmarks/data_parallel.json``).
+- compute: forward and backward of the rank's slice (starting the buckets included);
+- exposed communication: the time spent waiting for the gradient's buckets after backward, plus,
+  with ZeRO-1, the parameters' all-gather (communication backward did not hide);
+- optimizer: LAMB's step (with ZeRO-1, on the rank's shard, its one all-reduce of a number per layer
+  included).
+
+and the bytes each rank sends per step in ring algorithms (``distributed.ring_bytes_per_rank``). The
+script also times all-reduces of 4 KiB to 16 MiB on as many ranks as cores; the fit minimises the relative error
+(``distributed.fit_latency_bandwidth``) and gives the ring model's per-link latency and bandwidth.
+``MODELS`` has a place for the tiny BERT: it is measured once the library has it.
+
+Usage: ``python benchmarks/bench_data_parallel.py [--ranks 1 2 4] [--models mlp cnn] [--modes plain sharded]
+[--batch 512] [--steps 30] [--bucket-mb 0.25] [--json PATH] [--quick]``. Prints a table and writes
+JSON (default ``benchmarks/data_parallel.json``) with the machine's load before and after.
 """
 
 from __future__ import annotations
@@ -28,32 +36,33 @@ from pathlib import Path
 import numpy as np
 
 from lamb_edu import Tensor, backend, nn, optim
-from lamb_edu.distributed import (DataParallel, ShardedOptimizer, fit_latency_bandwidth, get_world,
-                                  measure_allreduce, ring_link_from_fit)
+from lamb_edu.distributed import (
+    DEFAULT_BUCKET_MB,
+    DataParallel,
+    ShardedOptimizer,
+    fit_latency_bandwidth,
+    get_world,
+    measure_allreduce,
+    ring_bytes_per_rank,
+    ring_link_from_fit,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 MESSAGE_SIZES = [2**k for k in range(12, 25, 2)]  # 4 KiB .. 16 MiB
+# name: (how to build it, input shape of one example); None: not in the library on this branch yet
+MODELS = {
+    "mlp": (lambda: nn.MLP([784, 256, 256, 10], seed=0), (784,)),
+    "cnn": (lambda: nn.CNN(seed=0), (1, 28, 28)),
+    "bert": None,  # the tiny BERT: add its builder and input here when lamb_edu has it
+}
 
 
-def build_model(kind: str) -> nn.Module:
-    if kind == "cnn":
-        return nn.CNN(seed=0)  # only offered when the library has it
-    return nn.MLP([784, 256, 256, 10], seed=0)
-
-
-def worker(args: argparse.Namespace) -> None:
-    """One rank: time ``args.steps`` data-parallel steps (after 3 warm-up steps); rank 0 writes the JSON."""
-    world = get_world()
-    model = build_model(args.model)
-    parallel = DataParallel(model, world)
-    optimizer = optim.LAMB(model.parameters(), lr=0.01)
-    if args.shard:
-        optimizer = ShardedOptimizer(optimizer, parallel)
+def timed_steps(args: argparse.Namespace, world, model, parallel, optimizer) -> np.ndarray:
+    """Per timed step: [step, compute, exposed communication, optimizer] seconds on this rank."""
     rng = np.random.default_rng(0)
-    shape = (args.batch, 1, 28, 28) if args.model == "cnn" else (args.batch, 784)
-    x = backend.asarray(rng.standard_normal(shape).astype(np.float32))
+    x = backend.asarray(rng.standard_normal((args.batch, *MODELS[args.model][1])).astype(np.float32))
     y = backend.asarray(rng.integers(0, 10, args.batch))
-    step_seconds, optimizer_seconds = [], []
+    rows = []
     for step in range(args.steps + 3):
         world.barrier()
         began = time.perf_counter()
@@ -65,22 +74,36 @@ def worker(args: argparse.Namespace) -> None:
         stepped = time.perf_counter()
         optimizer.step()
         backend.synchronize()
-        if step >= 3:
-            optimizer_seconds.append(time.perf_counter() - stepped)
-            step_seconds.append(time.perf_counter() - began)
-    timings = parallel.timings[3:]
+        ended = time.perf_counter()
+        timing = parallel.timings[-1]
+        gather = timing.get("gather_seconds", 0.0)
+        if step >= 3:  # after the warm-up
+            rows.append([ended - began, timing["compute_seconds"], timing["exposed_seconds"] + gather,
+                         ended - stepped - gather])
+    return np.asarray(rows)
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One rank: time ``args.steps`` data-parallel steps (after 3 warm-up steps); rank 0 writes the JSON."""
+    world = get_world()
+    model = MODELS[args.model][0]()
+    parallel = DataParallel(model, world, bucket_mb=args.bucket_mb or None)
+    optimizer = optim.LAMB(model.parameters(), lr=0.01)
+    if args.mode == "sharded":
+        optimizer = ShardedOptimizer(optimizer, parallel)
+    rows = timed_steps(args, world, model, parallel, optimizer)
     # the slowest rank sets the pace: the maximum over ranks of each rank's mean
-    means = np.asarray([np.mean(step_seconds), np.mean([t["compute_seconds"] for t in timings]),
-                        np.mean([t["allreduce_seconds"] + t["agree_seconds"] for t in timings]), np.mean(optimizer_seconds)])
     gathered = np.zeros((world.size, 4))
-    gathered[world.rank] = means
+    gathered[world.rank] = rows.mean(axis=0)
     world.allreduce_sum(gathered)
-    step, compute, communicate, update = gathered.max(axis=0)
-    result = {"ranks": world.size, "model": args.model, "global_batch": args.batch, "shard": args.shard,
-              "step_seconds": step, "compute_seconds": compute, "allreduce_seconds": communicate,
-              "optimizer_seconds": update, "images_per_second": args.batch / step,
-              "gradient_bytes": parallel.flat.nbytes}
-    if args.shard:
+    step, compute, exposed, update = gathered.max(axis=0)
+    traffic = optimizer.traffic() if args.mode == "sharded" else parallel.traffic()
+    result = {"ranks": world.size, "model": args.model, "mode": args.mode, "global_batch": args.batch,
+              "bucket_mb": args.bucket_mb, "buckets": len(parallel.buckets.plan), "step_seconds": step,
+              "compute_seconds": compute, "exposed_communication_seconds": exposed, "optimizer_seconds": update,
+              "images_per_second": args.batch / step, "parameters": parallel.flat.numel,
+              "traffic_bytes_per_step": traffic, "ring_bytes_per_rank": ring_bytes_per_rank(traffic, world.size)}
+    if args.mode == "sharded":
         result["optimizer_state_bytes"] = optimizer.state_bytes()
     if args.messages:
         result["allreduce_by_size"] = measure_allreduce(world, MESSAGE_SIZES, repeats=args.repeats)
@@ -88,66 +111,108 @@ def worker(args: argparse.Namespace) -> None:
         Path(args.worker_out).write_text(json.dumps(result))
 
 
-def launch(ranks: int, args: argparse.Namespace, messages: bool) -> dict:
+def launch(ranks: int, model: str, mode: str, args: argparse.Namespace, messages: bool,
+           bucket_mb: float | None = None) -> dict:
     """Run this script's worker under ``mpiexec -n ranks`` and return its JSON."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "result.json"
         command = ["mpiexec", "-n", str(ranks), sys.executable, __file__, "--worker-out", str(out),
-                   "--batch", str(args.batch), "--steps", str(args.steps), "--model", args.model,
-                   "--repeats", str(args.repeats)] + (["--shard"] if args.shard else []) + (["--messages"] if messages else [])
-        environment = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}
-        subprocess.run(command, check=True, env=environment, timeout=600)
+                   "--batch", str(args.batch), "--steps", str(args.steps), "--model", model, "--mode", mode,
+                   "--bucket-mb", str(args.bucket_mb if bucket_mb is None else bucket_mb),
+                   "--repeats", str(args.repeats)]
+        command += ["--messages"] if messages else []
+        threads = os.environ.get("OPENBLAS_NUM_THREADS", "1")
+        environment = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": threads}
+        subprocess.run(command, check=True, env=environment, timeout=900)
         return json.loads(out.read_text())
 
 
-def report(runs: list[dict]) -> dict:
-    """Print the scaling table and the all-reduce fit; return the fit."""
-    base = runs[0]["step_seconds"] * runs[0]["ranks"]
-    print(f"{'ranks':>5} {'step ms':>9} {'compute':>9} {'allreduce':>10} {'optimizer':>10} {'images/s':>10} {'efficiency':>10}")
+def print_table(runs: list[dict]) -> None:
+    """Images/s, speed-up over one process of the same model, and the step's breakdown in ms."""
+    print(f"{'model':>5} {'mode':>8} {'ranks':>5} {'step ms':>8} {'compute':>8} {'exposed':>8} {'optim':>7} "
+          f"{'images/s':>9} {'speed-up':>8} {'MB sent':>8}")
     for run in runs:
-        efficiency = base / (run["step_seconds"] * run["ranks"])
-        print(f"{run['ranks']:>5} {1e3 * run['step_seconds']:>9.2f} {1e3 * run['compute_seconds']:>9.2f} "
-              f"{1e3 * run['allreduce_seconds']:>10.2f} {1e3 * run['optimizer_seconds']:>10.2f} "
-              f"{run['images_per_second']:>10.0f} {efficiency:>10.2f}")
-    largest = runs[-1]
-    if largest["ranks"] < 2 or "allreduce_by_size" not in largest:
-        return {}
-    points = largest["allreduce_by_size"]
-    print(f"\nall-reduce on {largest['ranks']} ranks:")
-    for point in points:
-        print(f"{point['bytes']:>10d} bytes {1e6 * point['seconds']:>10.1f} µs")
+        one = next(r for r in runs if r["model"] == run["model"] and r["ranks"] == 1 and r["mode"] == "plain")
+        print(f"{run['model']:>5} {run['mode']:>8} {run['ranks']:>5} {1e3 * run['step_seconds']:>8.2f} "
+              f"{1e3 * run['compute_seconds']:>8.2f} {1e3 * run['exposed_communication_seconds']:>8.2f} "
+              f"{1e3 * run['optimizer_seconds']:>7.2f} {run['images_per_second']:>9.0f} "
+              f"{run['images_per_second'] / one['images_per_second']:>8.2f} {run['ring_bytes_per_rank'] / 1e6:>8.2f}")
+
+
+def print_sweep(runs: list[dict], ranks: int) -> None:
+    """Plain data parallelism on ``ranks`` ranks by bucket size: step time and exposed communication."""
+    print(f"\nbucket sizes, plain, {ranks} ranks:")
+    for run in sorted((r for r in runs if r["ranks"] == ranks and r["mode"] == "plain"),
+                      key=lambda r: (r["model"], r["bucket_mb"] or float("inf"))):
+        size = f"{run['bucket_mb']} MB" if run["bucket_mb"] else "one bucket"
+        print(f"{run['model']:>5} {size:>12} ({run['buckets']} buckets): step {1e3 * run['step_seconds']:.2f} ms, "
+              f"exposed communication {1e3 * run['exposed_communication_seconds']:.2f} ms")
+
+
+def fit_report(points: list[dict], ranks: int) -> dict:
+    """Print the all-reduce times and their fit; return the fit and its per-link ring model."""
+    print(f"\nall-reduce on {ranks} ranks:")
     latency, bandwidth = fit_latency_bandwidth([p["bytes"] for p in points], [p["seconds"] for p in points])
-    link_latency, link_bandwidth = ring_link_from_fit(latency, bandwidth, largest["ranks"])
-    print(f"fit: {1e6 * latency:.1f} µs + bytes / {bandwidth / 1e9:.2f} GB/s; ring model per link: "
+    for point in points:
+        predicted = latency + point["bytes"] / bandwidth
+        print(f"{point['bytes']:>10d} bytes {1e6 * point['seconds']:>10.1f} µs   fit {1e6 * predicted:>10.1f} µs")
+    link_latency, link_bandwidth = ring_link_from_fit(latency, bandwidth, ranks)
+    print(f"fit (relative error): {1e6 * latency:.1f} µs + bytes / {bandwidth / 1e9:.2f} GB/s; ring model per link: "
           f"latency {1e6 * link_latency:.1f} µs, bandwidth {link_bandwidth / 1e9:.2f} GB/s")
-    return {"ranks": largest["ranks"], "latency_seconds": latency, "bandwidth_bytes_per_second": bandwidth,
+    return {"ranks": ranks, "latency_seconds": latency, "bandwidth_bytes_per_second": bandwidth,
             "link_latency_seconds": link_latency, "link_bandwidth_bytes_per_second": link_bandwidth}
+
+
+def load() -> str:
+    """The machine's load averages (1, 5, 15 minutes), as ``uptime`` prints them."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["mlp", "cnn"])
+    parser.add_argument("--modes", nargs="+", choices=["plain", "sharded"], default=["plain", "sharded"])
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--model", choices=["mlp", "cnn"] if hasattr(nn, "CNN") else ["mlp"], default="mlp")
-    parser.add_argument("--shard", action="store_true", help="ZeRO-1: shard LAMB's state over the ranks")
+    parser.add_argument("--bucket-mb", type=float, default=DEFAULT_BUCKET_MB, help="0: one bucket, after backward")
+    parser.add_argument("--bucket-sweep", type=float, nargs="*", default=[0, 0.0625, 1],
+                        help="also time plain data parallelism with these bucket sizes (MB; 0: one bucket), on as "
+                             "many ranks as cores")
     parser.add_argument("--repeats", type=int, default=20, help="timings per message size")
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "data_parallel.json"))
     parser.add_argument("--quick", action="store_true", help="a few steps and repeats: checks that it runs")
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--messages", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.steps, args.repeats = 3, 3
     if args.worker_out:
         return worker(args)
-    for ranks in args.ranks:
-        if args.batch % ranks:
-            parser.error(f"--batch {args.batch} cannot be split evenly over {ranks} ranks")
-    runs = [launch(ranks, args, messages=ranks == max(args.ranks)) for ranks in sorted(args.ranks)]
-    fit = report(runs)
-    Path(args.json).write_text(json.dumps({"runs": runs, "allreduce_fit": fit}, indent=1))
-    print(f"\nwrote {args.json}")
+    if any(args.batch % ranks for ranks in args.ranks):
+        parser.error(f"--batch {args.batch} cannot be split evenly over each of --ranks {args.ranks}")
+    missing = [model for model in args.models if MODELS[model] is None]
+    if missing:
+        print(f"not measured (not in this library yet): {', '.join(missing)}")
+    load_before, started = load(), time.perf_counter()
+    runs = [launch(ranks, model, mode, args, messages=False) for model in args.models if MODELS[model] is not None
+            for mode in args.modes for ranks in sorted(set(args.ranks) | {1}) if ranks > 1 or mode == "plain"]
+    largest = max(args.ranks)
+    cores = min(largest, os.cpu_count() or 1)
+    sweep = [launch(cores, model, "plain", args, messages=False, bucket_mb=size) for model in args.models
+             if MODELS[model] is not None for size in args.bucket_sweep if cores > 1]
+    # the message sizes on as many ranks as cores: more ranks than cores measure waiting for a core
+    messages = launch(cores, args.models[0], "plain", args, messages=True)["allreduce_by_size"] if cores > 1 else []
+    print_table(runs)
+    print_sweep(runs + sweep, cores)
+    fit = fit_report(messages, cores) if messages else {}
+    document = {"runs": runs, "bucket_sweep": sweep, "allreduce_by_size": messages, "allreduce_fit": fit,
+                "machine": {"cores": os.cpu_count(), "load_before": load_before, "load_after": load(),
+                            "wall_seconds": time.perf_counter() - started, "date": time.strftime("%Y-%m-%d %H:%M")}}
+    Path(args.json).write_text(json.dumps(document, indent=1))
+    print(f"\nload average before {load_before}, after {document['machine']['load_after']}; wrote {args.json}")
 
 
 if __name__ == "__main__":

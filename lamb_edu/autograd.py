@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from lamb_edu import backend
 from lamb_edu.backend import xp
+from lamb_edu.grad_hooks import consumers_of_hooked_leaves, release_leaves
 
 __all__ = ["Tensor", "no_grad", "is_grad_enabled"]
 
@@ -89,6 +90,7 @@ class Tensor:
         self._backward: Callable[[], None] | None = None
         self._op = ""
         self._freed = False  # True once a backward pass has gone through this node and dropped its graph
+        self._grad_hooks: list[Callable[[Tensor], None]] | None = None
 
     # ----------------------------------------------------------------- basics
     @property
@@ -145,6 +147,14 @@ class Tensor:
         # A new array each time: grad arrays may be shared between tensors, so never add in place.
         if self.requires_grad:
             self.grad = grad if self.grad is None else self.grad + grad
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> Callable[[], None]:
+        """Call ``hook(self)`` in each ``backward()`` once this leaf's ``.grad`` is final (as torch's hook of
+        that name: data parallelism sends a gradient while backward goes on). Returns its remover."""
+        if self._parents:
+            raise RuntimeError("post-accumulate-grad hooks are for leaf tensors (parameters)")
+        self._grad_hooks = [*(self._grad_hooks or ()), hook]
+        return lambda: setattr(self, "_grad_hooks", [h for h in self._grad_hooks if h is not hook])
 
     # ------------------------------------------------------------ arithmetic
     def __add__(self, other: Any) -> Tensor:
@@ -385,11 +395,16 @@ class Tensor:
         order = self._graph_order()
         if not self._parents:  # a leaf: its gradient adds up over calls, as any leaf's does
             self._accumulate(grad)
+            for hook in self._grad_hooks or ():
+                hook(self)
             return
         self.grad = grad
+        waiting = consumers_of_hooked_leaves(order)
         for node in reversed(order):
             if node._backward is not None and node.grad is not None:
                 node._backward()
+            if waiting:
+                release_leaves(node, waiting)
             if node._parents:  # not a leaf: free the gradient and the graph behind it
                 node.grad = None
                 node._backward = None
@@ -420,3 +435,4 @@ class Tensor:
             stack.append((node, True))
             stack.extend((parent, False) for parent in node._parents if parent.requires_grad)
         return order
+

@@ -18,8 +18,17 @@ import pytest
 
 from lamb_edu import Tensor, nn, optim
 from lamb_edu.data import batches
-from lamb_edu.distributed import (DataParallel, FlatParameters, LocalWorld, RankFailure, ShardedOptimizer,
-                                  check_batch_size, fit_latency_bandwidth, ring_allreduce_seconds, ring_link_from_fit)
+from lamb_edu.distributed import (
+    DataParallel,
+    FlatParameters,
+    LocalWorld,
+    RankFailure,
+    ShardedOptimizer,
+    check_batch_size,
+    fit_latency_bandwidth,
+    ring_allreduce_seconds,
+    ring_link_from_fit,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVER = REPO / "tests" / "mpi" / "data_parallel_run.py"
@@ -27,7 +36,12 @@ sys.path.insert(0, str(DRIVER.parent))
 import data_parallel_run as driver  # noqa: E402  (the MPI program's configuration: sizes, data, optimizers)
 
 MPI_MISSING = importlib.util.find_spec("mpi4py") is None or shutil.which("mpiexec") is None
-needs_mpi = pytest.mark.skipif(MPI_MISSING, reason="mpi4py (and mpiexec) not installed: pip install mpi4py mpich")
+_mpi_installed = pytest.mark.skipif(MPI_MISSING, reason="mpi4py (and mpiexec) not installed: pip install mpi4py mpich")
+
+
+def needs_mpi(test):
+    """A test that starts mpiexec: marked ``mpi``, skipped without mpi4py and mpiexec."""
+    return pytest.mark.mpi(_mpi_installed(test))
 
 
 def mpiexec(ranks: int, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -62,7 +76,7 @@ def references():
 
 def assert_matches_reference(results, references):
     for name, (losses, weights, first_state) in references.items():
-        for mode in ("plain", "sharded"):
+        for mode in driver.MODES:
             assert weights.dtype == np.float32 and results[f"{name}/{mode}/weights"].dtype == np.float32
             np.testing.assert_allclose(results[f"{name}/{mode}/losses"], losses, rtol=1e-5, err_msg=f"{name} {mode}")
             np.testing.assert_allclose(results[f"{name}/{mode}/weights"], weights, rtol=1e-5, atol=1e-6,
@@ -70,6 +84,10 @@ def assert_matches_reference(results, references):
             np.testing.assert_allclose(results[f"{name}/{mode}/first_state"], first_state, rtol=1e-4, atol=1e-7,
                                        err_msg=f"{name} {mode} state")
         assert results[f"{name}/plain/weights"].shape == weights.shape
+        # the overlap: of the 4 buckets, the 3 not holding the first layer started before backward() returned
+        assert results[f"{name}/plain/started_during_backward"].tolist() == [0] * 4
+        for mode in ("bucketed", "sharded"):
+            assert results[f"{name}/{mode}/started_during_backward"].tolist() == [3] * 4, (name, mode)
 
 
 def test_one_process_world_matches_the_optimizers(references, tmp_path):
@@ -163,11 +181,14 @@ def test_sharded_step_in_one_process_equals_the_optimizer(name, make):
     for sharded in (False, True):
         model = small_model()
         optimizer = make(model)
+        parallel = DataParallel(model, LocalWorld(), bucket_mb=0.0001)
         if sharded:
-            optimizer = ShardedOptimizer(optimizer, DataParallel(model, LocalWorld()))
+            optimizer = ShardedOptimizer(optimizer, parallel)
         for _ in range(4):
             model.zero_grad()
-            nn.cross_entropy(model(Tensor(x)), y).backward()
+            loss = nn.cross_entropy(model(Tensor(x)), y)
+            loss.backward()
+            parallel.all_reduce_gradients(loss.item())
             optimizer.step()
         runs.append((model, optimizer))
     (model, optimizer), (sharded_model, sharded_optimizer) = runs
@@ -185,7 +206,10 @@ def test_sharded_state_dict_is_the_unsharded_one_and_resumes():
     def steps(model, optimizer, count):
         for _ in range(count):
             model.zero_grad()
-            nn.cross_entropy(model(Tensor(x)), y).backward()
+            loss = nn.cross_entropy(model(Tensor(x)), y)
+            loss.backward()
+            if isinstance(optimizer, ShardedOptimizer):
+                optimizer.parallel.all_reduce_gradients(loss.item())
             optimizer.step()
 
     model = small_model()
@@ -295,7 +319,8 @@ def assert_same_run(got: Path, expected: Path) -> float:
         if value.dtype.kind == "f":
             assert arrays[key].dtype == np.float32, key
             np.testing.assert_allclose(arrays[key], value, rtol=1e-4, atol=1e-6, err_msg=key)
-    return max(float(np.abs(arrays[key] - value).max()) for key, value in expected_arrays.items() if key.startswith("model/"))
+    return max(float(np.abs(arrays[key] - value).max()) for key, value in expected_arrays.items()
+               if key.startswith("model/"))
 
 
 @pytest.fixture(scope="module")
@@ -318,29 +343,43 @@ def test_cli_two_ranks_equal_one_process(flags, one_process_run, tmp_path):
     assert result.stdout.count("epoch 2/2") == 1 and result.stdout.count("wrote") == 1  # rank 0 alone prints
     largest = assert_same_run(out, one_process_run)
     assert largest < 1e-6
+    # evaluation sharded: each rank scored 5000 test images, the counts were added
+    epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    expected = [json.loads(line) for line in (one_process_run / "metrics.jsonl").read_text().splitlines()]
+    scores = [(e["test_accuracy"], e["test_loss"]) for e in epochs if e["type"] == "epoch"]
+    expected_scores = [(e["test_accuracy"], e["test_loss"]) for e in expected if e["type"] == "epoch"]
+    assert len(scores) == 2 and [a for a, _ in scores] == pytest.approx([a for a, _ in expected_scores], abs=1e-4)
+    np.testing.assert_allclose([loss for _, loss in scores], [loss for _, loss in expected_scores], rtol=1e-4)
     report = read_run(out)[2]["data_parallel"]
     parameters = 784 * 32 + 32 + 32 * 10 + 10
     assert report["world_size"] == 2 and report["parameters"] == parameters
-    assert report["allreduce_bytes_per_step"] == 4 * parameters  # even: no padding
+    # the default 0.25 MB bucket holds all of this small MLP (0.1 MB): one bucket, sent when backward ends
+    assert report["bucket_mb"] == 0.25 and report["buckets"] == 1
     timings = report["timings"]
-    assert timings["steps"] == 8 and timings["allreduce_bytes"]["total"] == 8 * 4 * parameters
-    assert timings["compute_seconds"]["total"] > 0 and timings["allreduce_seconds"]["mean"] > 0
+    assert timings["steps"] == 8 and timings["gradient_bytes"]["total"] == 8 * 4 * parameters
+    assert timings["compute_seconds"]["total"] > 0 and timings["exposed_seconds"]["mean"] > 0
     with np.load(out / "trust.npz") as trust:
         np.testing.assert_array_equal(trust["data_parallel/step"], np.arange(1, 9))
-        assert trust["data_parallel/allreduce_seconds"].shape == (8,)
-    if flags:  # m and v: 2 float32 per parameter, half of them per rank
+        assert trust["data_parallel/exposed_seconds"].shape == (8,)
+    if flags:  # m and v: 2 float32 per parameter, half of them per rank; ZeRO-1's traffic: one float64 per layer more
         assert report["optimizer_state_bytes"] == {"per_rank": 4 * parameters, "unsharded": 8 * parameters,
                                                    "saved_per_rank": 4 * parameters}
+        assert report["traffic_bytes_per_step"] == {"gradient_reduce_scatter": 4 * parameters,
+                                                    "status_reduce_scatter": 2 * 4 * 2,
+                                                    "parameter_allgather": 4 * parameters,
+                                                    "layer_norms_allreduce": 4 * 8}
     else:
         assert "optimizer_state_bytes" not in report
+        assert report["traffic_bytes_per_step"] == {"gradient_allreduce": 4 * parameters, "status_allreduce": 8}
 
 
 @needs_mpi
 def test_cli_two_rank_sharded_checkpoint_resumes_on_one_rank(one_process_run, tmp_path):
     """Two ranks, ZeRO-1 and micro-batches write epoch 1; one process (a 1-rank world) finishes epoch 2."""
     out = tmp_path / "run"
-    first = run_command(["mpiexec", "-n", "2", *lamb_edu_command("--data-parallel", "--shard-optimizer", *CLI_RUN,
-                                                                  "--accumulate", "2", "--epochs", "1", "--out", str(out))])
+    command = lamb_edu_command("--data-parallel", "--shard-optimizer", *CLI_RUN, "--accumulate", "2", "--epochs", "1",
+                               "--out", str(out))
+    first = run_command(["mpiexec", "-n", "2", *command])
     assert first.returncode == 0, first.stderr
     summary = json.loads((out / "summary.json").read_text())
     summary["status"], summary["settings"]["epochs"] = "interrupted", 2  # as if stopped after its first epoch
@@ -357,12 +396,14 @@ def test_cli_a_rank_that_cannot_read_the_data_ends_the_job(tmp_path):
     mnist_dir()
     broken = tmp_path / "broken"
     broken.mkdir()
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
         (broken / name).write_bytes(b"\0\0\x08\x03 not MNIST")
     out = tmp_path / "run"
     command = lamb_edu_command("--data-parallel", *CLI_RUN, "--epochs", "1", "--out", str(out))
     started = time.monotonic()
-    result = run_command(["mpiexec", "-n", "1", *command, ":", "-n", "1", "-env", "LAMB_EDU_DATA", str(broken), *command],
+    result = run_command(["mpiexec", "-n", "1", *command, ":", "-n", "1", "-env", "LAMB_EDU_DATA", str(broken),
+                          *command],
                          timeout=60)
     assert time.monotonic() - started < 30
     assert result.returncode != 0
@@ -374,10 +415,12 @@ def test_cli_a_rank_that_cannot_read_the_data_ends_the_job(tmp_path):
 @needs_mpi
 def test_cli_batch_the_ranks_cannot_split_is_one_line_and_exit_2(tmp_path):
     mnist_dir()
-    result = run_command(["mpiexec", "-n", "2", *lamb_edu_command("--data-parallel", "--train-size", "256",
-                                                                  "--batch-size", "63", "--out", str(tmp_path / "run"))])
+    command = lamb_edu_command("--data-parallel", "--train-size", "256", "--batch-size", "63",
+                               "--out", str(tmp_path / "run"))
+    result = run_command(["mpiexec", "-n", "2", *command])
     assert result.returncode == 2
-    assert result.stderr.strip() == ("lamb-edu train: error: argument --batch-size: a global batch of 63 cannot be split "
+    assert result.stderr.strip() == ("lamb-edu train: error: argument --batch-size: a global batch of 63 cannot be "
+                                     "split "
                                      "evenly over 2 ranks; choose a multiple of 2")
     assert not (tmp_path / "run").exists()
 
@@ -442,3 +485,10 @@ def test_predicted_step_against_hand_computed_values():
     assert step["efficiency"] == pytest.approx(0.016 / 0.02206)
     with pytest.raises(ValueError, match="each of 8 workers"):
         predict_data_parallel_step(1e6, 8, 4, seconds_per_example=1e-3, bandwidth=1e9, latency=0.0)
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "x"])
+def test_cli_bucket_size_must_be_a_finite_number_of_megabytes(value):
+    result = run_command(lamb_edu_command("--data-parallel", "--bucket-mb", value), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].startswith("lamb-edu train: error: argument --bucket-mb: ")

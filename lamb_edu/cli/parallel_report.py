@@ -10,11 +10,13 @@ __all__ = ["parallel_report", "parallel_timings", "parallel_series"]
 
 
 def parallel_report(workers: Any, optimizer: Any) -> dict[str, Any]:
-    """The world for summary.json: its size, the gradient bytes each all-reduce sends, ZeRO-1's saving."""
-    flat = workers.parallel.flat
-    report: dict[str, Any] = {"world_size": workers.world_size, "parameters": flat.numel,
-                              "allreduce_bytes_per_step": flat.nbytes,
-                              "shard_optimizer": isinstance(optimizer, ShardedOptimizer)}
+    """The world for summary.json: its size, the buckets, the bytes of each collective of a step, ZeRO-1's saving."""
+    parallel = workers.parallel
+    sharded = isinstance(optimizer, ShardedOptimizer)
+    report: dict[str, Any] = {"world_size": workers.world_size, "parameters": parallel.flat.numel,
+                              "bucket_mb": parallel.bucket_mb, "buckets": len(parallel.buckets.plan),
+                              "traffic_bytes_per_step": optimizer.traffic() if sharded else parallel.traffic(),
+                              "shard_optimizer": sharded}
     if report["shard_optimizer"]:
         state = optimizer.state_bytes()
         report["optimizer_state_bytes"] = {**state, "saved_per_rank": state["unsharded"] - state["per_rank"]}
@@ -22,7 +24,7 @@ def parallel_report(workers: Any, optimizer: Any) -> dict[str, Any]:
 
 
 def parallel_timings(workers: Any) -> dict[str, Any]:
-    """Rank 0's mean and total compute, status, all-reduce seconds and bytes over the steps this process ran."""
+    """Rank 0's mean and total compute and exposed communication seconds, and gradient bytes, over its steps."""
     return {"timings": {"measured_on": "rank 0, the steps this process ran", **workers.parallel.timing_summary()}}
 
 

@@ -43,7 +43,7 @@ OPTIMIZER_HELP = {
 }
 # Flags that do not change what a run computes (data parallelism: up to float32 rounding), so --resume may take them.
 ENVIRONMENT_FLAGS = ("data_dir", "backend", "resume", "handler", "command", "data_parallel", "shard_optimizer",
-                     "flag_default")
+                     "bucket_mb", "flag_default")
 RUN_TYPES = {"batch_size": positive_int, "epochs": positive_int, "accumulate": positive_int, "seed": non_negative_int,
              "warmup_steps": non_negative_int, "lookahead": positive_int, "train_size": positive_int,
              "checkpoint_every": positive_int}

@@ -17,6 +17,7 @@ from lamb_edu.cli.settings import add_optimizer_arguments
 from lamb_edu.cli.train_parallel import add_data_parallel_flags, run_data_parallel
 from lamb_edu.cli.train_run import train_and_write
 from lamb_edu.cli.values import CommandError, existing_directory, non_negative_int, positive_int
+from lamb_edu.distributed.world import mpi_job_size
 from lamb_edu.train.run_lock import RunFolderBusy, RunLock
 
 __all__ = ["add_train_command", "run_train"]
@@ -70,7 +71,7 @@ def add_train_command(subparsers: Any) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Check everything, hold the folder's lock, train, print one line per epoch, write the run folder."""
-    if args.data_parallel or args.shard_optimizer:
+    if args.data_parallel or args.shard_optimizer or mpi_job_size() > 1:  # every rank of an MPI job must agree
         return run_data_parallel(args)
     refuse_mpi_copies(args)
     run = prepare_run(args)

@@ -27,10 +27,19 @@ import sys
 from typing import Any, Callable, NamedTuple
 
 from lamb_edu import backend
-from lamb_edu.cli.run_setup import ResumePoint, Run, build_training, prepare_run, resume_point, start_new_folder
+from lamb_edu.cli.run_setup import (
+    ResumePoint,
+    Run,
+    build_training,
+    prepare_run,
+    refuse_mpi_copies,
+    resume_point,
+    start_new_folder,
+)
 from lamb_edu.cli.train_run import fit_run, train_and_write
 from lamb_edu.cli.values import CommandError
 from lamb_edu.distributed import DataParallel, RankFailure, ShardedOptimizer, get_world, sharding_rule
+from lamb_edu.distributed.data_parallel import DEFAULT_BUCKET_MB
 from lamb_edu.train import DataParallelWorkers
 from lamb_edu.train.run_lock import RunFolderBusy, RunLock
 
@@ -57,14 +66,27 @@ def add_data_parallel_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--shard-optimizer", action="store_true",
                        help="with --data-parallel, ZeRO stage 1: each rank keeps the optimizer state (m, v) only "
                             "for its 1/N of the parameters (lamb, lars, adam, adamw)")
+    group.add_argument("--bucket-mb", type=_bucket_mb, default=DEFAULT_BUCKET_MB, metavar="MB",
+                       help="gradient bucket size: each bucket is sent as soon as backward has finished it "
+                            f"(default {DEFAULT_BUCKET_MB}; 0: one bucket, sent after backward)")
+
+
+def _bucket_mb(text: str) -> float | None:
+    """``--bucket-mb``: a finite number of megabytes >= 0; 0 means one bucket (None)."""
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value or None
 
 
 def run_data_parallel(args: argparse.Namespace) -> int:
-    """Set up on every rank, agree that all succeeded, then train; rank 0 alone locks and writes the run folder."""
-    if not args.data_parallel:
-        raise CommandError("argument --shard-optimizer: needs --data-parallel", 2)
+    """Set up on every rank, agree that all succeeded, then train; rank 0 alone locks and writes the run folder.
+
+    Also run for every ``train`` under an MPI launcher, so that a rank started without
+    ``--data-parallel`` takes part in the agreement (and is refused) instead of leaving the others waiting.
+    """
     world = get_world()
-    setup = _agreed(world, lambda: _set_up(args, world.size), _settings_digest)
+    setup = _agreed(world, lambda: _set_up(args, world.size), lambda done: _settings_digest(done, args))
     if isinstance(setup, int):
         return setup
     lock = RunLock(setup.run.out)
@@ -92,6 +114,11 @@ def _claim(lock: RunLock, args: argparse.Namespace, setup: _Setup) -> ResumePoin
 
 def _set_up(args: argparse.Namespace, ranks: int) -> _Setup:
     """What one process would set up, plus the checks of a world of ``ranks``; no collective, nothing written."""
+    if not args.data_parallel:  # a rank started without it joins the agreement only to be refused
+        if args.shard_optimizer:
+            raise CommandError("argument --shard-optimizer: needs --data-parallel", 2)
+        refuse_mpi_copies(args)
+        raise CommandError(f"argument --data-parallel: every rank of an MPI job of {ranks} needs it", 2)
     run = prepare_run(args)
     batch, accumulate = run.settings["batch_size"], run.settings["accumulate"]
     if batch % ranks:
@@ -110,10 +137,11 @@ def _set_up(args: argparse.Namespace, ranks: int) -> _Setup:
     return _Setup(run, model, optimizer, scheduler, start)
 
 
-def _settings_digest(setup: _Setup) -> float:
-    """48 bits of a hash of the settings that must agree on every rank, as an exact float64."""
+def _settings_digest(setup: _Setup, args: argparse.Namespace) -> float:
+    """48 bits of a hash of the settings that must agree on every rank (data-parallel flags too), as a float64."""
     shared = {key: value for key, value in setup.run.settings.items() if key not in LOCAL_SETTINGS}
-    text = json.dumps([str(setup.run.out), shared], sort_keys=True, default=str)
+    flags = {"shard_optimizer": args.shard_optimizer, "bucket_mb": args.bucket_mb}
+    text = json.dumps([str(setup.run.out), shared, flags], sort_keys=True, default=str)
     return float(int(hashlib.sha256(text.encode()).hexdigest()[:12], 16))
 
 
@@ -138,8 +166,8 @@ def _agreed(world: Any, attempt: Callable[[], Any], digest: Callable[[Any], floa
     if not failed and digest is not None:
         failed = [rank for rank in range(world.size) if status[1, rank] != status[1, 0]]
         if world.rank in failed:
-            message = (f"rank {world.rank} was started with other settings than rank 0: every rank must run the "
-                       "same command")
+            message = (f"rank {world.rank} was started with other settings than rank 0: "
+                       "every rank must run the same command")
         status[0, failed] = 2
     if not failed:
         return result
@@ -153,7 +181,8 @@ def _agreed(world: Any, attempt: Callable[[], Any], digest: Callable[[Any], floa
 def _train(world: Any, args: argparse.Namespace, setup: _Setup) -> int:
     """Wrap the model and optimizer for the world and train; a rank that fails alone aborts the job."""
     try:
-        parallel = DataParallel(setup.model, world)  # broadcasts rank 0's weights
+        parallel = DataParallel(setup.model, world, bucket_mb=getattr(args, "bucket_mb", DEFAULT_BUCKET_MB),
+                                backward_passes=setup.run.settings["accumulate"])  # broadcasts rank 0's weights
         optimizer = ShardedOptimizer(setup.optimizer, parallel) if args.shard_optimizer else setup.optimizer
         workers = DataParallelWorkers(parallel)
         if world.is_root:

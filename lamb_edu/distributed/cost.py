@@ -8,6 +8,12 @@ bytes/p at the link bandwidth β::
 
 The bandwidth term hardly grows with p (it tends to 2·bytes/β), the latency term grows linearly:
 many workers want few, large all-reduces, which is what a large batch gives (fewer steps per epoch).
+A reduce-scatter and an all-gather are each half of that ring: (p−1) hops of bytes/p.
+
+Fitting α and β to measured times: a plain least-squares line is dominated by the largest messages
+(their seconds are the largest numbers), and its intercept can be several times the time of a small
+all-reduce. ``fit_latency_bandwidth`` minimises the relative error instead, so a 4 KiB message
+weighs as much as a 4 MiB one.
 """
 
 from __future__ import annotations
@@ -22,7 +28,11 @@ from lamb_edu.distributed.world import World
 np = backend.np  # host NumPy for the fit
 
 __all__ = ["ring_allreduce_seconds", "fit_latency_bandwidth", "ring_link_from_fit", "measure_allreduce",
-           "predict_data_parallel_step"]
+           "predict_data_parallel_step", "ring_bytes_per_rank", "RING_SHARE"]
+
+# Of a collective's payload, the share each rank sends in the ring algorithm, as a function of p.
+RING_SHARE = {"allreduce": lambda p: 2 * (p - 1) / p, "reduce_scatter": lambda p: (p - 1) / p,
+              "allgather": lambda p: (p - 1) / p}
 
 
 def ring_allreduce_seconds(nbytes: float, workers: int, bandwidth: float, latency: float) -> float:
@@ -38,20 +48,34 @@ def ring_allreduce_seconds(nbytes: float, workers: int, bandwidth: float, latenc
 
 
 def fit_latency_bandwidth(nbytes: Sequence[float], seconds: Sequence[float]) -> tuple[float, float]:
-    """Least-squares fit of ``seconds ≈ latency + nbytes / bandwidth``; returns ``(latency, bandwidth)``.
+    """Fit ``seconds ≈ latency + nbytes / bandwidth`` minimising the relative error; returns ``(latency, bandwidth)``.
 
-    A straight line through the points (bytes, seconds): its intercept is the latency and its slope
-    the inverse bandwidth (bytes per second). Needs two or more distinct sizes and a positive slope.
+    Each point's residual is divided by its measured time, so small messages (which fix the
+    latency) count as much as large ones (which fix the bandwidth). Needs two or more distinct sizes,
+    positive times, and a time that grows with the size.
     """
     x, y = np.asarray(nbytes, dtype=np.float64), np.asarray(seconds, dtype=np.float64)
     if x.shape != y.shape or len(np.unique(x)) < 2:
         raise ValueError(f"need matching sizes and times with at least two distinct sizes, got {x.shape} and {y.shape}")
-    design = np.stack([np.ones_like(x), x], axis=1)
-    (intercept, slope), *_ = np.linalg.lstsq(design, y, rcond=None)
+    if not np.all(y > 0):
+        raise ValueError("every measured time must be positive")
+    design = np.stack([np.ones_like(x), x], axis=1) / y[:, None]
+    (intercept, slope), *_ = np.linalg.lstsq(design, np.ones_like(y), rcond=None)
     if slope <= 0:
         raise ValueError(f"the fitted time does not grow with the message size (slope {slope:.3g} s/byte): "
                          "measure larger messages")
     return float(intercept), float(1.0 / slope)
+
+
+def ring_bytes_per_rank(traffic: dict[str, float], workers: int) -> float:
+    """Bytes each rank sends in one step: Σ payload × ``RING_SHARE`` of its collective (named in each key)."""
+    total = 0.0
+    for name, payload in traffic.items():
+        kinds = [kind for kind in RING_SHARE if name.endswith(kind)]
+        if len(kinds) != 1:
+            raise ValueError(f"traffic entry {name!r} must end with one of {sorted(RING_SHARE)}")
+        total += payload * RING_SHARE[kinds[0]](workers)
+    return total
 
 
 def ring_link_from_fit(latency: float, bandwidth: float, workers: int) -> tuple[float, float]:
@@ -90,17 +114,23 @@ def measure_allreduce(world: World, sizes: Sequence[int], repeats: int = 10) -> 
 
 
 def predict_data_parallel_step(parameters: float, workers: int, batch: int, *, seconds_per_example: float,
-                               bandwidth: float, latency: float, bytes_per_value: int = 4) -> dict[str, float]:
+                               bandwidth: float, latency: float, bytes_per_value: int = 4,
+                               overlap: float = 0.0) -> dict[str, float]:
     """On paper: one synchronous data-parallel step of a model with ``parameters`` on ``workers``, global ``batch``.
 
-    Each worker computes ``batch/workers`` examples at ``seconds_per_example``, then the gradients
-    (``parameters·bytes_per_value`` bytes) go through one ring all-reduce; nothing overlaps. Returns
-    ``compute_seconds``, ``allreduce_seconds``, ``step_seconds`` and ``efficiency`` = compute/step,
-    which is the speed-up over one worker divided by the number of workers.
+    Each worker computes ``batch/workers`` examples at ``seconds_per_example``; the gradients
+    (``parameters·bytes_per_value`` bytes) go through one ring all-reduce. ``overlap`` is the share
+    of the compute that can hide communication (backward, with buckets: about 2/3; 0: nothing
+    overlaps); only what does not fit in it is exposed. Returns ``compute_seconds``,
+    ``allreduce_seconds``, ``exposed_seconds``, ``step_seconds`` and ``efficiency`` = compute/step,
+    the speed-up over one worker divided by the number of workers.
     """
     if batch < workers:
         raise ValueError(f"a batch of {batch} cannot give each of {workers} workers an example")
+    if not 0.0 <= overlap <= 1.0:
+        raise ValueError(f"overlap is a share of the compute, between 0 and 1, got {overlap}")
     compute = batch / workers * seconds_per_example
     communicate = ring_allreduce_seconds(parameters * bytes_per_value, workers, bandwidth, latency)
-    return {"compute_seconds": compute, "allreduce_seconds": communicate, "step_seconds": compute + communicate,
-            "efficiency": compute / (compute + communicate)}
+    exposed = max(0.0, communicate - overlap * compute)
+    return {"compute_seconds": compute, "allreduce_seconds": communicate, "exposed_seconds": exposed,
+            "step_seconds": compute + exposed, "efficiency": compute / (compute + exposed)}

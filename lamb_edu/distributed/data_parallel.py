@@ -1,41 +1,49 @@
-"""Data-parallel training: every rank computes the gradient of its slice of the global batch, one
-all-reduce averages the gradients, and every rank takes the same optimizer step.
+"""Data-parallel training: every rank computes the gradient of its slice of the global batch, the
+gradients are summed over the ranks in buckets while backward runs, and every rank takes the same step.
 
 A step on each rank, with the calls of ``DataParallel`` in brackets::
 
     x, y = [shard](global batch)                the same shuffle everywhere: rank r takes slice r
-    loss = cross_entropy(model(x), y); loss.backward()
-    loss = [all_reduce_gradients](loss)         grads ← (Σ_ranks grads) / size, and the mean loss
+    loss = cross_entropy(model(x), y)
+    loss.backward()                             each bucket of gradients leaves as soon as it is
+                                                complete (buckets.py): communication overlaps backward
+    loss = [all_reduce_gradients](loss)         sends the last bucket with the status, waits for
+                                                the rest: grads ← (Σ_ranks grads) / size, mean loss
     optimizer.step()                            identical on every rank, so the weights stay equal
 
 The mean of the ranks' mean gradients over equal slices is the mean gradient of the whole batch, so
 N ranks compute the step one process would (up to the order of float32 additions). Rank 0's initial
 parameters are broadcast at the start, so the ranks agree whatever their seeds.
 
-Before the big all-reduce the ranks agree on a per-step status with a tiny one (one number per
-rank): a rank whose loss or gradient is not finite says so, and then every rank raises
-``RankFailure`` with that rank's message instead of averaging a NaN into everyone's weights or
-leaving a rank waiting in a collective.
+One collective per bucket and nothing else: the step's status (does any rank have a non-finite loss
+or gradient, and the sum of the losses) rides in the last bucket. A rank whose loss or gradient is
+not finite says so there; every rank then raises ``RankFailure`` with that rank's message (two more
+small collectives, on that path only) instead of stepping with a NaN in everyone's gradient.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Any
 
 from lamb_edu import backend
+from lamb_edu.distributed.buckets import STATUS_SIZE, GradientBuckets
 from lamb_edu.distributed.flat import FlatParameters
 from lamb_edu.distributed.world import World, get_world
-from lamb_edu.optim.optimizer import all_finite
+from lamb_edu.optim.fused import num_threads, set_num_threads
 
 np = backend.np  # host NumPy for the status messages and timings
 
-__all__ = ["DataParallel", "RankFailure", "check_batch_size"]
+__all__ = ["DataParallel", "RankFailure", "check_batch_size", "DEFAULT_BUCKET_MB"]
 
 MESSAGE_BYTES = 512
-TIMED = ("compute_seconds", "agree_seconds", "allreduce_seconds", "allreduce_bytes")
-
+TIMED = ("compute_seconds", "exposed_seconds", "gradient_bytes")
+# DDP's default is 25 MB, more than all of this project's models: one bucket, sent when backward ends,
+# overlaps nothing. 0.25 MB cuts the MLP (1 MB of gradient) into a few buckets while each stays large
+# against the ~0.1 ms latency of an all-reduce on one host (see README: choosing --bucket-mb).
+DEFAULT_BUCKET_MB = 0.25
 
 class RankFailure(RuntimeError):
     """One rank failed during a step; raised on every rank with the failing rank's message."""
@@ -51,30 +59,71 @@ def check_batch_size(batch_size: int, world_size: int, train_size: int | None = 
 
 
 class DataParallel:
-    """``DataParallel(model, world=None)``: flat gradients, batch slices, the averaged gradient and timings.
+    """``DataParallel(model, world=None, bucket_mb=0.25, overlap=True, backward_passes=1)``: batch slices,
+    the gradient's reductions (buckets), the status, and timings.
 
+    ``bucket_mb=None`` sends the whole gradient in one bucket after backward (the unbucketed path);
+    ``overlap=False`` sends every bucket after backward. ``backward_passes`` is how many ``backward()``
+    calls a step makes on each rank (gradient accumulation): a bucket leaves after the last one.
     ``timings`` holds one dict per step: ``step``, ``compute_seconds`` (from ``shard``/``begin_step``
-    to the gradient being ready), ``agree_seconds`` (the status handshake), ``allreduce_seconds`` and
-    ``allreduce_bytes`` (the gradient all-reduce).
+    to ``all_reduce_gradients``, which includes starting the buckets), ``exposed_seconds`` (waiting
+    for the communication backward did not hide) and ``gradient_bytes`` (the gradient's payload).
     """
 
-    def __init__(self, model: Any, world: World | None = None) -> None:
+    def __init__(self, model: Any, world: World | None = None, bucket_mb: float | None = DEFAULT_BUCKET_MB,
+                 overlap: bool = True, backward_passes: int = 1) -> None:
         self.world = world if world is not None else get_world()
+        if bucket_mb is not None and not bucket_mb > 0:
+            raise ValueError(f"bucket_mb must be a positive number of megabytes (or None for one bucket), "
+                             f"got {bucket_mb}")
         self.flat = FlatParameters(list(model.named_parameters()), shards=self.world.size)
         self.world.broadcast(self.flat.data)  # every rank starts from rank 0's weights
+        if self.world.local_size > 1 and "LAMB_EDU_NUM_THREADS" not in os.environ:
+            # the ranks on one machine share its cores: the fused optimizer steps get their share of them
+            set_num_threads(max(1, min(num_threads(), (os.cpu_count() or 1) // self.world.local_size)))
+        self.bucket_mb, self.overlap, self.backward_passes = bucket_mb, overlap, backward_passes
+        self.buckets = self._buckets(scatter=False)
         self.steps = 0
         self.timings: list[dict[str, Any]] = []
-        self._status = np.zeros(self.world.size + 1, dtype=np.float64)
         self._message = np.zeros(MESSAGE_BYTES, dtype=np.uint8)
         self._step_started, self._clock_running = time.perf_counter(), False
+
+    def _buckets(self, scatter: bool) -> GradientBuckets:
+        size = None if self.bucket_mb is None else self.bucket_mb * 2**20
+        return GradientBuckets(self.flat, self.world, size, scatter=scatter, overlap=self.overlap,
+                               backward_passes=self.backward_passes)
+
+    def reduce_scatter(self) -> None:
+        """From now on each rank receives only its shard's summed gradient (``shard_gradient``): ZeRO-1."""
+        if not self.buckets.scatter:
+            self.buckets.remove_hooks()
+            self.buckets = self._buckets(scatter=True)
+
+    @property
+    def shard_gradient(self) -> Any:
+        """After ``all_reduce_gradients`` in reduce-scatter mode: the summed gradient of this rank's shard."""
+        return self.buckets.shard_grad
+
+    def traffic(self) -> dict[str, int]:
+        """Bytes each collective of a step carries (the payload, as MPI is given it): the gradient and the status."""
+        gradient = int(self.flat.grad.nbytes)
+        if self.buckets.scatter:
+            return {"gradient_reduce_scatter": gradient,
+                    "status_reduce_scatter": STATUS_SIZE * self.flat.grad.itemsize * self.world.size}
+        return {"gradient_allreduce": gradient, "status_allreduce": STATUS_SIZE * self.flat.grad.itemsize}
 
     def begin_step(self) -> None:
         """Start the compute clock of this step (the first ``shard`` after an all-reduce does it too)."""
         self._step_started = time.perf_counter()
         self._clock_running = True
 
+    def part_of(self, size: int) -> slice:
+        """This rank's part of ``size`` items: ``[rank·size/ranks, (rank+1)·size/ranks)``, sizes within one."""
+        rank, ranks = self.world.rank, self.world.size
+        return slice(rank * size // ranks, (rank + 1) * size // ranks)
+
     def slice_of(self, size: int) -> slice:
-        """This rank's part of a global batch of ``size`` examples: ``[rank·size/ranks, (rank+1)·size/ranks)``.
+        """This rank's part of a global batch of ``size`` examples (``part_of``); starts the step's compute clock.
 
         Parts differ by at most one example when the world size does not divide ``size`` (the
         training loop weights each part by its share of the examples, so that is still exact). The
@@ -82,8 +131,13 @@ class DataParallel:
         """
         if not self._clock_running:
             self.begin_step()
-        rank, ranks = self.world.rank, self.world.size
-        return slice(rank * size // ranks, (rank + 1) * size // ranks)
+        return self.part_of(size)
+
+    def sum_over_ranks(self, values: list[float]) -> list[float]:
+        """The sums over all ranks of a few numbers (in float64): one small all-reduce."""
+        buffer = np.asarray(values, dtype=np.float64)
+        self.world.allreduce_sum(buffer)
+        return buffer.tolist()
 
     def shard(self, x: Any, y: Any) -> tuple[Any, Any]:
         """This rank's equal slice of a global batch ``(x, y)`` (``slice_of``); the world size must divide it.
@@ -97,32 +151,33 @@ class DataParallel:
         return x[part], y[part]
 
     def all_reduce_gradients(self, loss: float, average: bool = True) -> float:
-        """Sum the gradients over the ranks, in place (``p.grad`` become views of ``flat.grad``), and the losses.
+        """Finish summing the gradients over the ranks (``p.grad`` become views of ``flat.grad``), and the losses.
 
         ``average=True`` (each rank's gradient is the mean over its equal slice) divides both sums by
         the world size: the mean gradient and mean loss of the global batch. ``average=False`` is for
         ranks whose gradients are already weighted by their share of the examples (``fit``'s
-        ``Workers`` seam): the sums are the global batch's. Raises ``RankFailure`` on every rank when
-        some but not all ranks have a non-finite loss or gradient, naming the first such rank;
-        ``FloatingPointError`` when all have (the run diverged, as it would on one process), before
-        any gradient is exchanged.
+        ``Workers`` seam): the sums are the global batch's. In reduce-scatter mode only this rank's
+        shard is summed (``shard_gradient``). Raises ``RankFailure`` on every rank when some but not
+        all ranks have a non-finite loss or gradient, naming the first such rank; ``FloatingPointError``
+        when all have (the run diverged, as it would on one process). The loss sum travels as float32.
         """
         compute_seconds = time.perf_counter() - self._step_started
         self.steps += 1
-        self.flat.gather_gradients()
         started = time.perf_counter()
-        total_loss = self._agree(loss, self._local_problem(loss))
-        agree_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        self.world.allreduce_sum(self.flat.grad)
+        loss_problem = "" if math.isfinite(loss) else f"the loss is {loss}"
+        problem, failed, total = self.buckets.finish(loss_problem, loss)
+        if self.world.size == 1:
+            total = loss  # nothing was summed: keep the float64 loss
+        if failed:
+            self._fail(problem, failed)
         if average and self.world.size > 1:
-            self.flat.grad *= 1.0 / self.world.size
+            reduced = self.buckets.shard_grad if self.buckets.scatter else self.flat.grad
+            reduced *= 1.0 / self.world.size
         backend.synchronize()
-        self.timings.append({"step": self.steps, "compute_seconds": compute_seconds, "agree_seconds": agree_seconds,
-                             "allreduce_seconds": time.perf_counter() - started,
-                             "allreduce_bytes": self.flat.nbytes})
+        self.timings.append({"step": self.steps, "compute_seconds": compute_seconds,
+                             "exposed_seconds": time.perf_counter() - started, "gradient_bytes": self.flat.grad.nbytes})
         self._step_started, self._clock_running = time.perf_counter(), False
-        return total_loss / self.world.size if average else total_loss
+        return total / self.world.size if average else total
 
     def timing_summary(self) -> dict[str, Any]:
         """Mean and total over the timed steps of each entry of ``timings`` (seconds and bytes)."""
@@ -136,32 +191,18 @@ class DataParallel:
         """``timings`` as host arrays, one per entry (``step`` counts this object's all-reduces from 1)."""
         return {key: np.asarray([timing[key] for timing in self.timings]) for key in ("step", *TIMED)}
 
-    def _local_problem(self, loss: float) -> str:
-        """'' when this rank's loss and gradients are finite, else what is wrong."""
-        if not math.isfinite(loss):
-            return f"the loss is {loss} at step {self.steps}"
-        if all_finite(self.flat.grad):
-            return ""
-        for name, p in zip(self.flat.names, self.flat.parameters):
-            if not all_finite(p.grad):
-                return f"the gradient of {name} contains NaN or inf at step {self.steps}"
-        return f"the gradient contains NaN or inf at step {self.steps}"
-
-    def _agree(self, loss: float, problem: str) -> float:
-        """The status handshake: a sum over ranks of [failed?] per rank and of the losses; returns the loss sum."""
+    def _fail(self, problem: str, failed: float) -> None:
+        """Some rank had a problem: every rank learns which came first and raises with its message."""
         size = self.world.size
-        self._status[:] = 0.0
-        self._status[self.world.rank] = 1.0 if problem else 0.0
-        self._status[size] = 0.0 if problem else loss
-        self.world.allreduce_sum(self._status)
-        failed = [rank for rank in range(size) if self._status[rank] > 0]
-        if not failed:
-            return float(self._status[size])
-        if len(failed) == size:
-            raise FloatingPointError(f"every rank's loss or gradient is not finite at step {self.steps} (the run diverged)")
-        first = failed[0]  # it tells everyone what went wrong
+        if round(failed) >= size:
+            raise FloatingPointError(f"every rank's loss or gradient is not finite at step {self.steps} "
+                                     "(the run diverged)")
+        flags = np.zeros(size, dtype=np.float64)
+        flags[self.world.rank] = 1.0 if problem else 0.0
+        self.world.allreduce_sum(flags)
+        first = int(np.flatnonzero(flags)[0])  # it tells everyone what went wrong
         if self.world.rank == first:
-            encoded = problem.encode()[: MESSAGE_BYTES - 1]
+            encoded = f"{problem} at step {self.steps}".encode()[: MESSAGE_BYTES - 1]
             self._message[:] = 0
             self._message[: len(encoded)] = np.frombuffer(encoded, dtype=np.uint8)
         self.world.broadcast(self._message, root=first)

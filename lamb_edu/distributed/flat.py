@@ -25,7 +25,7 @@ __all__ = ["FlatParameters"]
 
 
 class FlatParameters:
-    """``FlatParameters(named_parameters, shards=1)``: ``data`` and ``grad`` buffers, ``offsets`` and ``sizes`` per parameter."""
+    """``FlatParameters(named_parameters, shards=1)``: ``data`` and ``grad`` buffers, ``offsets``, ``sizes``."""
 
     def __init__(self, named_parameters: Sequence[tuple[str, Tensor]], shards: int = 1) -> None:
         named = list(named_parameters)
@@ -35,7 +35,8 @@ class FlatParameters:
         self.parameters = [p for _, p in named]
         dtypes = {p.dtype for p in self.parameters}
         if len(dtypes) != 1:
-            raise ValueError(f"all parameters must share one dtype to live in one buffer, got {sorted(map(str, dtypes))}")
+            raise ValueError(f"all parameters must share one dtype to live in one buffer, "
+                             f"got {sorted(map(str, dtypes))}")
         self.sizes = [p.size for p in self.parameters]
         self.offsets = [sum(self.sizes[:index]) for index in range(len(self.sizes))]
         self.numel = sum(self.sizes)

@@ -1,19 +1,25 @@
 """ZeRO stage 1: each rank keeps the optimizer state (``m``, ``v``, momentum) only for its shard.
 
-After the gradient all-reduce every rank holds the whole averaged gradient, yet updates only its
-equal shard of the flat parameter buffer (``FlatParameters``), with state for that shard alone; an
-``Allgather`` then gives every rank all the new parameters. The state per rank shrinks by the world
-size: for Adam and LAMB, 8 bytes per parameter become 8/size.
+The flat parameter buffer (``FlatParameters``) is cut into ``size`` equal shards. The gradient's
+buckets are reduce-scattered, not all-reduced: rank r receives the summed gradient of its shard only
+(``DataParallel.shard_gradient``), steps that shard with state for it alone, and one ``Allgather``
+gives every rank all the new parameters. A ring all-reduce is a reduce-scatter followed by an
+all-gather, so this moves the same bytes as plain data parallelism (Rajbhandari et al. 2020), while
+the state per rank shrinks by the world size: for Adam and LAMB, 8 bytes per parameter become 8/size.
 
 Adam and AdamW shard for free: their update is element by element, so the optimizer's own
-``update`` runs unchanged on each piece of a layer. LAMB and LARS do not: their trust
-ratio needs ‖w‖ and ‖update‖ of the whole layer, and a layer may be cut between two ranks. Each rank
-therefore adds up the squares of its pieces, layer by layer, and one small all-reduce of those
-partial sums (two numbers per layer) gives every rank every layer's norms, before any weight moves.
+``update`` runs unchanged on each piece of a layer. LAMB and LARS need layer norms, and a layer may
+be cut between two ranks. ‖w‖ is local (every rank holds all the weights); ‖u‖ (LAMB) or ‖g‖ (LARS)
+is not, as each rank holds only its shard of it. Each rank adds up the squares of its pieces, layer
+by layer, and one all-reduce of those partial sums, one number per layer, gives every rank every
+layer's norm before any weight moves. (LAMB's ``max_grad_norm`` needs the global ‖g‖ before its
+first pass: one more all-reduce of one number, only when it is set.)
 """
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any, Callable
 
 from lamb_edu import backend
@@ -21,7 +27,7 @@ from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
 from lamb_edu.distributed.data_parallel import DataParallel
 from lamb_edu.optim.adam import Adam
-from lamb_edu.optim.functional import TRUST_KEYS, TrustRatio, global_norm_scale
+from lamb_edu.optim.functional import TRUST_KEYS, TrustRatio, global_norm_scale, norm
 from lamb_edu.optim.lamb import LAMB
 from lamb_edu.optim.lars import LARS
 
@@ -58,7 +64,8 @@ class ShardedOptimizer:
         self.rule = sharding_rule(optimizer)
         if optimizer.state:
             raise ValueError("ShardedOptimizer needs an optimizer without state: restore one with load_state_dict")
-        self.base, self.flat, self.world = optimizer, data_parallel.flat, data_parallel.world
+        self.base, self.parallel = optimizer, data_parallel
+        self.flat, self.world = data_parallel.flat, data_parallel.world
         self.param_groups = optimizer.param_groups
         group_of = {id(p): group for group in self.param_groups for p in group["params"]}
         if set(group_of) != {id(p) for p in self.flat.parameters}:
@@ -70,8 +77,9 @@ class ShardedOptimizer:
         dtype = self.flat.data.dtype
         self.shard_state = {name: xp.zeros(shard, dtype=dtype) for name in STATE_NAMES[self.rule]}
         self._work = [xp.zeros(shard, dtype=dtype) for _ in range(2 if self.rule != "adam" else 0)]
-        self._sums = np.zeros((2, len(self.flat.parameters)), dtype=np.float64)
-        self.steps = 0
+        self._sums = np.zeros(len(self.flat.parameters), dtype=np.float64)
+        self.steps, self._reduced_at = 0, data_parallel.steps
+        data_parallel.reduce_scatter()  # from now on the gradient arrives as this rank's shard
         self.state: dict[Tensor, dict[str, Any]] = {p: {} for p in self.flat.parameters}
         self._piece_tensors = [Tensor(self.flat.data[start:stop]) for _, start, stop in self.pieces]
 
@@ -89,43 +97,67 @@ class ShardedOptimizer:
         per_element = self.flat.data.itemsize * len(self.shard_state)
         return {"per_rank": per_element * self.flat.shard_size, "unsharded": per_element * self.flat.numel}
 
+    def traffic(self) -> dict[str, int]:
+        """Bytes each collective of a step carries: the gradient's reduce-scatter and the status
+        (``DataParallel.traffic``), the parameters' all-gather, and the layer norms' all-reduce."""
+        norms = 0 if self.rule == "adam" else self._sums.nbytes
+        if self.rule == "lamb" and self.base.max_grad_norm is not None:
+            norms += 8  # the global ‖g‖² for the clip
+        return {**self.parallel.traffic(), "parameter_allgather": int(self.flat.data.nbytes),
+                "layer_norms_allreduce": norms}
+
     # ------------------------------------------------------------------ stepping
     def zero_grad(self) -> None:
         """Set every parameter's gradient to None."""
         self.base.zero_grad()
 
     def step(self) -> None:
-        """Update this rank's shard of the parameters, then all-gather the shards into every rank's parameters.
+        """Update this rank's shard of the parameters from its shard of the summed gradient, then all-gather.
 
-        Raises FloatingPointError, changing nothing, when a gradient holds NaN or inf.
+        Needs ``DataParallel.all_reduce_gradients`` first, every step (which has already refused a
+        non-finite gradient on any rank).
         """
-        self.flat.gather_gradients()  # a no-op after DataParallel.all_reduce_gradients
-        self.base.check_gradients()
+        if self.parallel.steps == self._reduced_at:
+            raise RuntimeError("ShardedOptimizer.step() needs DataParallel.all_reduce_gradients() first, every step")
+        self._reduced_at = self.parallel.steps
         self.steps += 1
+        started = time.perf_counter()
         {"lamb": self._lamb_step, "lars": self._lars_step, "adam": self._adam_step}[self.rule]()
         for p in self.flat.parameters:
             self.state[p]["step"] = self.steps
+        gather_started = time.perf_counter()
         self.world.allgather(self.flat.data)  # every rank's new shard to every rank
+        backend.synchronize()
+        if self.parallel.timings:
+            self.parallel.timings[-1].update(shard_step_seconds=gather_started - started,
+                                             gather_seconds=time.perf_counter() - gather_started)
+
+    def _grad(self, start: int, stop: int) -> Any:
+        """The summed gradient at flat positions ``[start, stop)`` of this rank's shard."""
+        return self._local(self.parallel.shard_gradient, start, stop)
 
     def _adam_step(self) -> None:
         # Element by element, so Adam's (and AdamW's) own update runs unchanged on each piece.
         for (index, start, stop), piece in zip(self.pieces, self._piece_tensors):
             state = {"step": self.steps - 1, "m": self._local(self.shard_state["m"], start, stop),
                      "v": self._local(self.shard_state["v"], start, stop)}
-            self.base.update(piece, self.flat.grad[start:stop], self.groups[index], state, 1.0)
+            self.base.update(piece, self._grad(start, stop), self.groups[index], state, 1.0)
 
-    def _layer_norms(self, first: Callable[[int, int], Any], second: Callable[[int, int], Any]) -> tuple[Any, Any]:
-        """Per layer, ‖first‖ and ‖second‖ over all ranks; ``first(start, stop)`` gives a piece's array."""
+    def _summed_norms(self, piece: Callable[[int, int], Any]) -> Any:
+        """Per layer, the norm over all ranks of ``piece(start, stop)`` (an array of this rank's shard)."""
         self._sums[:] = 0.0
         for index, start, stop in self.pieces:
-            a, b = first(start, stop), second(start, stop)
-            self._sums[0, index] += float(xp.dot(a, a))
-            self._sums[1, index] += float(xp.dot(b, b))
-        # THE POINT OF SHARDING LAMB AND LARS: a layer may be cut between two ranks, so its ‖w‖ and
-        # ‖update‖ are sums of squares over ranks. One all-reduce of 2 numbers per layer gives them
-        # to every rank. (Adam needs no such step: it shards for free.)
+            part = piece(start, stop)
+            self._sums[index] += float(xp.dot(part, part))
+        # THE POINT OF SHARDING LAMB AND LARS: a layer may be cut between two ranks, so its norm is a
+        # sum of squares over ranks. One all-reduce of one number per layer gives it to every rank.
+        # (Adam needs no such step: it shards for free.)
         self.world.allreduce_sum(self._sums)
-        return np.sqrt(self._sums[0]), np.sqrt(self._sums[1])
+        return np.sqrt(self._sums)
+
+    def _weight_norms(self) -> list[float]:
+        """‖w‖ of every layer, computed here: every rank holds all the weights."""
+        return [norm(self.flat.view(self.flat.data, index)) for index in range(len(self.flat.parameters))]
 
     def _record(self, ratio_of: Callable[[int], TrustRatio]) -> list[float]:
         """Store each layer's ``TrustRatio`` (``ratio_of(index)``) in ``state``; return the ratios."""
@@ -136,30 +168,38 @@ class ShardedOptimizer:
             ratios.append(measured.trust_ratio)
         return ratios
 
+    def _clip_scale(self) -> float:
+        """LAMB's ``max_grad_norm`` factor from the global ‖g‖ (one all-reduce of one number); 1 without it."""
+        if self.base.max_grad_norm is None:
+            return 1.0
+        squares = np.asarray([float(xp.dot(self.parallel.shard_gradient, self.parallel.shard_gradient))])
+        self.world.allreduce_sum(squares)
+        return global_norm_scale([np.asarray([math.sqrt(squares[0])])], self.base.max_grad_norm)
+
     def _lamb_step(self) -> None:
         base, (update, work) = self.base, self._work
-        grad_scale = global_norm_scale([self.flat.grad], base.max_grad_norm)  # the whole averaged gradient is here
+        grad_scale = self._clip_scale()
         for index, start, stop in self.pieces:  # pass 1, local: u = Adam's direction + weight_decay·w
             m, v = self._local(self.shard_state["m"], start, stop), self._local(self.shard_state["v"], start, stop)
-            base.direction(self.flat.grad[start:stop], self.flat.data[start:stop], m, v, self.groups[index],
+            base.direction(self._grad(start, stop), self.flat.data[start:stop], m, v, self.groups[index],
                            step=self.steps, grad_scale=grad_scale, out=self._local(update, start, stop),
                            scratch=self._local(work, start, stop))
-        weight_norms, update_norms = self._layer_norms(lambda a, b: self.flat.data[a:b],
-                                                       lambda a, b: self._local(update, a, b))
-        ratios = self._record(lambda i: base.trust_ratio(self.groups[i], float(weight_norms[i]),
-                                                         float(update_norms[i])))
+        weight_norms = self._weight_norms()
+        update_norms = self._summed_norms(lambda a, b: self._local(update, a, b))
+        ratios = self._record(lambda i: base.trust_ratio(self.groups[i], weight_norms[i], float(update_norms[i])))
         for index, start, stop in self.pieces:  # pass 2, local: w ← w − lr·trust_ratio·u
             base.apply(self.flat.data[start:stop], self._local(update, start, stop), self.groups[index], ratios[index])
 
     def _lars_step(self) -> None:
         base = self.base
-        weight_norms, grad_norms = self._layer_norms(lambda a, b: self.flat.data[a:b], lambda a, b: self.flat.grad[a:b])
+        weight_norms = self._weight_norms()
+        grad_norms = self._summed_norms(self._grad)
         for p, grad_norm in zip(self.flat.parameters, grad_norms):
             self.state[p]["grad_norm"] = float(grad_norm)
-        ratios = self._record(lambda i: base.local_lr(self.groups[i], float(weight_norms[i]), float(grad_norms[i])))
+        ratios = self._record(lambda i: base.local_lr(self.groups[i], weight_norms[i], float(grad_norms[i])))
         for index, start, stop in self.pieces:  # LARS's momentum step with the layer's local_lr, on this piece
             out, look_ahead = (self._local(work, start, stop) for work in self._work)
-            base.momentum_step(self.flat.data[start:stop], self.flat.grad[start:stop],
+            base.momentum_step(self.flat.data[start:stop], self._grad(start, stop),
                                self._local(self.shard_state["momentum_buffer"], start, stop), self.groups[index],
                                ratios[index], out=out, look_ahead=look_ahead)
 
@@ -199,8 +239,8 @@ class ShardedOptimizer:
         self.steps = steps.pop() if steps else 0
         for shard in self.shard_state.values():
             shard[...] = 0
-        recorded = ("step", "grad_norm", *TRUST_KEYS)
-        self.state = {p: {key: value for key, value in restored.get(p, {}).items() if key in recorded}
+        kept = ("step", "grad_norm", *TRUST_KEYS)
+        self.state = {p: {key: value for key, value in restored.get(p, {}).items() if key in kept}
                       for p in self.flat.parameters}
         for index, start, stop in self.pieces:
             offset, p = self.flat.offsets[index], self.flat.parameters[index]

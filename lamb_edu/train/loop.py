@@ -19,7 +19,7 @@ from lamb_edu.nn import Module
 from lamb_edu.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from lamb_edu.train.divergence import all_finite
 from lamb_edu.train.history import History
-from lamb_edu.train.metrics import StepLogger, evaluate
+from lamb_edu.train.metrics import StepLogger
 from lamb_edu.train.position import Position
 from lamb_edu.train.progress import EpochProgress
 from lamb_edu.train.step import train_step
@@ -123,7 +123,7 @@ def _train_epoch(run: _Run, x: Any, y: Any, epochs: int, epoch_started: float, s
 def _end_epoch(run: _Run, x_test: Any, y_test: Any, epoch_started: float, callback: Callable | None) -> None:
     """Score the model, record the epoch, move to the next one and checkpoint it."""
     position, history = run.position, run.history
-    test_loss, test_accuracy = evaluate(run.model, x_test, y_test)
+    test_loss, test_accuracy = run.workers.evaluate(run.model, x_test, y_test)  # data parallel: shared
     record = {"epoch": position.epoch + 1, "steps": position.step,
               "train_loss": position.epoch_loss_sum / max(position.epoch_examples, 1),
               "test_loss": test_loss, "test_accuracy": test_accuracy,

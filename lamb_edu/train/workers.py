@@ -8,7 +8,9 @@ class with the same members and nothing in the loop changes:
   process's share of the gradient (weighted by its share of the examples, so shares add up to the
   mean over the global batch); it must leave the sum over processes in every ``p.grad`` and return
   the summed loss;
-- ``is_main``: only the main process writes files, prints and shows progress.
+- ``is_main``: only the main process writes files, prints and shows progress;
+- ``evaluate(model, x, y)``: the test loss and accuracy; data-parallel ranks each score their share
+  of the test set and add up the counts.
 
 ``DataParallelWorkers`` is that class for the ranks of a ``lamb_edu.distributed.DataParallel``.
 """
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import math
 from typing import Any, Protocol
+
+from lamb_edu.train.metrics import evaluate
 
 __all__ = ["Workers", "SingleProcess", "DataParallelWorkers"]
 
@@ -34,6 +38,8 @@ class Workers(Protocol):
 
     def all_reduce(self, parameters: list[Any], loss_share: float) -> float: ...
 
+    def evaluate(self, model: Any, x: Any, y: Any) -> tuple[float, float]: ...
+
 
 class SingleProcess:
     """One process computes every global batch: its shard is all of it and there is nothing to reduce."""
@@ -49,6 +55,10 @@ class SingleProcess:
     def all_reduce(self, parameters: list[Any], loss_share: float) -> float:
         """Nothing to combine: the gradients and ``loss_share`` are already the whole batch's."""
         return loss_share
+
+    def evaluate(self, model: Any, x: Any, y: Any) -> tuple[float, float]:
+        """``metrics.evaluate`` on all of ``(x, y)``."""
+        return evaluate(model, x, y)
 
 
 class DataParallelWorkers:
@@ -79,3 +89,11 @@ class DataParallelWorkers:
             return self.parallel.all_reduce_gradients(loss_share, average=False)
         except FloatingPointError:  # every rank's loss or gradient is not finite: the run diverged
             return math.nan
+
+    def evaluate(self, model: Any, x: Any, y: Any) -> tuple[float, float]:
+        """Each rank scores its share of ``(x, y)``; one all-reduce adds the summed losses and the correct counts."""
+        part = self.parallel.part_of(len(y))
+        count = part.stop - part.start
+        loss, accuracy = evaluate(model, x[part], y[part]) if count else (0.0, 0.0)
+        loss_sum, correct = self.parallel.sum_over_ranks([loss * count, accuracy * count])
+        return loss_sum / len(y), correct / len(y)

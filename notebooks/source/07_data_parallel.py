@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 7. Data-parallel training: one all-reduce per step, and why large batches scale
+# # 7. Data-parallel training: gradient buckets during backward, ZeRO-1, and why large batches scale
 #
 # LAMB was made to train BERT with batches of 32K and 64K sequences on 1024 TPU chips. One device
 # cannot compute such a batch quickly; many can, each taking a slice. This notebook runs that on MPI,
@@ -8,9 +8,11 @@
 #
 # **You will learn**
 # - how $N$ workers compute the gradient of one global batch and why their step equals one process's;
+# - how the gradients travel in buckets while backward is still running, as PyTorch's DDP does;
 # - what an all-reduce costs: a latency per message plus bytes over bandwidth, and the ring algorithm;
-# - why LAMB's per-layer norms need one more (small) collective when the optimizer state is sharded;
-# - why a large batch is what lets hundreds of workers stay busy.
+# - why ZeRO-1 (sharded optimizer state) moves no more bytes than plain data parallelism, and why LAMB
+#   and LARS then need one number per layer more;
+# - why a large batch is what lets hundreds of workers stay busy, and how far overlap stretches that.
 
 # %%
 QUICK = False  # True: the small, fast settings; the committed outputs use the setting printed below
@@ -24,7 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lamb_edu import distributed, experiments, plots
+import lamb_edu
+from lamb_edu import distributed, experiments, nn, optim, plots
 from lamb_edu.backend import np
 
 QUICK = experiments.quick_mode(default=QUICK)  # LAMB_EDU_QUICK=1 (as in CI) forces quick mode
@@ -43,8 +46,8 @@ REPO = Path(lamb_edu.__file__).resolve().parents[1]  # the checkout these cells 
 # So each rank back-propagates its slice with weight $|B_r|/|B|$, and one **all-reduce** (every rank
 # ends with the sum over ranks) gives every rank $g$. Every rank then takes the same optimizer step
 # from the same weights (rank 0's initial weights are broadcast), so the weights stay identical on all
-# ranks without ever being sent. `lamb_edu.distributed` keeps all gradients in one flat float32 buffer,
-# so a step costs **one** `Allreduce` of $4P$ bytes for $P$ parameters.
+# ranks without ever being sent. `lamb_edu.distributed` keeps all gradients in one flat float32 buffer
+# of $4P$ bytes for $P$ parameters, cut into **buckets** that are summed while backward runs (below).
 #
 # The sums are the same numbers added in another order, so the $N$-rank run equals the one-process
 # run to float32 rounding, not bit for bit. We check it: the same seeded LAMB run, once on one process
@@ -77,64 +80,152 @@ if HAS_MPI:
     for flags in ([], ["--shard-optimizer"]):
         losses, weights, summary = train("two-ranks" + "".join(flags), "--data-parallel", *flags, ranks=2)
         print(f"2 ranks {' '.join(flags) or '(plain)':<18}: {len(losses)} steps; largest loss difference "
-              f"{np.abs(losses - reference[0]).max():.1e}, largest weight difference {np.abs(weights - reference[1]).max():.1e} "
+              f"{np.abs(losses - reference[0]).max():.1e}, largest weight difference "
+              f"{np.abs(weights - reference[1]).max():.1e} "
               f"(weights up to {np.abs(reference[1]).max():.2f})")
     print("world size recorded in summary.json:", summary["data_parallel"]["world_size"])
     print("optimizer state per rank with --shard-optimizer:", summary["data_parallel"]["optimizer_state_bytes"])
+    print("bytes per step, by collective, with --shard-optimizer:", summary["data_parallel"]["traffic_bytes_per_step"])
 else:
     print("mpiexec is not installed (pip install mpi4py mpich): the two-rank runs are skipped")
 
 # %% [markdown]
 # The differences are a few units in the last place of float32 (about $10^{-7}$ relative): the same
-# run. With `--shard-optimizer` each rank keeps LAMB's $m$ and $v$ only for its half of the flat
-# parameter buffer (the state per rank is halved), updates that half, and an `Allgather` gives every
-# rank all the new weights. A layer can be cut between two ranks, and LAMB's trust ratio needs the
-# whole layer's $\lVert w\rVert$ and $\lVert u\rVert$: each rank adds up the squares of its pieces and
-# one more all-reduce of these partial sums (two numbers per layer) completes them. Adam needs no such
-# step; LAMB and LARS do (see `lamb_edu/distributed/sharded.py`).
+# run.
 #
-# ## What an all-reduce costs
+# ## Buckets: communication during backward
 #
-# `benchmarks/bench_data_parallel.py` times a step of the MLP 784-256-256-10 (0.27M parameters, a
-# 1.07 MB gradient) at 1, 2 and 4 ranks for one global batch of 512, split into compute, all-reduce
-# and optimizer step, and times all-reduces of 4 KiB to 16 MiB. We read its JSON (or measure a small
-# version now when it is missing).
+# Backward finishes the gradients in reverse: the last layer's first, the first layer's last. Waiting
+# for all of them before sending anything leaves the network idle during backward and the processor
+# idle during the all-reduce. PyTorch's DDP (and Horovod's tensor fusion) instead group the gradients
+# into **buckets** in reverse parameter order and start a non-blocking all-reduce of a bucket as soon as
+# its last gradient is final. Here the autograd calls a hook on each parameter the moment its gradient
+# is complete (`Tensor.register_post_accumulate_grad_hook`, as in torch); the hook copies the gradient
+# into the flat buffer and, when its bucket is full, starts `Iallreduce` on it. `all_reduce_gradients`
+# then waits only for what is still in flight.
+#
+# Two more details make it one collective a step. The step's **status** (how many ranks have a
+# non-finite loss or gradient, and the sum of the losses) travels as two numbers in front of the last
+# bucket, the one holding the first layer, which is held back until the loss is known; a NaN on one
+# rank is seen by all in the same reduction as the gradient. And a bucket must be large enough that
+# the latency per message stays small against its bytes, yet small enough that several leave during
+# backward. DDP's default, 25 MB, holds the whole of these models: one bucket, sent when backward ends,
+# overlapping nothing. `--bucket-mb` sets it; the default here is 0.25 MB. The MLP 784-256-256-10 is
+# cut so:
+
+# %%
+mlp = nn.MLP([784, 256, 256, 10], seed=0)
+names, sizes = zip(*[(name, p.size) for name, p in mlp.named_parameters()])
+plan = distributed.plan_buckets(list(sizes), 4, distributed.DEFAULT_BUCKET_MB * 2**20)
+for number, indices in enumerate(plan):
+    kilobytes = 4 * sum(sizes[i] for i in indices) / 1e3
+    print(f"bucket {number}: {', '.join(names[i] for i in indices):<42} {kilobytes:7.1f} kB")
+print(f"share of the gradient's bytes that can leave before backward ends: "
+      f"{1 - sum(sizes[i] for i in plan[-1]) / sum(sizes):.0%}")
+
+# %% [markdown]
+# The first layer's weight is most of this MLP's gradient and is finished last, so at most the share
+# printed above can hide behind backward; the CNN (two convolutions in front of a large fully
+# connected layer) is the better case: its large `fc1` gradient is done early, and the expensive
+# convolution backward follows. `tests/test_distributed_buckets.py` checks that the buckets start
+# before the first layer's gradient exists, and that bucketed, accumulated and sharded runs equal the
+# unbucketed one.
+#
+# ## ZeRO-1: the same bytes as plain data parallelism
+#
+# With `--shard-optimizer` each rank keeps LAMB's $m$ and $v$ only for its $1/N$ of the flat parameter
+# buffer (the state per rank is divided by $N$). It needs only its shard of the summed gradient, so
+# the buckets are **reduce-scattered** instead of all-reduced; the rank steps its shard, and an
+# **all-gather** gives every rank all the new weights. A ring all-reduce *is* a reduce-scatter
+# followed by an all-gather, so the bytes are the same (Rajbhandari et al. 2020). LAMB's trust ratio
+# needs each layer's $\lVert w\rVert$, which is local (every rank holds all weights), and
+# $\lVert u\rVert$, of which each rank holds only its shard's part: one all-reduce of **one number per
+# layer** (the partial sums of squares) completes it. LARS needs $\lVert g\rVert$ the same way; Adam
+# shards for free. Counted for the MLP (bytes each rank sends per step in the ring algorithms):
+
+# %%
+for ranks in (2, 4):
+    pretend = distributed.LocalWorld()
+    pretend.size = ranks  # rank 0's bookkeeping in a world of `ranks` (no collective is called)
+    model = nn.MLP([784, 256, 256, 10], seed=0)
+    plain = distributed.DataParallel(model, pretend).traffic()
+    sharded = distributed.ShardedOptimizer(optim.LAMB(model.parameters()),
+                                           distributed.DataParallel(model, pretend)).traffic()
+    print(f"{ranks} ranks: plain {distributed.ring_bytes_per_rank(plain, ranks) / 1e6:.4f} MB  {plain}")
+    print(f"{' ' * len(str(ranks))}        ZeRO-1 {distributed.ring_bytes_per_rank(sharded, ranks) / 1e6:.4f} MB  "
+          f"{sharded}")
+
+# %% [markdown]
+# The gradient's reduce-scatter and the parameters' all-gather add up to the plain all-reduce; what
+# ZeRO-1 adds is the layer norms' all-reduce (one float64 per layer) and a copy of the two status
+# numbers in each rank's part.
+#
+# ## What a step costs, measured
+#
+# `benchmarks/bench_data_parallel.py` times a step of the MLP and the CNN at 1, 2 and 4 ranks for one
+# global batch of 512, plain and ZeRO-1, split into compute, communication that backward did not hide,
+# and the optimizer step; it also times all-reduces of 4 KiB to 16 MiB. We read its JSON (or measure a
+# small version now when it is missing).
 
 # %%
 measured = REPO / "benchmarks" / "data_parallel.json"
+if measured.is_file() and "machine" not in json.loads(measured.read_text()):
+    measured = work / "missing.json"  # a file written by an older version of the benchmark: measure again
 if not measured.is_file() and HAS_MPI:
     measured = work / "data_parallel.json"
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_data_parallel.py"), "--quick", "--ranks", "1", "2",
                     "--json", str(measured)], env=ENVIRONMENT, check=True, timeout=300, capture_output=True)
 bench = json.loads(measured.read_text()) if measured.is_file() else None
 if bench is not None:
-    figure = plots.plot_scaling(bench["runs"], title="MLP 784-256-256-10, LAMB, global batch 512 (CPU processes)")
-    for run in bench["runs"]:
-        print(f"{run['ranks']} ranks: step {1e3 * run['step_seconds']:.1f} ms = compute {1e3 * run['compute_seconds']:.1f} "
-              f"+ all-reduce {1e3 * run['allreduce_seconds']:.1f} + optimizer {1e3 * run['optimizer_seconds']:.1f}; "
-              f"{run['images_per_second']:.0f} images/s")
+    print("machine:", bench["machine"])
+    for model in ("mlp", "cnn"):
+        runs = sorted((r for r in bench["runs"] if r["model"] == model),
+                      key=lambda r: (r["mode"] != "plain", r["ranks"]))
+        if not runs:
+            continue
+        one = next(r for r in runs if r["ranks"] == 1)
+        for run in runs:
+            print(f"{model} {run['mode']:>7} {run['ranks']} ranks: step {1e3 * run['step_seconds']:6.1f} ms = compute "
+                  f"{1e3 * run['compute_seconds']:6.1f} + exposed communication "
+                  f"{1e3 * run['exposed_communication_seconds']:5.1f}"
+                  f" + optimizer {1e3 * run['optimizer_seconds']:4.1f}; {run['images_per_second']:6.0f} images/s, "
+                  f"{run['images_per_second'] / one['images_per_second']:.2f}x one process")
+        figure = plots.plot_scaling(runs, title=f"{model.upper()}, LAMB, global batch {one['global_batch']} "
+                                                "(CPU processes)")
+    for run in bench.get("bucket_sweep", []):
+        size = f"{run['bucket_mb']} MB" if run["bucket_mb"] else "one bucket"
+        print(f"bucket sweep, {run['model']} {run['ranks']} ranks, {size:>10} ({run['buckets']} buckets): step "
+              f"{1e3 * run['step_seconds']:.1f} ms, exposed communication "
+              f"{1e3 * run['exposed_communication_seconds']:.1f} ms")
 
 # %% [markdown]
-# **Reading it.** Compute per rank shrinks as the slice shrinks, but the all-reduce is a new cost
-# that one process never pays. The numbers in the committed file were measured on a small shared
-# machine with 2 cores: 4 ranks on 2 cores wait for each other and the all-reduce is slow; rerun the
-# benchmark on your own machine.
+# **Reading it.** Compute per rank shrinks with the slice; the communication that backward did not
+# hide, and the optimizer step (which every rank repeats unless ZeRO-1 shares it), do not. The
+# committed numbers come from a 2-core machine (its load, before and after, is printed above): 4 ranks
+# share 2 cores, so that row measures ranks waiting for a core as much as MPI.
 #
 # A message of $n$ bytes costs about $T(n) = \alpha + n/\beta$: a fixed latency $\alpha$ (waking up the
-# peers, handshakes) plus the bytes over the bandwidth $\beta$. A least-squares line through the
-# measured points gives both.
+# peers, handshakes) plus the bytes over the bandwidth $\beta$. A plain least-squares line through the
+# measured points is dominated by the largest messages (theirs are the largest seconds): one slow
+# large all-reduce moves its intercept far from the measured time of the smallest message (an
+# earlier run on this machine gave a negative one). The fit here minimises
+# the **relative** error instead, so each size counts alike; the table puts its predictions beside
+# the measurements.
 
 # %%
 if bench is not None and bench.get("allreduce_fit"):
-    fit = bench["allreduce_fit"]
-    largest = bench["runs"][-1]
-    figure = plots.plot_allreduce_fit(largest["allreduce_by_size"], fit["latency_seconds"],
-                                      fit["bandwidth_bytes_per_second"], largest["ranks"])
-    latency, bandwidth = distributed.fit_latency_bandwidth([p["bytes"] for p in largest["allreduce_by_size"]],
-                                                           [p["seconds"] for p in largest["allreduce_by_size"]])
-    link_latency, link_bandwidth = distributed.ring_link_from_fit(latency, bandwidth, largest["ranks"])
-    print(f"fit on {largest['ranks']} ranks: {1e6 * latency:.0f} µs + bytes / {bandwidth / 1e9:.2f} GB/s;  "
-          f"per ring link: α = {1e6 * link_latency:.0f} µs, β = {link_bandwidth / 1e9:.2f} GB/s")
+    fit, points = bench["allreduce_fit"], bench["allreduce_by_size"]
+    figure = plots.plot_allreduce_fit(points, fit["latency_seconds"], fit["bandwidth_bytes_per_second"], fit["ranks"])
+    latency, bandwidth = distributed.fit_latency_bandwidth([p["bytes"] for p in points], [p["seconds"] for p in points])
+    straight = np.polyfit([p["bytes"] for p in points], [p["seconds"] for p in points], 1)[1]
+    link_latency, link_bandwidth = distributed.ring_link_from_fit(latency, bandwidth, fit["ranks"])
+    for p in points:
+        predicted = latency + p["bytes"] / bandwidth
+        print(f"{p['bytes']:>9} bytes: measured {1e6 * p['seconds']:8.1f} µs, fit {1e6 * predicted:8.1f} µs "
+              f"({predicted / p['seconds'] - 1:+.0%})")
+    print(f"fit on {fit['ranks']} ranks: {1e6 * latency:.1f} µs + bytes / {bandwidth / 1e9:.2f} GB/s "
+          f"(a plain least-squares intercept would say {1e6 * straight:.0f} µs);  "
+          f"per ring link: α = {1e6 * link_latency:.1f} µs, β = {link_bandwidth / 1e9:.2f} GB/s")
 
 # %% [markdown]
 # ## The ring all-reduce, and BERT-Large on paper
@@ -146,11 +237,17 @@ if bench is not None and bench.get("allreduce_fit"):
 # $$T_{\text{ring}}(p, n) = 2(p-1)\,\alpha + \frac{2(p-1)}{p}\,\frac{n}{\beta}.$$
 #
 # The bandwidth term barely grows with $p$ (it tends to $2n/\beta$); the latency term grows linearly.
-# A synchronous step that does not overlap the two costs takes
+# A synchronous step whose communication overlaps a share $o$ of its compute (backward, bucket by
+# bucket: backward is about $4P$ of the $6P$ FLOPs per token, so $o \approx 2/3$; $o = 0$ without
+# buckets) exposes only what does not fit:
 #
-# $$T_{\text{step}} = \frac{|B|}{p}\, t_{\text{example}} + T_{\text{ring}}(p, 4P), \qquad
-#   \text{efficiency} = \frac{\frac{|B|}{p}\, t_{\text{example}}}{T_{\text{step}}}
+# $$T_{\text{step}} = \frac{|B|}{p}\, t_{\text{example}}
+#   + \max\Big(0,\ T_{\text{ring}}(p, 4P) - o\,\frac{|B|}{p}\, t_{\text{example}}\Big),
+#   \qquad \text{efficiency} = \frac{\frac{|B|}{p}\, t_{\text{example}}}{T_{\text{step}}}
 #   = \frac{\text{speed-up over one worker}}{p}.$$
+#
+# (This is the ideal: the last bucket, the first layer's, cannot leave before backward ends, and the
+# network and the processor compete for memory bandwidth.)
 #
 # **Assumptions, stated.** BERT-Large: $P = 340$M parameters, float32 gradients ($4P = 1.36$ GB per
 # all-reduce), sequences of 128 tokens. Training costs about $6P$ FLOPs per token (forward $2P$,
@@ -162,78 +259,103 @@ if bench is not None and bench.get("allreduce_fit"):
 PARAMETERS, SEQUENCE, GPU_FLOPS = 340e6, 128, 50e12
 SECONDS_PER_EXAMPLE = 6 * PARAMETERS * SEQUENCE / GPU_FLOPS
 NETWORK = {"bandwidth": 100e9 / 8, "latency": 5e-6}
+BACKWARD_SHARE = 4 / 6  # the share of a step's compute that buckets can hide communication behind
 EPOCH = 10e6
 WORKERS = [8, 16, 32, 64, 128, 256, 512, 1024]
 BATCHES = [512, 2048, 8192, 32768, 65536]
-predictions = {(p, b): distributed.predict_data_parallel_step(PARAMETERS, p, b, seconds_per_example=SECONDS_PER_EXAMPLE,
-                                                              **NETWORK)
-               for p in WORKERS for b in BATCHES if b >= p}
+
+
+def predict(p, b, overlap, **network):
+    return distributed.predict_data_parallel_step(PARAMETERS, p, b, seconds_per_example=SECONDS_PER_EXAMPLE,
+                                                  overlap=overlap, **{**NETWORK, **network})
+
+
+predictions = {(p, b): predict(p, b, 0.0) for p in WORKERS for b in BATCHES if b >= p}
+overlapped = {(p, b): predict(p, b, BACKWARD_SHARE) for p in WORKERS for b in BATCHES if b >= p}
 print(f"t_example = {1e3 * SECONDS_PER_EXAMPLE:.1f} ms; one all-reduce of {4 * PARAMETERS / 1e9:.2f} GB: "
       f"{1e3 * predictions[(8, 512)]['allreduce_seconds']:.0f} ms on 8 workers, "
       f"{1e3 * predictions[(1024, 65536)]['allreduce_seconds']:.0f} ms on 1024")
-print("\nefficiency (%)" + "".join(f"{f'batch {b}':>12}" for b in BATCHES))
-for p in WORKERS:
-    cells = "".join(f"{100 * predictions[(p, b)]['efficiency']:>12.0f}" if (p, b) in predictions else f"{'-':>12}"
-                    for b in BATCHES)
-    print(f"{p:>5} workers " + cells)
-figure = plots.plot_predicted_scaling(WORKERS, BATCHES, predictions, EPOCH,
-                                      title="BERT-Large on paper: 100 Gb/s ring, 5 µs, 50 TFLOP/s per GPU")
+for title, table in (("no overlap", predictions), ("overlap with backward", overlapped)):
+    print(f"\nefficiency (%), {title}" + "".join(f"{f'batch {b}':>12}" for b in BATCHES))
+    for p in WORKERS:
+        cells = "".join(f"{100 * table[(p, b)]['efficiency']:>12.0f}" if (p, b) in table else f"{'-':>12}"
+                        for b in BATCHES)
+        print(f"{p:>5} workers{' ' * (len(title) + 2)}" + cells)
+bert = overlapped[(1024, 65536)]
+print(f"\nBERT-Large, batch 64K, 1024 workers: compute {1e3 * bert['compute_seconds']:.0f} ms, all-reduce "
+      f"{1e3 * bert['allreduce_seconds']:.0f} ms, exposed {1e3 * bert['exposed_seconds']:.0f} ms with overlap "
+      f"({100 * bert['efficiency']:.0f} % efficiency; {100 * predictions[(1024, 65536)]['efficiency']:.0f} % without)")
+# where the overlap stops hiding the communication: the most workers whose all-reduce still fits in backward
+for b in BATCHES:
+    hidden = [p for p in range(1, b + 1) if predict(p, b, BACKWARD_SHARE)["exposed_seconds"] == 0.0]
+    print(f"batch {b:>6}: all communication hidden up to {max(hidden) if hidden else 0} workers "
+          f"({b / max(hidden) if hidden else float('nan'):.0f} sequences each)")
+figure = plots.plot_predicted_scaling(WORKERS, BATCHES, overlapped, EPOCH,
+                                      title="BERT-Large on paper, overlap with backward: 100 Gb/s ring, 5 µs, "
+                                            "50 TFLOP/s per GPU")
 
 # %% [markdown]
-# **Why large batches are what make this scale.** The all-reduce costs the same whatever the batch:
-# 0.19 to 0.23 s for 1.36 GB, from 8 to 1024 workers (the ring's bandwidth term is nearly independent
-# of $p$, and the latency term, $2 \cdot 1023 \cdot 5\ \mu s = 10$ ms, is still small). What changes is
-# the compute it is set against: $\frac{|B|}{p}\, t_{\text{example}}$. At batch 512 on 1024 workers
-# there is not even one sequence per worker; at 64K each computes 64 sequences (0.33 s) and the
-# efficiency is about 60 %. Put the other way, an epoch has $D/|B|$ steps and therefore $D/|B|$
-# all-reduces: a batch 128 times larger sends 128 times fewer gradients per epoch. The right panel
-# shows it: with batch 512 adding workers stops helping beyond a few dozen (the epoch time is the
-# all-reduces'), while with 32K and 64K the epoch keeps getting shorter up to 1024 workers. That is the
-# whole case for LAMB: it keeps the accuracy of small-batch training at batch 32K to 64K, and so lets
-# BERT be trained by a thousand workers in hours instead of days (76 minutes in the LAMB paper, on TPUs
-# with a much faster interconnect than this 100 Gb/s one). Overlapping the all-reduce with the
-# backward pass (as PyTorch's DDP does, bucket by bucket) and sending 16-bit gradients push the
-# efficiency higher still, but they do not change the argument.
+# **Why large batches are what make this scale.** The all-reduce costs about the same whatever the
+# batch and the number of workers (the ring's bandwidth term is nearly independent of $p$, and its
+# latency term is still small at 1024). What changes is the compute it is set against:
+# $\frac{|B|}{p}\, t_{\text{example}}$. At batch 512 on 1024 workers there is not even one sequence
+# per worker; at 64K each computes 64. Overlap helps exactly while the all-reduce fits inside
+# backward: past the number of workers printed for each batch, every extra worker shrinks backward
+# but not the all-reduce, and the exposed part grows. Put the other way, an epoch has $D/|B|$ steps
+# and therefore $D/|B|$ all-reduces: a larger batch sends proportionally fewer gradients per epoch,
+# which is what lets hundreds of workers stay busy. Whether the optimizer keeps a large batch
+# *accurate* is another question, the one notebook 6 measured on MNIST: there no optimizer moved the
+# critical batch size, and LARS, not LAMB, was the best from batch 2048 up. LAMB's own claim is for
+# BERT at 32K to 64K (76 minutes on TPUs with a much faster interconnect than this one); on paper
+# above it is only the communication that is modelled.
 #
 # ## Exercises
 #
-# 1. At batch 32K, how many workers can BERT-Large use before the predicted efficiency drops below
-#    50 %? Read it off the table, then solve $\frac{|B|}{p}t_{\text{example}} = T_{\text{ring}}(p)$ for $p$.
+# 1. At batch 32K and without overlap, how many workers can BERT-Large use before the predicted
+#    efficiency drops below 50 %? Read it off the table, then solve
+#    $\frac{|B|}{p}t_{\text{example}} = T_{\text{ring}}(p)$ for $p$.
 # 2. Send 16-bit gradients (`bytes_per_value=2`) and use a 400 Gb/s network. Which cells of the table
 #    change most, and why does the latency term start to matter at 1024 workers?
-# 3. With the fit of your own machine (`link_latency`, `link_bandwidth` above), predict the step of
-#    the MLP at 2 and 4 ranks and compare with the measured all-reduce times. Where does the model fail
-#    on a machine whose ranks share 2 cores?
+# 3. With the fit of your own machine (`link_latency`, `link_bandwidth` above), predict the MLP's
+#    all-reduce at 2 and 4 ranks and compare with the measured exposed communication. Where does the
+#    model fail on a machine whose ranks share 2 cores?
 #
 # ## Solutions
 
 # %%
 # 1. Efficiency >= 50 % while compute >= all-reduce: (B/p)·t >= T_ring(p) ≈ 2·4P/β (the latency is small).
 ring = 2 * 4 * PARAMETERS / NETWORK["bandwidth"]
-print(f"1. p <= B·t / T_ring = {32768 * SECONDS_PER_EXAMPLE / ring:.0f} workers at batch 32K (table: 50 % near 512-1024)")
+print(f"1. p <= B·t / T_ring = {32768 * SECONDS_PER_EXAMPLE / ring:.0f} workers at batch 32K")
 # 2. Half the bytes, four times the bandwidth: the all-reduce is 8 times faster; efficiency rises most where it was low.
 for p in (256, 1024):
-    fast = distributed.predict_data_parallel_step(PARAMETERS, p, 8192, seconds_per_example=SECONDS_PER_EXAMPLE,
-                                                  bandwidth=400e9 / 8, latency=5e-6, bytes_per_value=2)
-    print(f"2. batch 8K, {p} workers: {100 * predictions[(p, 8192)]['efficiency']:.0f} % -> {100 * fast['efficiency']:.0f} %; "
+    fast = predict(p, 8192, 0.0, bandwidth=400e9 / 8, bytes_per_value=2)
+    print(f"2. batch 8K, {p} workers: {100 * predictions[(p, 8192)]['efficiency']:.0f} % -> "
+          f"{100 * fast['efficiency']:.0f} %; "
           f"latency part {1e3 * 2 * (p - 1) * 5e-6:.1f} ms of {1e3 * fast['allreduce_seconds']:.1f} ms")
 # 3. The model against the measurement of the MLP's gradient (when a measurement was read above).
 if bench is not None and bench.get("allreduce_fit"):
-    for run in bench["runs"][1:]:
-        model = distributed.ring_allreduce_seconds(run["gradient_bytes"], run["ranks"], link_bandwidth, link_latency)
-        print(f"3. {run['ranks']} ranks: ring model {1e3 * model:.2f} ms, measured {1e3 * run['allreduce_seconds']:.2f} ms")
-    print("   More ranks than cores: a rank waits for a core as well as for the network, which no link model describes.")
+    for run in bench["runs"]:
+        if run["model"] == "mlp" and run["mode"] == "plain" and run["ranks"] > 1:
+            bytes_ = run["traffic_bytes_per_step"]["gradient_allreduce"]
+            model = distributed.ring_allreduce_seconds(bytes_, run["ranks"], link_bandwidth, link_latency)
+            print(f"3. {run['ranks']} ranks: ring model {1e3 * model:.2f} ms for the whole gradient; measured exposed "
+                  f"communication {1e3 * run['exposed_communication_seconds']:.2f} ms")
+    print("   More ranks than cores: a rank waits for a core as well as for the network, "
+          "which no link model describes.")
 
 # %% [markdown]
 # ## Summary
 #
-# - $N$ workers each compute the gradient of their slice; one all-reduce of the flat gradient buffer
-#   sums the shares, and every worker takes the same step: the run equals one process's to float32
+# - $N$ workers each compute the gradient of their slice; the flat gradient buffer is summed over the
+#   ranks in buckets, each sent as soon as backward has finished it, with the step's status riding in
+#   the last: one collective per bucket and nothing else. The run equals one process's to float32
 #   rounding (checked above).
 # - An all-reduce costs a latency per message plus bytes over bandwidth; the ring algorithm sends
-#   $2\frac{p-1}{p}$ times the gradient's bytes whatever the number of workers.
-# - Sharding the optimizer state (ZeRO-1) divides $m$ and $v$ by $N$; Adam shards for free, LAMB and
-#   LARS need one more small all-reduce of per-layer sums of squares for their trust ratios.
-# - A step's compute shrinks as $|B|/p$ while its all-reduce does not: only a large batch keeps hundreds
-#   of workers busy. Keeping that large batch accurate is the optimizer's job *and* its tuning's:
-#   notebook 06 measures how much of it each one does.
+#   $2\frac{p-1}{p}$ times the gradient's bytes whatever the number of workers. Fit the latency on the
+#   small messages' terms (relative error), not by a line the large messages dominate.
+# - ZeRO-1 divides $m$ and $v$ by $N$ and moves the same bytes as plain data parallelism
+#   (reduce-scatter + all-gather = all-reduce); Adam shards for free, LAMB and LARS add one all-reduce
+#   of one number per layer.
+# - A step's compute shrinks as $|B|/p$ while its all-reduce does not; overlap hides it only while it
+#   fits inside backward. A large batch is what keeps hundreds of workers busy; whether it stays
+#   accurate is the optimizer's job *and* its tuning's: notebook 06 measures how much of it each one does.

@@ -4,14 +4,17 @@ Run as ``mpiexec -n N python tests/mpi/data_parallel_run.py OUT.npz [--fail data
 optimizer in ``CONFIGS`` and both modes (plain: every rank steps the whole model; sharded: ZeRO-1),
 it records the mean loss of every step, the final flat weights and the first layer's
 ``m`` (LARS: momentum) from ``optimizer.state_dict()``, and rank 0 writes them to
-OUT.npz (atomically). Each rank builds its model from a different seed: the broadcast of rank 0's
-weights must make them agree. ``--fail`` injects a fault on rank 1.
+OUT.npz (atomically). Modes: ``plain`` (one bucket, sent after backward), ``bucketed`` (small
+buckets sent during backward; it also records how many buckets started before ``backward()``
+returned) and ``sharded`` (ZeRO-1, bucketed reduce-scatter). Each rank builds its model from a
+different seed: the broadcast of rank 0's weights must make them agree. ``--fail`` injects a fault on rank 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 import numpy as np
 
@@ -22,6 +25,7 @@ from lamb_edu.train import write_atomically
 
 SIZES = [20, 13, 10]  # 413 parameters: every shard boundary for 2 and 4 ranks cuts a layer
 EXAMPLES, BATCH, STEPS, SEED = 256, 64, 5, 100
+MODES = {"plain": None, "bucketed": 0.0005, "sharded": 0.0005}  # bucket_mb: 524 bytes, 4 buckets of this MLP
 CONFIGS = {
     "lamb": lambda params: optim.LAMB(params, lr=0.02, betas=(0.9, 0.99), weight_decay=0.01),
     "lars": lambda params: optim.LARS(params, lr=0.5, momentum=0.9, weight_decay=1e-4, trust_coefficient=0.02),
@@ -37,15 +41,15 @@ def synthetic_data() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def run(name: str, sharded: bool, fail: str) -> tuple[list[float], np.ndarray, np.ndarray]:
+def run(name: str, mode: str, fail: str) -> tuple[list[float], np.ndarray, np.ndarray, list[int]]:
     world = get_world()
     model = nn.MLP(SIZES, seed=SEED + world.rank)
-    parallel = DataParallel(model, world)
+    parallel = DataParallel(model, world, bucket_mb=MODES[mode])
     optimizer = CONFIGS[name](model.parameters())
-    if sharded:
+    if mode == "sharded":
         optimizer = ShardedOptimizer(optimizer, parallel)
     x, y = synthetic_data()
-    losses = []
+    losses, early = [], []
     for step, (xb, yb) in enumerate(batches(x, y, BATCH, seed=SEED, epoch=0), start=1):
         if step > STEPS:
             break
@@ -56,12 +60,14 @@ def run(name: str, sharded: bool, fail: str) -> tuple[list[float], np.ndarray, n
         model.zero_grad()
         loss = nn.cross_entropy(model(Tensor(x_local)), y_local)
         loss.backward()
+        backward_ended = time.perf_counter()
         losses.append(parallel.all_reduce_gradients(loss.item()))
+        early.append(sum(when < backward_ended for when, what, _ in parallel.buckets.last_events if what == "start"))
         optimizer.step()
     # the optimizer's state as one process would save it (for the sharded one, gathered from every rank)
     saved = optimizer.state_dict()["state"][0]  # a collective for the sharded one: every rank calls it
     first_state = saved["momentum_buffer" if name == "lars" else "m"]
-    return losses, parallel.flat.host_copy(), first_state
+    return losses, parallel.flat.host_copy(), first_state, early
 
 
 def main() -> None:
@@ -74,11 +80,12 @@ def main() -> None:
         read_idx("/nonexistent/train-images-idx3-ubyte")  # rank 1 cannot read its data; the others wait in a collective
     results = {}
     for name in CONFIGS:
-        for mode in ("plain", "sharded"):
-            losses, weights, first_state = run(name, mode == "sharded", args.fail)
+        for mode in MODES:
+            losses, weights, first_state, early = run(name, mode, args.fail)
             results[f"{name}/{mode}/losses"] = np.asarray(losses)
             results[f"{name}/{mode}/weights"] = weights
             results[f"{name}/{mode}/first_state"] = first_state
+            results[f"{name}/{mode}/started_during_backward"] = np.asarray(early)
     results["size"] = np.asarray(world.size)
     if world.is_root:
         write_atomically(args.out, lambda handle: np.savez(handle, **results))

@@ -1,0 +1,235 @@
+"""Gradient buckets sent during backward, as PyTorch DDP's reducer and Horovod's tensor fusion do.
+
+The flat gradient buffer (``FlatParameters.grad``) is cut into buckets of about ``bucket_bytes``,
+filled in reverse parameter order, which is the order backward finishes the gradients in (the last
+layer first). A hook on every parameter (``Tensor.register_post_accumulate_grad_hook``) copies its
+gradient into the buffer as soon as it is final; when a bucket's last gradient arrives its
+non-blocking reduction starts (``Iallreduce``, or ``Ireduce_scatter`` for ZeRO-1) while backward
+goes on with the earlier layers. ``finish`` then waits only for what is still in flight.
+
+The step's status travels in the last bucket (the one holding the first layer, which backward
+finishes last, so it is held back until ``finish`` knows this rank's loss): two numbers, the count
+of ranks with a problem and the sum of the losses, in front of the gradient. One collective per
+bucket, and no separate handshake. For a reduce-scatter each rank's part of that bucket carries a
+copy of the two numbers, so every rank receives the sums.
+
+MPI moves a non-blocking collective on only inside MPI calls, and a long matrix product inside
+backward makes none. While buckets are in flight a helper thread pokes MPI's progress engine every
+``PROGRESS_SECONDS`` (NumPy releases Python's lock during its products, so the two run side by side),
+so the buckets travel during backward rather than at the first wait; each hook call polls them too.
+Poking more often makes the transfers finish sooner but takes processor time from the compute.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+from lamb_edu.backend import xp
+from lamb_edu.distributed.flat import FlatParameters
+from lamb_edu.distributed.world import Pending, World
+from lamb_edu.optim.checks import all_finite
+
+__all__ = ["GradientBuckets", "plan_buckets", "STATUS_SIZE"]
+
+STATUS_SIZE = 2  # [ranks with a problem, Σ loss]
+PROGRESS_SECONDS = 1e-3  # between two pokes of MPI's progress engine while buckets are in flight
+
+
+class Progress:
+    """A daemon thread that calls ``world.poke()`` every ``PROGRESS_SECONDS`` while ``busy`` is set."""
+
+    def __init__(self, world: World) -> None:
+        self.world, self.busy = world, threading.Event()
+        threading.Thread(target=self._run, name="lamb-edu-mpi-progress", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            self.busy.wait()
+            self.world.poke()
+            time.sleep(PROGRESS_SECONDS)
+
+
+_progress: dict[int, Progress] = {}
+
+
+def progress_of(world: World) -> Progress:
+    """The one progress thread of ``world`` (started at the first call)."""
+    if id(world) not in _progress:
+        _progress[id(world)] = Progress(world)
+    return _progress[id(world)]
+
+
+def plan_buckets(sizes: list[int], itemsize: int, bucket_bytes: float | None) -> list[list[int]]:
+    """Parameter indices per bucket, last parameter first; a bucket closes once it holds ``bucket_bytes``.
+
+    A parameter is never split; one larger than ``bucket_bytes`` gets a bucket of its own.
+    ``bucket_bytes=None`` puts everything in one bucket (no overlap: it is sent when backward ends).
+    """
+    if bucket_bytes is not None and bucket_bytes <= 0:
+        raise ValueError(f"bucket_bytes must be positive (or None for one bucket), got {bucket_bytes}")
+    buckets: list[list[int]] = [[]]
+    filled = 0
+    for index in reversed(range(len(sizes))):
+        if bucket_bytes is not None and buckets[-1] and filled + sizes[index] * itemsize > bucket_bytes:
+            buckets.append([])
+            filled = 0
+        buckets[-1].append(index)
+        filled += sizes[index] * itemsize
+    return buckets
+
+
+class GradientBuckets:
+    """``GradientBuckets(flat, world, bucket_bytes, scatter=False, overlap=True)``: the gradient's reductions.
+
+    ``scatter=False``: every rank ends with the summed gradient in ``flat.grad``. ``scatter=True``
+    (ZeRO-1): rank r ends with the sum over its shard ``flat.shard_range(r)`` in ``shard_grad``;
+    ``flat.grad`` keeps this rank's own gradient. ``overlap=False`` sends every bucket in ``finish``.
+    ``last_events`` records ``(time.perf_counter(), what, bucket)`` of the last step: "start" (its
+    reduction begins), "done" (``finish`` saw it complete).
+    """
+
+    def __init__(self, flat: FlatParameters, world: World, bucket_bytes: float | None, scatter: bool = False,
+                 overlap: bool = True, backward_passes: int = 1) -> None:
+        self.flat, self.world, self.scatter, self.overlap = flat, world, scatter, overlap
+        self.backward_passes = int(backward_passes)
+        self.plan = plan_buckets(flat.sizes, flat.data.itemsize, bucket_bytes)
+        # the status sits in front of the gradient, so the last bucket [status | first layers] is contiguous
+        self.storage = xp.zeros(STATUS_SIZE + flat.grad.size, dtype=flat.grad.dtype)
+        flat.grad = self.storage[STATUS_SIZE:]
+        self.status = self.storage[:STATUS_SIZE]
+        self.ranges = [self._range(indices, number == len(self.plan) - 1) for number, indices in enumerate(self.plan)]
+        self.bucket_of = {index: number for number, indices in enumerate(self.plan) for index in indices}
+        self.shard_grad = xp.zeros(flat.shard_size, dtype=flat.grad.dtype) if scatter else None
+        self._removers = [p.register_post_accumulate_grad_hook(self._hook(index))
+                          for index, p in enumerate(flat.parameters)]
+        self.events: list[tuple[float, str, int]] = []
+        self.last_events: list[tuple[float, str, int]] = []
+        self.progress = progress_of(world) if world.size > 1 and overlap else None
+        self._begin()
+
+    def _range(self, indices: list[int], last: bool) -> tuple[int, int]:
+        """The bucket's flat range; the first bucket also covers the padding, the last starts at 0."""
+        start = 0 if last else self.flat.offsets[min(indices)]
+        stop = self.flat.offsets[max(indices)] + self.flat.sizes[max(indices)]
+        return start, self.flat.grad.size if max(indices) == len(self.flat.sizes) - 1 else stop
+
+    def _begin(self) -> None:
+        """A new step: no gradient arrived, nothing in flight."""
+        self.arrivals = [0] * len(self.flat.parameters)
+        self.missing = [len(indices) for indices in self.plan]
+        self.pending: list[Pending | None] = [None] * len(self.plan)
+        self.events = []
+        self.problem = ""  # what is wrong with this rank's gradient, found before a bucket leaves
+
+    def _check(self, number: int) -> None:
+        """Before bucket ``number`` leaves: note the first of its gradients that holds NaN or inf."""
+        start, stop = self.ranges[number]
+        if self.problem or all_finite(self.flat.grad[start:stop]):
+            return
+        for index in sorted(self.plan[number]):
+            if not all_finite(self.flat.view(self.flat.grad, index)):
+                self.problem = f"the gradient of {self.flat.names[index]} contains NaN or inf"
+                return
+
+    def remove_hooks(self) -> None:
+        """Take the hooks off the parameters (this object stops receiving gradients)."""
+        for remove in self._removers:
+            remove()
+
+    def _hook(self, index: int) -> Callable[[Any], None]:
+        def arrived(p: Any) -> None:
+            self.arrivals[index] += 1
+            if self.arrivals[index] < self.backward_passes:
+                return  # gradient accumulation: more micro-batches will add to it
+            number = self.bucket_of[index]
+            if self.pending[number] is not None:
+                raise RuntimeError(f"the gradient of {self.flat.names[index]} changed after its bucket was sent: "
+                                   f"more than backward_passes={self.backward_passes} backward() calls in one step")
+            self._store(index)
+            self.missing[number] -= 1
+            if self.missing[number] == 0 and self.overlap and number != len(self.plan) - 1:
+                self._check(number)
+                self._start(number)
+            for pending in self.pending:  # let MPI move the buckets in flight on
+                if pending is not None:
+                    pending.test()
+        return arrived
+
+    def _store(self, index: int) -> None:
+        """Parameter ``index``'s gradient into its slice of ``flat.grad`` (zeros when it has none)."""
+        p, view = self.flat.parameters[index], self.flat.view(self.flat.grad, index)
+        if p.grad is None:
+            view[...] = 0
+        elif p.grad is not view:
+            view[...] = p.grad
+        p.grad = view
+
+    def _start(self, number: int) -> None:
+        self.events.append((time.perf_counter(), "start", number))
+        if self.progress is not None:
+            self.progress.busy.set()
+        start, stop = self.ranges[number]
+        last = number == len(self.plan) - 1
+        if last:
+            start -= STATUS_SIZE
+        buffer = self.storage[STATUS_SIZE + start : STATUS_SIZE + stop]
+        if not self.scatter:
+            self.pending[number] = self.world.start_allreduce_sum(buffer)
+        elif not last:
+            counts, receive = self._scatter_parts(start, stop)
+            self.pending[number] = self.world.start_reduce_scatter_sum(buffer, receive, counts)
+        else:
+            self.pending[number] = self._start_status_scatter(stop)
+
+    def _scatter_parts(self, start: int, stop: int) -> tuple[list[int], Any]:
+        """Each rank's count of flat ``[start, stop)`` (its overlap with the shard) and this rank's receive view."""
+        size = self.flat.shard_size
+        counts = [max(0, min(stop, (r + 1) * size) - max(start, r * size)) for r in range(self.world.size)]
+        first = max(start, self.world.rank * size) - self.world.rank * size
+        return counts, self.shard_grad[first : first + counts[self.world.rank]]
+
+    def _start_status_scatter(self, stop: int) -> Pending:
+        """The last bucket of a reduce-scatter: each rank's part gets a copy of the status in front."""
+        counts, receive = self._scatter_parts(0, stop)
+        parts, at = [], 0
+        for count in counts:
+            parts += [self.status, self.flat.grad[at : at + count]]
+            at += count
+        send = xp.concatenate(parts)
+        mine = xp.zeros(STATUS_SIZE + counts[self.world.rank], dtype=send.dtype)
+        pending = self.world.start_reduce_scatter_sum(send, mine, [STATUS_SIZE + count for count in counts])
+
+        def unpack() -> None:
+            pending.wait()
+            self.status[...] = mine[:STATUS_SIZE]
+            receive[...] = mine[STATUS_SIZE:]
+        return Pending(done=unpack, keep=send)
+
+    def finish(self, loss_problem: str, loss: float) -> tuple[str, float, float]:
+        """Send what is left, with the status; wait for everything.
+
+        Every bucket not sent yet (all of them without overlap) has its gradients stored and checked
+        first. ``loss_problem`` is '' or what is wrong with this rank's loss. Returns this rank's
+        problem ('' when none), the number of ranks with one and the sum of the losses.
+        """
+        for number, indices in enumerate(self.plan):
+            if self.pending[number] is None:
+                for index in indices:
+                    self._store(index)
+                self._check(number)
+        problem = loss_problem or self.problem
+        self.status[0], self.status[1] = (1.0 if problem else 0.0), (0.0 if problem else loss)
+        for number in range(len(self.plan)):
+            if self.pending[number] is None:
+                self._start(number)
+        for number, pending in enumerate(self.pending):
+            pending.wait()
+            self.events.append((time.perf_counter(), "done", number))
+        if self.progress is not None:
+            self.progress.busy.clear()
+        failed, total = float(self.status[0]), float(self.status[1])
+        self.last_events = self.events
+        self._begin()
+        return problem, failed, total
