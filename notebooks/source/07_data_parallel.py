@@ -358,4 +358,4 @@ if bench is not None and bench.get("allreduce_fit"):
 #   of one number per layer.
 # - A step's compute shrinks as $|B|/p$ while its all-reduce does not; overlap hides it only while it
 #   fits inside backward. A large batch is what keeps hundreds of workers busy; whether it stays
-#   accurate is the optimizer's job *and* its tuning's: notebook 06 measures how much of it each one does.
+#   accurate depends on the problem and the optimizer (notebook 6).
