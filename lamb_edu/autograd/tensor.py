@@ -12,69 +12,17 @@ it has its operand's shape. Gradients have the dtype of the data: float32 in, fl
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from lamb_edu import backend
+from lamb_edu.autograd import grad_mode
+from lamb_edu.autograd.arrays import as_array, numeric, unbroadcast
+from lamb_edu.autograd.hooks import consumers_of_hooked_leaves, release_leaves
 from lamb_edu.backend import xp
-from lamb_edu.grad_hooks import consumers_of_hooked_leaves, release_leaves
 
-__all__ = ["Tensor", "no_grad", "is_grad_enabled"]
-
-_grad_enabled = True
-
-
-@contextlib.contextmanager
-def no_grad() -> Iterator[None]:
-    """Inside this block operations build no graph (for evaluation and optimizer updates)."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
-
-
-def is_grad_enabled() -> bool:
-    """False inside ``no_grad()``."""
-    return _grad_enabled
-
-
-def _as_array(data: Any, dtype: Any = None) -> Any:
-    """An array on the active backend; Python numbers and integer data become the default dtype."""
-    is_array = hasattr(data, "dtype") and hasattr(data, "shape")
-    array = backend.asarray(data, dtype=dtype)
-    if dtype is None and (not is_array or array.dtype.kind not in "fc"):
-        array = array.astype(backend.default_dtype(), copy=False)
-    return array
-
-
-def _numeric(value: Any, what: str) -> Any:
-    """``value`` (a Tensor's data, an array, a list, a number) if it holds real numbers, else ValueError
-    (NumPy would read the string "1" as 1.0)."""
-    value = value.data if isinstance(value, Tensor) else value
-    kind = getattr(getattr(value, "dtype", None), "kind", None)  # an array (NumPy or CuPy) or a NumPy scalar
-    if kind is None and not isinstance(value, (str, bytes)):  # a number or a list: typed on the host
-        with contextlib.suppress(TypeError, ValueError):
-            kind = backend.np.asarray(value).dtype.kind
-    if kind is None or kind not in "fiu":
-        raise ValueError(f"{what} must be real numbers, got {value!r:.80}")
-    return value
-
-
-def _unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
-    """Sum ``grad`` over the axes that broadcasting added or stretched, giving it ``shape``."""
-    if grad.shape == shape:
-        return grad
-    extra_axes = grad.ndim - len(shape)
-    if extra_axes:
-        grad = grad.sum(axis=tuple(range(extra_axes)))
-    stretched = tuple(axis for axis, size in enumerate(shape) if size == 1 and grad.shape[axis] != 1)
-    if stretched:
-        grad = grad.sum(axis=stretched, keepdims=True)
-    return grad
+__all__ = ["Tensor"]
 
 
 class Tensor:
@@ -83,7 +31,7 @@ class Tensor:
     __array_priority__ = 100  # make ndarray <op> Tensor defer to Tensor's reflected operator
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
-        self.data = data.data if isinstance(data, Tensor) else _as_array(data, dtype)
+        self.data = data.data if isinstance(data, Tensor) else as_array(data, dtype)
         self.grad: Any = None
         self.requires_grad = bool(requires_grad)
         self._parents: tuple[Tensor, ...] = ()
@@ -136,7 +84,7 @@ class Tensor:
     def _result(self, data: Any, parents: tuple[Tensor, ...], op: str) -> Tensor:
         """A new tensor that remembers its parents when any of them needs a gradient."""
         out = Tensor(data)
-        if _grad_enabled and any(parent.requires_grad for parent in parents):
+        if grad_mode.is_grad_enabled() and any(parent.requires_grad for parent in parents):
             out.requires_grad = True
             out._parents = parents
             out._op = op
@@ -162,8 +110,8 @@ class Tensor:
         out = self._result(self.data + other.data, (self, other), "+")
 
         def _backward() -> None:
-            self._accumulate(_unbroadcast(out.grad, self.shape))
-            other._accumulate(_unbroadcast(out.grad, other.shape))
+            self._accumulate(unbroadcast(out.grad, self.shape))
+            other._accumulate(unbroadcast(out.grad, other.shape))
 
         out._backward = _backward
         return out
@@ -174,9 +122,9 @@ class Tensor:
 
         def _backward() -> None:
             if self.requires_grad:
-                self._accumulate(_unbroadcast(out.grad * other.data, self.shape))
+                self._accumulate(unbroadcast(out.grad * other.data, self.shape))
             if other.requires_grad:
-                other._accumulate(_unbroadcast(out.grad * self.data, other.shape))
+                other._accumulate(unbroadcast(out.grad * self.data, other.shape))
 
         out._backward = _backward
         return out
@@ -187,10 +135,10 @@ class Tensor:
 
         def _backward() -> None:
             if self.requires_grad:
-                self._accumulate(_unbroadcast(out.grad / other.data, self.shape))
+                self._accumulate(unbroadcast(out.grad / other.data, self.shape))
             if other.requires_grad:
                 grad_other = -out.grad * self.data / (other.data * other.data)
-                other._accumulate(_unbroadcast(grad_other, other.shape))
+                other._accumulate(unbroadcast(grad_other, other.shape))
 
         out._backward = _backward
         return out
@@ -245,10 +193,10 @@ class Tensor:
                 shape.insert(len(shape) - 1, 1)
             grad = out.grad.reshape(shape)
             if self.requires_grad:
-                grad_left = _unbroadcast(grad @ xp.swapaxes(right, -1, -2), left.shape)
+                grad_left = unbroadcast(grad @ xp.swapaxes(right, -1, -2), left.shape)
                 self._accumulate(grad_left.reshape(self.shape))
             if other.requires_grad:
-                grad_right = _unbroadcast(xp.swapaxes(left, -1, -2) @ grad, right.shape)
+                grad_right = unbroadcast(xp.swapaxes(left, -1, -2) @ grad, right.shape)
                 other._accumulate(grad_right.reshape(other.shape))
 
         out._backward = _backward
@@ -389,7 +337,7 @@ class Tensor:
             if self.size != 1:
                 raise RuntimeError(f"backward() needs a scalar, got shape {self.shape}; pass grad=")
             grad = xp.ones_like(self.data)
-        grad = _as_array(_numeric(grad, "backward(grad)"), self.data.dtype)
+        grad = as_array(numeric(grad.data if isinstance(grad, Tensor) else grad, "backward(grad)"), self.data.dtype)
         if tuple(grad.shape) != self.shape:
             raise ValueError(f"backward(grad): grad has shape {tuple(grad.shape)}, the tensor has shape {self.shape}")
         order = self._graph_order()
