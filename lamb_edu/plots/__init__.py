@@ -11,7 +11,7 @@ One module per figure family:
 - ``large_batch``: the large-batch study, accuracy and steps against batch size, lr × batch heatmaps.
 - ``training_curves``: the runs of ``lamb-edu train`` and ``lamb-edu plot``.
 - ``data_parallel``: measured data-parallel scaling, the all-reduce fit, predicted efficiency.
-- ``tiny_bert``: TinyBERT's trust ratio, ‖w‖ and ‖u‖ through training, its tensors grouped by kind.
+- ``tiny_bert``: TinyBERT's trust ratio, ‖w‖ and the ratio's denominator through training, its tensors grouped by kind.
 - ``colors``: the colour of each MNIST setting.
 - ``registry``: ``experiment_figures(name, result)``, the figures of each experiment by file name.
 """
@@ -98,4 +98,12 @@ __all__ = [
     "plot_scaling",
     "plot_allreduce_fit",
     "plot_predicted_scaling",
+    "setting_color",
+    "debias_figures",
+    "adam_vs_lamb_figures",
+    "article_code_figures",
+    "lr_and_weight_decay_figures",
+    "LABEL_KEYS",
+    "sgd_to_lamb_figures",
+    "trust_ratio_figures",
 ]
