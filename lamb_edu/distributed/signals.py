@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Callable
 
 __all__ = ["end_job_on_signals", "ENDING_SIGNALS"]
@@ -38,6 +39,7 @@ def end_job_on_signals(rank: int, size: int, abort: Callable[[int], None]) -> No
         name = signal.Signals(signum).name
         sys.stderr.write(f"lamb-edu: rank {rank} of {size} received {name}: ending every rank of the job\n")
         sys.stderr.flush()
+        time.sleep(0.2)  # let mpiexec forward that line: the abort tears its output streams down with the job
         abort(128 + signum)
 
     def watch() -> None:
