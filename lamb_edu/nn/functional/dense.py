@@ -18,7 +18,9 @@ __all__ = ["linear", "softmax_cross_entropy", "flatten"]
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """The fully connected layer ``x @ weight.T + bias`` as one operation (what ``nn.Linear`` uses).
 
-    x is (batch, in_features), weight (out_features, in_features), bias (out_features,) or None.
+    x is (batch, in_features) or (batch, seq, ..., in_features), weight (out_features, in_features), bias
+    (out_features,) or None. Leading axes are joined into one for a single matrix product (a
+    (batch, seq, in) input is a (batch·seq, in) matrix), and split again in the result.
     The same numbers as composing ``@``, ``.T`` and ``+``, with less work: the bias is added in place
     to the product, and on the way back ``grad_weight = grad.T @ x`` is one matrix product that
     comes out in the weight's own layout (the composed form gives a transposed view, which makes
@@ -27,22 +29,23 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     Inputs of other ranks, or a bias whose dtype would change the result's, use the composed form.
     """
     x = x if isinstance(x, Tensor) else weight._lift(x)
-    if x.ndim != 2 or weight.ndim != 2 or (bias is not None and xp.result_type(x.data, weight.data, bias.data)
-                                           != xp.result_type(x.data, weight.data)):
+    if x.ndim < 2 or weight.ndim != 2 or (bias is not None and xp.result_type(x.data, weight.data, bias.data)
+                                          != xp.result_type(x.data, weight.data)):
         out = x @ weight.T
         return out + bias if bias is not None else out
-    data = x.data @ weight.data.T
+    rows = x.data.reshape(-1, x.shape[-1])  # (batch·seq, in): a view of a contiguous input
+    data = rows @ weight.data.T
     if bias is not None:
         data += bias.data
     parents = (x, weight) if bias is None else (x, weight, bias)
-    out = x._result(data, parents, "linear")
+    out = x._result(data.reshape(*x.shape[:-1], weight.shape[0]), parents, "linear")
 
     def _backward() -> None:
-        grad = out.grad
+        grad = out.grad.reshape(-1, weight.shape[0])
         if x.requires_grad:
-            x._accumulate(grad @ weight.data)
+            x._accumulate((grad @ weight.data).reshape(x.shape))
         if weight.requires_grad:
-            weight._accumulate(grad.T @ x.data)
+            weight._accumulate(grad.T @ rows)
         if bias is not None and bias.requires_grad:
             bias._accumulate(grad.sum(axis=0))
 
