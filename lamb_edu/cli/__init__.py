@@ -1,4 +1,4 @@
-"""The ``lamb-edu`` command line (also ``python -m lamb_edu``): ``train``, ``plot``, ``reproduce`` and ``sweep``.
+"""The ``lamb-edu`` command line (also ``python -m lamb_edu``): ``train``, ``plot``, ``reproduce``, ``sweep``, ``fill``.
 
 Each sub-command lives in its own module and adds itself with ``add_<name>_command(subparsers)``,
 setting ``handler`` to the function that runs it. ``main`` turns every error into one line on stderr
@@ -15,6 +15,7 @@ import sys
 from typing import Sequence
 
 import lamb_edu
+from lamb_edu.cli.fill_command import add_fill_command
 from lamb_edu.cli.plot_command import add_plot_command
 from lamb_edu.cli.registry import MODELS, OPTIMIZERS, build_model, build_optimizer
 from lamb_edu.cli.reproduce_command import add_reproduce_command
@@ -28,13 +29,15 @@ __all__ = ["main", "build_parser", "CommandError", "OPTIMIZERS", "MODELS", "trai
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
-    parser = argparse.ArgumentParser(prog="lamb-edu", description="Deep-learning optimizers from scratch, centred on LAMB.")
+    parser = argparse.ArgumentParser(prog="lamb-edu",
+                                     description="Deep-learning optimizers from scratch, centred on LAMB.")
     parser.add_argument("--version", action="version", version=f"lamb-edu {lamb_edu.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_train_command(subparsers)
     add_plot_command(subparsers)
     add_reproduce_command(subparsers)
     add_sweep_command(subparsers)
+    add_fill_command(subparsers)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""``lamb-edu train``: train a model on MNIST with one optimizer, write its run folder, resume it."""
+"""``lamb-edu train``: train a model on its task (MNIST digits, or tiny-Shakespeare characters for ``--model
+tiny-bert``) with one optimizer, write its run folder, resume it."""
 
 from __future__ import annotations
 
@@ -8,9 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import lamb_edu
-from lamb_edu.cli.registry import MODELS, OPTIMIZER_FLAGS, OPTIMIZERS, applies_to, build_model, build_optimizer
-from lamb_edu.cli.run_folder import MetricsLog, prepare_out_dir, read_summary, write_summary
-from lamb_edu.cli.values import (CommandError, decay_rate, non_negative_float, non_negative_int, positive_int)
+from lamb_edu.cli.registry import (
+    MODEL_FLAGS,
+    MODELS,
+    OPTIMIZER_FLAGS,
+    OPTIMIZERS,
+    applies_to,
+    build_model,
+    build_optimizer,
+)
+from lamb_edu.cli.run_folder import prepare_out_dir, read_summary
+from lamb_edu.cli.values import CommandError, decay_rate, non_negative_float, non_negative_int, positive_int
 
 __all__ = ["add_train_command", "add_optimizer_arguments", "check_applicable", "train_settings", "run_train"]
 
@@ -61,8 +70,8 @@ def add_optimizer_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ..
 def add_train_command(subparsers: Any) -> None:
     """``lamb-edu train``: the flags of every optimizer and model in the registry, and the run's own."""
     parser = subparsers.add_parser(
-        "train", help="train a model on MNIST with one optimizer",
-        description="Train on MNIST and write summary.json, metrics.jsonl, trust.npz, curves.png and a checkpoint "
+        "train", help="train a model on MNIST (or tiny Shakespeare) with one optimizer",
+        description="Train on MNIST (--model tiny-bert: a masked-character model of tiny Shakespeare) and write summary.json, metrics.jsonl, trust.npz, curves.png and a checkpoint "
                     "to --out. Ctrl-C stops after the current step and saves a checkpoint; --resume DIR continues.",
         epilog="Defaults follow the article's runs and the PyTorch defaults: LAMB lr 0.01, betas 0.9/0.999, eps 1e-6 "
                "(the pytorch-lamb code the article used); LARS momentum 0.9 (trust coefficient 0.001, so its lr is "
@@ -76,15 +85,18 @@ def add_train_command(subparsers: Any) -> None:
                         + " (default: mlp)")
     parser.add_argument("--hidden", type=positive_int, nargs="+", metavar="WIDTH",
                         help="hidden layer widths, for mlp (default: 256 256)")
+    add_tiny_bert_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, help="examples per optimizer step, the global batch (default: 512)")
     parser.add_argument("--accumulate", type=positive_int, metavar="K",
                         help="compute each batch as K micro-batches and average their gradients into one step (default: 1)")
     parser.add_argument("--epochs", type=positive_int, help="passes over the training set (default: 5)")
     parser.add_argument("--seed", type=non_negative_int, help="seed of the weights and the shuffles (default: 0)")
-    parser.add_argument("--train-size", type=positive_int, help="use only the first N training examples (default: all 60000)")
+    parser.add_argument("--train-size", type=positive_int,
+                        help="use only the first N training examples (default: all 60000; tiny-bert: windows, all)")
     parser.add_argument("--checkpoint-every", type=positive_int, metavar="N",
                         help="also save a checkpoint every N steps (one is always saved at each epoch's end and on Ctrl-C)")
-    parser.add_argument("--data-dir", type=Path, help="directory with the MNIST IDX files (else LAMB_EDU_DATA, the cache, a download)")
+    parser.add_argument("--data-dir", type=Path, help="directory with the MNIST IDX files, or tiny-bert's input.txt "
+                                                      "(else LAMB_EDU_DATA, the cache, a download)")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="array backend (default: numpy)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="output directory, which must be empty (default: runs/<optimizer>-lr<lr>-bs<batch>-<date>-<time>)")
@@ -97,6 +109,15 @@ def add_train_command(subparsers: Any) -> None:
     parser.set_defaults(handler=run_train)
 
 
+def add_tiny_bert_arguments(parser: argparse.ArgumentParser) -> None:
+    """The size of ``--model tiny-bert``: ``--context``, ``--d-model``, ``--layers``, ``--heads``."""
+    defaults = MODELS["tiny-bert"].defaults
+    for setting, stem in (("context", "characters per window"), ("d_model", "width of the model"),
+                          ("layers", "encoder layers"), ("heads", "attention heads (must divide --d-model)")):
+        parser.add_argument("--" + setting.replace("_", "-"), type=positive_int,
+                            help=f"{stem}, for tiny-bert (default: {defaults[setting]})")
+
+
 def check_applicable(args: argparse.Namespace) -> None:
     """A flag given to an optimizer or model that ignores it is an error, not a silent no-op."""
     optimizer, model = args.optimizer or "lamb", args.model or "mlp"
@@ -104,9 +125,10 @@ def check_applicable(args: argparse.Namespace) -> None:
         if getattr(args, setting) not in (None, False) and optimizer not in applies_to(setting):
             flag = "--" + setting.replace("_", "-")
             raise CommandError(f"argument {flag}: does not apply to {optimizer} (only to {', '.join(applies_to(setting))})", 2)
-    for setting in ("hidden",):
+    for setting in MODEL_FLAGS:
         if getattr(args, setting) is not None and setting not in MODELS[model].defaults:
-            raise CommandError(f"argument --{setting}: does not apply to the {model} model", 2)
+            flag = "--" + setting.replace("_", "-")
+            raise CommandError(f"argument {flag}: does not apply to the {model} model", 2)
     momentum = args.momentum if args.momentum is not None else OPTIMIZERS[optimizer].defaults.get("momentum", 0)
     if args.nesterov and not momentum:
         raise CommandError("argument --nesterov: needs --momentum > 0", 2)
@@ -128,7 +150,10 @@ def train_settings(args: argparse.Namespace) -> dict[str, Any]:
     for key, default in RUN_DEFAULTS.items():
         given = getattr(args, key)
         settings[key] = given if given is not None else default
-    settings["hidden"] = list(args.hidden or MODELS[model].defaults.get("hidden", [])) or None
+    for setting in MODEL_FLAGS:
+        given = getattr(args, setting)
+        settings[setting] = given if given is not None else MODELS[model].defaults.get(setting)
+    settings["hidden"] = list(settings["hidden"]) if settings["hidden"] is not None else None
     settings.update(data_dir=str(args.data_dir) if args.data_dir is not None else None, backend=args.backend,
                     log_every=LOG_EVERY, version=lamb_edu.__version__)
     return settings
@@ -174,6 +199,7 @@ def check_settings(settings: Any, path: Path) -> None:
             "settings.optimizer or settings.model is not one lamb-edu knows")
     checks = [(key, kind) for key, (kind, _) in OPTIMIZER_HELP.items() if key in OPTIMIZERS[settings["optimizer"]].defaults]
     checks += [(key, kind) for key, kind in RUN_TYPES.items() if settings.get(key) is not None or key in ("batch_size", "epochs")]
+    checks += [(key, positive_int) for key in MODEL_FLAGS[1:] if key in MODELS[settings.get("model", "mlp")].defaults]
     for key, kind in checks:
         value = settings.get(key)
         if kind is None:
@@ -200,6 +226,8 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool]:
         raise CommandError("argument --overwrite: needs --out DIR", 2)
     check_applicable(args)
     settings = train_settings(args)
+    if settings["heads"] is not None and settings["d_model"] % settings["heads"]:
+        raise CommandError(f"argument --heads: must divide --d-model ({settings['d_model']}), got {settings['heads']}", 2)
     if settings["accumulate"] > settings["batch_size"]:
         raise CommandError(f"argument --accumulate: at most --batch-size ({settings['batch_size']}), "
                            f"got {settings['accumulate']}", 2)
@@ -231,15 +259,25 @@ def prepare_run(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool, A
         backend.use(settings["backend"])
     except backend.BackendUnavailableError as error:
         raise CommandError(str(error), 1) from None
-    from lamb_edu.data import load_mnist  # noqa: PLC0415
-
-    data = load_mnist(settings["data_dir"])
-    available = settings["train_size"] or len(data.train_images)
-    if available > len(data.train_images):
-        raise CommandError(f"argument --train-size: at most {len(data.train_images)}, got {available}", 2)
+    data = load_task(settings)
+    size = data.size if MODELS[settings["model"]].task == "masked-lm" else len(data.train_images)
+    available = settings["train_size"] or size
+    if available > size:
+        raise CommandError(f"argument --train-size: at most {size}, got {available}", 2)
     if settings["batch_size"] > available:
         raise CommandError(f"argument --batch-size: at most the {available} training examples, got {settings['batch_size']}", 2)
     return out, settings, resuming, data
+
+
+def load_task(settings: dict[str, Any]) -> Any:
+    """What the model trains on: MNIST, or for a masked-LM model the tiny-Shakespeare task of its context."""
+    from lamb_edu import data  # noqa: PLC0415
+
+    if MODELS[settings["model"]].task == "mnist":
+        return data.load_mnist(settings["data_dir"])
+    from lamb_edu.train import MaskedLM  # noqa: PLC0415
+
+    return MaskedLM(data.load_tiny_shakespeare(settings["data_dir"]), settings["context"])
 
 
 def build_training(settings: dict[str, Any]) -> tuple[Any, Any, Any]:

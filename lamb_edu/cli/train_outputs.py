@@ -33,8 +33,12 @@ def _interrupt_handler() -> Any:
 
 
 def _epoch_line(record: dict[str, Any], epochs: int) -> str:
-    line = (f"epoch {record['epoch']}/{epochs}  train loss {record['train_loss']:.4f}  test loss {record['test_loss']:.4f}  "
-            f"test accuracy {100 * record['test_accuracy']:.2f}%  {record['seconds']:.1f} s")
+    if "bits_per_char" in record:  # the masked-LM task scores masked characters of its validation subset
+        scores = (f"validation {record['bits_per_char']:.3f} bits/char  "
+                  f"masked accuracy {100 * record['test_accuracy']:.2f}%")
+    else:
+        scores = f"test loss {record['test_loss']:.4f}  test accuracy {100 * record['test_accuracy']:.2f}%"
+    line = f"epoch {record['epoch']}/{epochs}  train loss {record['train_loss']:.4f}  {scores}  {record['seconds']:.1f} s"
     if record.get("diverged"):
         line += f"  DIVERGED at step {record['diverged']} (non-finite loss or weights): training stopped"
     return line
@@ -83,17 +87,19 @@ def train_and_write(out: Path, settings: dict[str, Any], data: Any, model: Any, 
     """
     from tqdm.auto import tqdm  # noqa: PLC0415
 
-    from lamb_edu.train import describe_model  # noqa: PLC0415
+    from lamb_edu.train import as_task, describe_model  # noqa: PLC0415
 
     resume_at = checkpoint_position(out, model, optimizer, scheduler) if resuming else None
-    document = {"settings": settings, "architecture": describe_model(model)}
+    task = as_task(data).describe()
+    document = {"settings": settings, "task": task, "architecture": describe_model(model)}
     if workers is not None:
         from lamb_edu.cli.train_parallel import parallel_report  # noqa: PLC0415
 
         document["data_parallel"] = parallel_report(workers, optimizer)
     write_summary(out, "running", document)
     metrics = MetricsLog(out / "metrics.jsonl", resume_at)
-    print(f"{'resuming' if resuming else 'training'} {settings['optimizer']} lr={settings['lr']:g} on MNIST; "
+    where = "tiny Shakespeare (masked characters)" if task["name"] == "masked-lm" else "MNIST"
+    print(f"{'resuming' if resuming else 'training'} {settings['optimizer']} lr={settings['lr']:g} on {where}; "
           f"results in {out}", flush=True)
 
     def record(event: dict[str, Any]) -> None:
@@ -131,14 +137,18 @@ def _write_results(out: Path, settings: dict[str, Any], document: dict[str, Any]
         arrays.update(parallel_series(workers, history.steps))
     write_atomically(out / "trust.npz", lambda handle: backend.np.savez(handle, **arrays))
     label = plots.settings_labels([settings])[0]
-    network = f"MLP {settings['hidden']}" if settings["model"] == "mlp" else settings["model"].upper()
-    figure = plots.plot_training_curves([plots.history_run(history, label)], title=f"MNIST, {network}: {label}")
+    network = {"mlp": f"MNIST, MLP {settings['hidden']}",
+               "tiny-bert": f"tiny Shakespeare, TinyBERT d_model {settings.get('d_model')} x {settings.get('layers')} "
+                            f"layers, context {settings.get('context')}"}.get(settings["model"],
+                                                                             f"MNIST, {settings['model'].upper()}")
+    figure = plots.plot_training_curves([plots.history_run(history, label)], title=f"{network}: {label}")
     save_figure(figure, out / "curves.png", dpi=120)
     final = history.final()
     write_summary(out, "finished", {**document, "final": final, "diverged": history.diverged,
                                     "verdict": verdict.as_dict(), "seconds": history.seconds, "steps": history.steps,
                                     "epochs": history.epochs, "parameter_names": history.parameter_names})
-    done = f"final test accuracy {100 * final['test_accuracy']:.2f}% in {history.seconds:.1f} s; wrote {out}"
+    measure = "validation masked accuracy" if "bits_per_char" in final else "test accuracy"
+    done = f"final {measure} {100 * final['test_accuracy']:.2f}% in {history.seconds:.1f} s; wrote {out}"
     if history.diverged is not None:
         print(f"diverged at step {history.diverged}; wrote {out}")
     elif verdict.status == "diverged":

@@ -106,7 +106,7 @@ def _train_epoch(run: _Run, epochs: int, epoch_started: float, show_progress: bo
             step = position.step + 1
             run.logger.before_step(step)
             loss = train_step(run.model, run.optimizer, xb, yb, micro_batch_size=run.micro_batch_size,
-                              workers=run.workers, loss_function=run.task.loss)
+                              workers=run.workers, objective=run.task.objective)
             if loss is None:
                 run.diverge(step)
                 run.logger.last_good_step(position.epoch)

@@ -1,7 +1,7 @@
 """A task is what ``fit`` trains on: its data in batches, the loss a step minimises, and how it is scored.
 
 ``fit`` knows nothing of digits or text: it asks the task for the batches of an epoch, back-propagates
-``task.loss(model(x), y)``, and records what ``task.evaluate(model)`` returns after each epoch
+``task.objective(model, x, y)``, and records what ``task.evaluate(model)`` returns after each epoch
 (``test_loss`` and ``test_accuracy``, plus what the task adds). Two tasks:
 
 - ``Classification``: MNIST digits, cross-entropy, accuracy on the 10,000 test images;
@@ -19,9 +19,10 @@ from typing import Any, Iterator
 from lamb_edu import backend
 from lamb_edu.autograd import Tensor, no_grad
 from lamb_edu.data import MNIST, CharText, batches, epoch_permutation, mask_windows, prepare
-from lamb_edu.nn import Module, cross_entropy, masked_lm_cross_entropy
+from lamb_edu.nn import Module, masked_lm_cross_entropy
 from lamb_edu.text_data import IGNORE
 from lamb_edu.train.metrics import evaluate
+from lamb_edu.train.step import classification_objective
 
 np = backend.np
 
@@ -45,8 +46,8 @@ class Task:
         """``(x, y)`` batches of one epoch over the first ``count`` training examples, from batch ``start``."""
         raise NotImplementedError
 
-    def loss(self, output: Tensor, targets: Any) -> Tensor:
-        """The mean loss of a batch, a scalar graph node."""
+    def objective(self, model: Module, x: Any, y: Any) -> Tensor:
+        """The mean loss of ``model`` on a batch ``(x, y)``, a scalar graph node."""
         raise NotImplementedError
 
     def evaluate(self, model: Module) -> dict[str, float]:
@@ -77,8 +78,8 @@ class Classification(Task):
             self._prepared = (count, *prepare(self.data.train_images[:count], self.data.train_labels[:count]))
         return batches(self._prepared[1], self._prepared[2], batch_size, seed, epoch, start)
 
-    def loss(self, output: Tensor, targets: Any) -> Tensor:
-        return cross_entropy(output, targets)
+    def objective(self, model: Module, x: Any, y: Any) -> Tensor:
+        return classification_objective(model, x, y)
 
     def evaluate(self, model: Module) -> dict[str, float]:
         if self._test is None:
@@ -124,8 +125,8 @@ class MaskedLM(Task):
             windows = self.train_windows[order[batch * batch_size : (batch + 1) * batch_size]]
             yield self.mask(windows, seed, epoch, batch)
 
-    def loss(self, output: Tensor, targets: Any) -> Tensor:
-        return masked_lm_cross_entropy(output, targets)
+    def objective(self, model: Module, x: Any, y: Any) -> Tensor:
+        return masked_lm_cross_entropy(model(x), y)  # the model takes the integer ids themselves
 
     def evaluate(self, model: Module, batch_size: int = 256) -> dict[str, float]:
         """Mean loss over the masked validation positions (nats and bits per character) and their accuracy."""
@@ -135,7 +136,7 @@ class MaskedLM(Task):
             for begin in range(0, len(inputs), batch_size):
                 x = backend.asarray(inputs[begin : begin + batch_size])
                 y = backend.asarray(targets[begin : begin + batch_size])
-                logits = model(Tensor(x))
+                logits = model(x)
                 n = int((y != IGNORE).sum())
                 total += masked_lm_cross_entropy(logits, y).item() * n
                 correct += int(((logits.data.argmax(axis=-1) == y) & (y != IGNORE)).sum())
@@ -144,7 +145,8 @@ class MaskedLM(Task):
         return {"test_loss": loss, "test_accuracy": correct / counted, "bits_per_char": loss / math.log(2)}
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "context": self.context, "vocab_size": self.text.vocab_size,
+        return {"name": self.name, "context": self.context, "vocabulary": self.text.vocabulary,
+                "vocab_size": self.text.vocab_size,
                 "train_windows": self.size, "validation_windows": len(self.validation[0]),
                 "validation_masked": int((self.validation[1] != IGNORE).sum())}
 
