@@ -14,6 +14,7 @@ result's ``summary()`` gives the numbers that ``results.json`` records.
 5. ``learning_rate_and_weight_decay``: LAMB at lr 0.01, 0.1, 0.1 with weight decay; Adam at 0.1.
 6. ``article_code_claim``: lr 0.02, batch 512, weight decay 0.01, as in the article's code.
 7. ``large_batch``: SGD with Nesterov momentum, AdamW, LARS and LAMB from batch 128 to 16384.
+8. ``tiny_bert``: the same four on a tiny BERT (masked characters of Shakespeare), trust ratios by kind.
 
 The modules, one concept each:
 
@@ -24,6 +25,7 @@ The modules, one concept each:
 - ``article_mnist``: experiments 3 to 6, the article's MNIST runs.
 - ``batch_sweep``: one run at a global batch size, and a grid of batch sizes × lrs (``sweep``).
 - ``large_batch``: the large-batch study (``large_batch``, ``LargeBatchResult``).
+- ``tiny_bert``: the tiny-BERT study (``tiny_bert``, ``TinyBertResult``).
 - ``misquotes``: notebook 08, the paper's LAMB against ``optim.variants`` (``misquotes_on_mnist``).
 - ``divergence``: did a run learn, diverge, or never learn (``detect_divergence``).
 - ``registry``: ``EXPERIMENTS`` by name, ``run_experiment`` and ``quick_mode``.
@@ -47,18 +49,17 @@ from lamb_edu.experiments.bias_correction import (
     uncorrected_step_ratio,
 )
 from lamb_edu.experiments.comparison import QUICK_TEST_SIZE, QUICK_TRAIN_SIZE, SEEDS, MnistComparison, compare_settings
-from lamb_edu.experiments.misquotes import MISQUOTES, RuleSetting, misquotes_on_mnist
-from lamb_edu.train.divergence import CHANCE_LOSS, Divergence, detect_divergence, smoothed_loss
 from lamb_edu.experiments.large_batch import STUDY_OPTIMIZERS, LargeBatchResult, StudyOptimizer, large_batch
+from lamb_edu.experiments.misquotes import MISQUOTES, RuleSetting, misquotes_on_mnist
 from lamb_edu.experiments.mnist import MNIST_NETWORK, NETWORKS, MnistRun, MnistSetting, train_mnist
 from lamb_edu.experiments.registry import EXPERIMENTS, QUICK_ENVIRONMENT_VARIABLE, quick_mode, run_experiment
 from lamb_edu.experiments.sgd_to_lamb import (
     LAYER_OPTIMA,
     LAYER_STARTS,
     TWO_LAYER_OPTIMIZERS,
+    VECTOR_LAYER_OPTIMIZERS,
     TrajectoryResult,
     from_sgd_to_lamb,
-    VECTOR_LAYER_OPTIMIZERS,
     lamb_on_vector_layers,
     run_two_layers,
     run_vector_layers,
@@ -66,6 +67,8 @@ from lamb_edu.experiments.sgd_to_lamb import (
     vector_layers_comparison,
     vector_layers_problem,
 )
+from lamb_edu.experiments.tiny_bert import TinyBertResult, TinyBertRun, TinyBertSettings, tiny_bert
+from lamb_edu.train.divergence import CHANCE_LOSS, Divergence, detect_divergence, smoothed_loss
 
 __all__ = [
     "quick_mode",
@@ -104,6 +107,10 @@ __all__ = [
     "StudyOptimizer",
     "STUDY_OPTIMIZERS",
     "LargeBatchResult",
+    "TinyBertResult",
+    "TinyBertRun",
+    "TinyBertSettings",
+    "tiny_bert",
     "large_batch",
     "RuleSetting",
     "MISQUOTES",

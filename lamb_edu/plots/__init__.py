@@ -39,6 +39,12 @@ from lamb_edu.plots.mnist import (
     plot_mnist_comparison,
 )
 from lamb_edu.plots.registry import FIGURES, experiment_figures
+from lamb_edu.plots.tiny_bert import (
+    plot_tiny_bert_accuracy,
+    plot_tiny_bert_curves,
+    plot_trust_by_kind,
+    tiny_bert_figures,
+)
 from lamb_edu.plots.training_curves import LABEL_KEYS, history_run, load_run, plot_training_curves, settings_labels
 from lamb_edu.plots.trajectories import (
     OPTIMIZER_COLORS,
@@ -60,6 +66,10 @@ from lamb_edu.plots.trust_ratio import (
 )
 
 __all__ = [
+    "plot_trust_by_kind",
+    "plot_tiny_bert_accuracy",
+    "plot_tiny_bert_curves",
+    "tiny_bert_figures",
     "plot_moving_averages",
     "plot_bias_correction_factor",
     "plot_uncorrected_step_ratio",
