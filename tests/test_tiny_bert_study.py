@@ -80,6 +80,12 @@ def test_trust_is_recorded_by_kind_for_lamb_and_lars(result):
         assert 0 < low <= high
 
 
+def test_the_result_comes_back_from_its_json(result):
+    again = study.TinyBertResult.from_summary(json.loads(json.dumps(result.summary())))
+    assert again.settings == result.settings and again.table() == result.table()
+    assert json.loads(json.dumps(again.summary())) == json.loads(json.dumps(result.summary()))
+
+
 def test_figures_draw_from_the_result_and_from_its_json(result):
     again = json.loads(json.dumps(result.summary()))
     for source in (result, again):

@@ -213,6 +213,17 @@ class TinyBertResult:
         return {name: self.chosen(name, smallest)[0].trust
                 for name in ("lamb", "lars") if name in self.settings.optimizers}
 
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> TinyBertResult:
+        """The result back from its ``summary()`` (``results.json["tiny_bert"]``), without training anything."""
+        values = {key: tuple(value) if isinstance(value, list) else value for key, value in summary["settings"].items()}
+        settings = TinyBertSettings(**values)
+        runs = [TinyBertRun(**row) for row in summary["runs"]]
+        result = cls(settings, runs, summary["tunings"], summary["seconds"], summary["unigram_accuracy"])
+        for name, record in summary["trust"].items():
+            result.chosen(name, settings.batch_sizes[0])[0].trust = record
+        return result
+
     def summary(self) -> dict[str, Any]:
         """What ``results.json["tiny_bert"]`` holds."""
         smallest = self.settings.batch_sizes[0]
