@@ -48,7 +48,7 @@ def test_every_cell_runs_its_trials_then_the_chosen_lr_from_the_report_seeds(res
         centre = next(o for o in study.TINY_BERT_OPTIMIZERS if o.name == tuning["optimizer"]).scale(
             next(o for o in study.TINY_BERT_OPTIMIZERS if o.name == tuning["optimizer"]).grid[0],
             tuning["batch_size"], 8)
-        assert all(centre / 3 <= run.lr <= centre * 3 for run in trials)
+        assert all(centre / MINI.lr_range <= run.lr <= centre * MINI.lr_range for run in trials)
 
 
 def test_the_run_table_has_the_issue_s_fields_and_one_token_budget(result):
