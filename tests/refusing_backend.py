@@ -231,6 +231,22 @@ class FakeCupy(types.ModuleType):
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(np, name)
+        if isinstance(attribute, np.ufunc):
+            return _DeviceUfunc(attribute)
         if not callable(attribute) or isinstance(attribute, type):
             return attribute
         return lambda *args, **kwargs: _wrap(attribute(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()}))
+
+
+class _DeviceUfunc:
+    """A NumPy ufunc on device arrays, with ``at`` (CuPy has ``cupy.add.at`` too): host arrays refused."""
+
+    def __init__(self, ufunc: np.ufunc) -> None:
+        self._ufunc = ufunc
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _wrap(self._ufunc(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()}))
+
+    def at(self, array: Any, indices: Any, values: Any = None) -> None:
+        assert isinstance(array, DeviceArray), "ufunc.at on a host array"
+        self._ufunc.at(array._host, _unwrap(indices), _unwrap(values))

@@ -6,7 +6,7 @@ from typing import Any
 
 from lamb_edu import backend
 from lamb_edu.autograd import Tensor
-from lamb_edu.nn.functional import scaled_dot_product_attention
+from lamb_edu.nn.functional import scaled_dot_product_attention, self_attention
 from lamb_edu.nn.init import bert_linear
 from lamb_edu.nn.module import Module
 
@@ -19,7 +19,9 @@ class MultiHeadSelfAttention(Module):
     q, k and v are three ``Linear`` projections of x (``query``, ``key``, ``value``, each (D, D)), split
     into heads as (batch, heads, seq, d_head); each head attends with
     ``functional.scaled_dot_product_attention``; the heads are joined again and projected by
-    ``output``. Four separate tensors, as in BERT, so that each has its own trust ratio. Initialised
+    ``output``. ``forward`` computes the first steps as one node (``functional.self_attention``: the
+    three projections in one matrix product); ``composed`` builds them from the pieces. Four separate
+    tensors, as in BERT, so that each has its own trust ratio. Initialised
     as BERT: weights normal(0, 0.02²), biases 0, drawn from ``rng`` (or a generator seeded ``seed``).
     """
 
@@ -43,6 +45,12 @@ class MultiHeadSelfAttention(Module):
     def forward(self, x: Tensor, mask: Any = None) -> Tensor:
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"{self!r} expects inputs of shape (batch, seq, {self.d_model}), got {x.shape}")
+        projections = [(layer.weight, layer.bias) for layer in (self.query, self.key, self.value)]
+        return self.output(self_attention(x, projections, self.n_heads, mask))
+
+    def composed(self, x: Tensor, mask: Any = None) -> Tensor:
+        """The same result from the separate pieces: three ``Linear`` layers, heads split by reshape and
+        transpose, ``scaled_dot_product_attention``, heads joined, ``output`` (what ``forward`` fuses)."""
         batch, seq, _ = x.shape
         heads = scaled_dot_product_attention(self._heads(self.query(x)), self._heads(self.key(x)),
                                              self._heads(self.value(x)), mask)
