@@ -57,7 +57,8 @@ def test_train_end_to_end_writes_every_file(tmp_path):
     settings = summary["settings"]
     assert (settings["optimizer"], settings["lr"], settings["batch_size"], settings["hidden"]) == ("lamb", 0.02, 100, [32])
     assert (settings["weight_decay"], settings["eps"], settings["beta2"], settings["train_size"]) == (0.01, 1e-6, 0.999, 1000)
-    assert summary["status"] == "finished" and summary["diverged"] is None and summary["steps"] == 20 and summary["seconds"] > 0
+    assert summary["status"] == "finished" and summary["nonfinite_step"] is None
+    assert summary["steps"] == 20 and summary["seconds"] > 0
 
     # The same run in this process gives the same numbers: the flags reached the optimizer and the loop.
     model = nn.MLP([784, 32, 10], seed=3)
@@ -91,7 +92,8 @@ def test_train_end_to_end_writes_every_file(tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads((other / "summary.json").read_text())
     assert (summary["settings"]["lookahead"], summary["settings"]["warmup_steps"]) == (3, 2)
-    first_step = read_metrics(other)[0]
+    header, first_step = read_metrics(other)[:2]
+    assert header == {"type": "run", "run_id": summary["run_id"]}
     assert first_step["step"] == 1 and first_step["lr"] == pytest.approx(0.001 / 2)  # warm-up: lr·(0+1)/2
     assert "trust_ratio" not in first_step and set(first_step["weight_norm"]) == set(NAMES)
     image = tmp_path / "both.png"
@@ -169,7 +171,7 @@ def test_divergence_is_a_result_not_a_crash(tmp_path, monkeypatch, capsys):
     (out,) = (tmp_path / "runs").iterdir()
     assert out.name.startswith("adam-lr1e+20-bs100-")
     summary = json.loads((out / "summary.json").read_text())  # strict JSON: NaN became null
-    assert summary["diverged"] == 2 and summary["final"]["test_loss"] is None and len(summary["epochs"]) == 1
+    assert summary["nonfinite_step"] == 2 and summary["final"]["test_loss"] is None and len(summary["epochs"]) == 1
     assert summary["verdict"]["step"] == 2 and "not finite" in summary["verdict"]["reasons"][0]
     assert (out / "curves.png").read_bytes()[:8] == PNG_MAGIC
 
@@ -181,8 +183,8 @@ def test_divergence_without_nan_is_reported(tmp_path, capsys):
     assert cli.main(["train", "--optimizer", "lamb", "--lr", "0.1", "--epochs", "3", "--out", str(tmp_path)]) == 0
     assert "learned, then diverged at step" in capsys.readouterr().out
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["diverged"] is None  # no NaN or inf anywhere
-    assert summary["verdict"]["status"] == "diverged" and summary["verdict"]["lowest_loss"] < 1.0
+    assert summary["nonfinite_step"] is None  # no NaN or inf anywhere
+    assert summary["verdict"]["outcome"] == "diverged" and summary["verdict"]["lowest_loss"] < 1.0
     assert summary["final"]["test_accuracy"] < 0.2  # back to about chance (10 classes)
 
 
@@ -250,7 +252,7 @@ def test_lr_1e308_in_one_step_is_divergence(tmp_path, capsys):
     assert cli.main(["train", "--optimizer", "sgd", "--lr", "1e308", "--epochs", "1", "--train-size", "100",
                      "--batch-size", "100", "--hidden", "8", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["diverged"] == 1 and summary["verdict"]["status"] == "diverged"
+    assert summary["nonfinite_step"] == 1 and summary["verdict"]["outcome"] == "diverged"
     assert "diverged at step 1" in capsys.readouterr().out
 
 
@@ -329,18 +331,13 @@ def _interrupt_after(args, out, step, timeout=120):
     return process.returncode, stderr
 
 
-def _without_seconds(records):
-    return [{key: value for key, value in record.items() if key != "seconds"} for record in records]
-
-
 @pytest.mark.mnist
-def test_sigint_then_resume_equals_an_uninterrupted_run(tmp_path, capsys):
+@pytest.mark.slow
+def test_sigint_stops_with_a_checkpoint_and_the_command_that_resumes_it(tmp_path, capsys):
+    """The CLI boundary: SIGINT to the process. (Bit-for-bit resume: test_train; random SIGKILLs: test_run_folder.)"""
     real_data_dir()
     args = ["--optimizer", "lamb", "--epochs", "2", "--train-size", "2000", "--batch-size", "8", "--hidden", "32",
             "--checkpoint-every", "7", "--accumulate", "2"]
-    straight = tmp_path / "straight"
-    assert run_cli("train", *args, "--out", str(straight)).returncode == 0
-
     out = tmp_path / "interrupted"
     code, stderr = _interrupt_after(args, out, step=40)
     assert code == 130, stderr
@@ -348,24 +345,16 @@ def test_sigint_then_resume_equals_an_uninterrupted_run(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "interrupted" and 40 <= summary["steps"] < 500
     assert json.loads((out / "checkpoint.json").read_text())["position"]["step"] == summary["steps"]
+    assert not (out / ".lamb-edu.lock").exists()
     assert cli.main(["plot", str(out), "--out", str(tmp_path / "x.png")]) == 1
     assert "unfinished" in capsys.readouterr().err
     assert cli.main(["train", "--resume", str(out), "--lr", "0.1"]) == 2  # the settings come from the run
-
-    resumed = run_cli("train", "--resume", str(out))
-    assert resumed.returncode == 0, resumed.stderr
-    with np.load(straight / "checkpoint.npz") as expected, np.load(out / "checkpoint.npz") as got:
-        assert sorted(expected.files) == sorted(got.files)
-        for key in expected.files:
-            np.testing.assert_array_equal(got[key], expected[key])
-    with np.load(straight / "trust.npz") as expected, np.load(out / "trust.npz") as got:
-        for key in expected.files:
-            np.testing.assert_array_equal(got[key], expected[key])
-    assert _without_seconds(read_metrics(out)) == _without_seconds(read_metrics(straight))
+    assert cli.main(["train", "--resume", str(out)]) == 0
     finished = json.loads((out / "summary.json").read_text())
-    reference = json.loads((straight / "summary.json").read_text())
-    assert finished["status"] == "finished" and finished["final"] == reference["final"]
-    assert _without_seconds(finished["epochs"]) == _without_seconds(reference["epochs"])
+    assert finished["status"] == "finished" and finished["steps"] == 500 and finished["run_id"] == summary["run_id"]
+    events = read_metrics(out)
+    assert events[0] == {"type": "run", "run_id": summary["run_id"]}
+    assert [event["epoch"] for event in events if event["type"] == "epoch"] == [1, 2]
 
 
 def test_resume_of_a_damaged_checkpoint_exits_1_naming_it(tmp_path, capsys):
@@ -400,7 +389,7 @@ def test_a_checkpoint_of_one_model_does_not_resume_into_the_other(tmp_path, caps
     real_data_dir()
     mlp, cnn = tmp_path / "mlp", tmp_path / "cnn"
     assert _train(mlp) == 0
-    assert cli.main(["train", "--model", "cnn", "--epochs", "1", "--train-size", "200", "--batch-size", "100",
+    assert cli.main(["train", "--model", "cnn", "--epochs", "1", "--train-size", "300", "--batch-size", "100",
                      "--out", str(cnn)]) == 0
     summary = json.loads((cnn / "summary.json").read_text())
     assert summary["settings"]["model"] == "cnn" and summary["settings"]["hidden"] is None

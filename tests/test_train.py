@@ -12,8 +12,18 @@ import pytest
 
 from lamb_edu import backend, nn, optim
 from lamb_edu.data import MNIST, load_mnist, prepare
-from lamb_edu.train import (History, RunFileError, TrainingStopped, accumulate_gradients, detect_divergence, evaluate,
-                             fit, micro_batches, train_step)
+from lamb_edu.train import (
+    History,
+    RunFileError,
+    TrainingStopped,
+    Verdict,
+    accumulate_gradients,
+    detect_divergence,
+    evaluate,
+    fit,
+    micro_batches,
+    train_step,
+)
 
 NAMES = ["layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias"]
 
@@ -72,7 +82,7 @@ def test_mlp_learns_real_mnist_from_2000_examples():
     steps_per_epoch = math.ceil(2000 / batch)
     history = fit(model, optimizer, data, epochs, batch, train_size=2000, seed=0, progress=False,
                   scheduler=cosine(optimizer, epochs * steps_per_epoch))
-    assert history.diverged is None
+    assert history.nonfinite_step is None
     assert history.steps == epochs * steps_per_epoch and len(history.epochs) == epochs
     test_loss, test_accuracy = reference_loss_and_accuracy(model, data.test_images, data.test_labels)
     assert test_accuracy > 0.90
@@ -158,13 +168,13 @@ def test_divergence_stops_cleanly_with_finite_weights():
     model = nn.MLP([784, 16, 10], seed=0)
     # Adam moves every weight by about lr per step: after one step of 1e20 the logits overflow to inf
     history = fit(model, optim.Adam(model.parameters(), lr=1e20), data, 3, 32, progress=False)
-    assert history.diverged is not None and history.diverged >= 2
-    assert history.steps == history.diverged - 1  # the bad step was not taken
+    assert history.nonfinite_step is not None and history.nonfinite_step >= 2
+    assert history.steps == history.nonfinite_step - 1  # the bad step was not taken
     assert all(math.isfinite(loss) for loss in history.step_loss)
-    assert len(history.epochs) == 1 and history.epochs[0]["diverged"] == history.diverged
+    assert len(history.epochs) == 1 and history.epochs[0]["nonfinite_step"] == history.nonfinite_step
     assert all(np.isfinite(value).all() for value in weights(model).values())
     document = json.loads(json.dumps(history.to_dict(), allow_nan=False))  # strict JSON despite the blow-up
-    assert document["diverged"] == history.diverged
+    assert document["nonfinite_step"] == history.nonfinite_step
 
 
 def test_history_round_trips_through_json():
@@ -186,8 +196,9 @@ class Interrupt(Exception):
     lambda params: optim.Lookahead(optim.Adam(params, lr=0.003), k=3, alpha=0.5),
 ], ids=["lamb", "sgd-nesterov", "lookahead-adam"])
 def test_resume_from_checkpoint_ends_bit_identical(tmp_path, make_optimizer):
+    """The one bit-for-bit resume test: a crash, then a stop between steps, then the rest of the run."""
     data = synthetic_mnist()
-    epochs, batch = 3, 40  # 8 steps per epoch, the last one of 20 examples
+    epochs, batch, options = 3, 40, {"seed": 2, "log_every": 3, "accumulate": 2, "progress": False}  # 8 steps an epoch
 
     def new_run():
         model = nn.MLP([784, 16, 10], seed=0)
@@ -195,7 +206,7 @@ def test_resume_from_checkpoint_ends_bit_identical(tmp_path, make_optimizer):
         return model, optimizer, cosine(optimizer, 24)
 
     model, optimizer, schedule = new_run()
-    straight = fit(model, optimizer, data, epochs, batch, seed=2, log_every=3, scheduler=schedule, progress=False)
+    straight = fit(model, optimizer, data, epochs, batch, scheduler=schedule, **options)
     expected = weights(model)
 
     def crash_at_step_12(event):
@@ -203,14 +214,21 @@ def test_resume_from_checkpoint_ends_bit_identical(tmp_path, make_optimizer):
             raise Interrupt
     model, optimizer, schedule = new_run()
     with pytest.raises(Interrupt):  # the checkpoint of step 10 (mid-epoch 2) survives the crash
-        fit(model, optimizer, data, epochs, batch, seed=2, log_every=3, scheduler=schedule, progress=False,
-            checkpoint_dir=tmp_path, checkpoint_every=5, callback=crash_at_step_12)
-    assert json.loads((tmp_path / "checkpoint.json").read_text())["position"]["step"] == 10
+        fit(model, optimizer, data, epochs, batch, scheduler=schedule, checkpoint_dir=tmp_path, checkpoint_every=5,
+            callback=crash_at_step_12, **options)
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["position"]["step"] == 10  # the readable copy
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
     model, optimizer, schedule = new_run()
-    resumed = fit(model, optimizer, data, epochs, batch, seed=2, log_every=3, scheduler=schedule, progress=False,
-                  checkpoint_dir=tmp_path, checkpoint_every=5, resume=True)
+    calls = iter(range(1000))
+    with pytest.raises(TrainingStopped) as caught:  # stop() is asked before each step: True before step 14
+        fit(model, optimizer, data, epochs, batch, scheduler=schedule, checkpoint_dir=tmp_path, checkpoint_every=5,
+            resume=True, stop=lambda: next(calls) == 3, **options)
+    assert caught.value.history.steps == 13 and caught.value.checkpointed
+
+    model, optimizer, schedule = new_run()
+    resumed = fit(model, optimizer, data, epochs, batch, scheduler=schedule, checkpoint_dir=tmp_path,
+                  checkpoint_every=5, resume=True, **options)
     for name in NAMES:
         np.testing.assert_array_equal(weights(model)[name], expected[name])
     for key in ("step_loss", "log_steps", "weight_norm", "trust_ratio"):
@@ -220,11 +238,15 @@ def test_resume_from_checkpoint_ends_bit_identical(tmp_path, make_optimizer):
 
     # the finished run's checkpoint resumes to "nothing left to do"; other settings are refused
     model, optimizer, schedule = new_run()
-    again = fit(model, optimizer, data, epochs, batch, seed=2, scheduler=schedule, progress=False,
-                checkpoint_dir=tmp_path, resume=True)
-    assert np.array_equal(again.step_loss, straight.step_loss) and weights(model)["layers.2.bias"].tolist() == expected["layers.2.bias"].tolist()
-    with pytest.raises(ValueError, match="batch_size=40"):
-        fit(model, optimizer, data, epochs, 41, seed=2, progress=False, checkpoint_dir=tmp_path, resume=True)
+    again = fit(model, optimizer, data, epochs, batch, scheduler=schedule, checkpoint_dir=tmp_path, resume=True,
+                **options)
+    assert np.array_equal(again.step_loss, straight.step_loss)
+    assert weights(model)["layers.2.bias"].tolist() == expected["layers.2.bias"].tolist()
+    for other, named in (({"batch_size": 41}, "batch_size=40"), ({"accumulate": 3}, "accumulate=2")):
+        arguments = {"batch_size": batch, **options, **other}
+        with pytest.raises(ValueError, match=named):
+            fit(model, optimizer, data, epochs, arguments.pop("batch_size"), checkpoint_dir=tmp_path, resume=True,
+                scheduler=schedule, **arguments)
 
 
 def test_bad_arguments_raise_value_error():
@@ -332,9 +354,21 @@ def test_weights_made_infinite_by_the_last_step_are_divergence():
     data = synthetic_mnist()
     model = nn.MLP([784, 8, 10], seed=0)
     history = fit(model, optim.SGD(model.parameters(), lr=1e308), data, 1, 300, progress=False)
-    assert history.steps == 1 and history.diverged == 1
-    assert history.epochs[0]["diverged"] == 1
-    assert detect_divergence(history.step_loss, stopped_at=history.diverged).status == "diverged"
+    assert history.steps == 1 and history.nonfinite_step == 1
+    assert history.epochs[0]["nonfinite_step"] == 1
+    assert detect_divergence(history.step_loss, stopped_at=history.nonfinite_step).outcome == "diverged"
+
+
+def test_a_short_run_that_learned_is_not_called_did_not_learn():
+    """30 steps from chance level to 0.45: a 20-step mean still holds the start (1.06); a fifth of the run does not."""
+    losses = np.linspace(2.3, 0.45, 30)
+    assert detect_divergence(losses, window=20).outcome == "did not learn"  # the old fixed window
+    verdict = detect_divergence(losses)
+    assert verdict.outcome == "learned" and verdict.lowest_loss < 0.7
+    assert detect_divergence(np.full(30, 2.3)).outcome == "did not learn"
+    long_run = np.concatenate([np.linspace(2.3, 0.3, 200), np.full(100, 2.3)])
+    assert detect_divergence(long_run).outcome == "diverged"  # 20 steps, as before, from 100 steps on
+    assert Verdict.from_dict({"status": "learned", "step": None, "reasons": [], "lowest_loss": 0.2}).outcome == "learned"
 
 
 def test_divergence_lives_in_the_training_layer():
@@ -358,6 +392,21 @@ def test_history_holds_read_only_arrays():
 
 
 # ----------------------------------------------------------------------------- checkpoints, checked first
+def edit_checkpoint(directory, document=None, arrays=None):
+    """Rewrite the checkpoint in ``directory`` with ``document(doc)`` and ``arrays(arrays)`` applied (edits in "
+      "place)."""
+    path = Path(directory) / "checkpoint.npz"
+    with np.load(path, allow_pickle=False) as npz:
+        members = {key: npz[key] for key in npz.files}
+    doc = json.loads(members["checkpoint"].tobytes().decode())
+    if document is not None:
+        document(doc)
+    if arrays is not None:
+        arrays(members)
+    members["checkpoint"] = np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8)
+    np.savez(path, **members)
+
+
 def _checkpointed_lamb_run(directory):
     data = synthetic_mnist()
     model = nn.MLP([784, 16, 10], seed=0)
@@ -399,24 +448,30 @@ def test_resuming_into_another_architecture_names_both(tmp_path):
     (lambda doc: doc.pop("history"), "lacks"),
     (lambda doc: doc["history"].update(step_loss=[1.0]), "step losses"),
     (lambda doc: doc.update(scheduler={"base_lrs": "x"}), "scheduler"),
+    (lambda doc: doc["history"]["epochs"][0].pop("epoch"), "epoch record 1 must be an object with 'epoch' 1"),
+    (lambda doc: doc["history"]["log_lr"].pop(), "log_lr has"),
+    (lambda doc: doc["history"]["weight_norm"][0].pop(), "weight_norm must have one row"),
+    (lambda doc: doc.update(scheduler={"base_lrs": [0.01], "last_step": 3}),
+     "the scheduler stands at step 3, the position at step 8"),
 ])
-def test_a_damaged_checkpoint_json_is_refused_naming_it(tmp_path, edit, problem):
+def test_a_damaged_checkpoint_document_is_refused_naming_it(tmp_path, edit, problem):
     data = _checkpointed_lamb_run(tmp_path)
-    path = tmp_path / "checkpoint.json"
-    document = json.loads(path.read_text())
-    edit(document)
-    path.write_text(json.dumps(document))
+    path = tmp_path / "checkpoint.npz"
+    edit_checkpoint(tmp_path, document=edit)
     model = nn.MLP([784, 16, 10], seed=5)
     before = weights(model)
     optimizer = optim.LAMB(model.named_parameters(), lr=0.01)
-    scheduler = cosine(optimizer, 10) if "scheduler" in problem else None
+    scheduler = cosine(optimizer, 10) if "scheduler" in problem and "stands" not in problem else None
+    if "stands" in problem:  # a scheduler whose position disagrees with the step would change the result
+        scheduler = optim.schedules.LRScheduler(optimizer, optim.schedules.WarmupCosine(0, 10))
+        edit_checkpoint(tmp_path, document=lambda doc: doc.update(scheduler={"base_lrs": [0.01], "last_step": 3}))
     with pytest.raises(RunFileError, match=problem) as caught:
         fit(model, optimizer, data, 2, 40, progress=False, checkpoint_dir=tmp_path, resume=True, scheduler=scheduler)
     assert str(path) in str(caught.value)
     assert all(np.array_equal(weights(model)[name], before[name]) for name in NAMES)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garble", "nan"])
+@pytest.mark.parametrize("damage", ["truncate", "garble", "nan", "nan-in-v", "inf-in-m"])
 def test_a_truncated_or_corrupt_npz_is_one_clear_error(tmp_path, damage):
     data = _checkpointed_lamb_run(tmp_path)
     path = tmp_path / "checkpoint.npz"
@@ -427,37 +482,15 @@ def test_a_truncated_or_corrupt_npz_is_one_clear_error(tmp_path, damage):
         raw[200:260] = b"\x00" * 60
         path.write_bytes(bytes(raw))
     else:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-        arrays["model/layers.0.bias"][0] = np.nan
-        np.savez(path, **arrays)
+        key, value = {"nan": ("model/layers.0.bias", np.nan), "nan-in-v": ("optimizer/state/0/v", np.nan),
+                      "inf-in-m": ("optimizer/state/3/m", np.inf)}[damage]
+        edit_checkpoint(tmp_path, arrays=lambda arrays: arrays[key].reshape(-1).__setitem__(0, value))
     model = nn.MLP([784, 16, 10], seed=0)
+    before = weights(model)
     with pytest.raises(RunFileError, match="checkpoint.npz") as caught:
         fit(model, optim.LAMB(model.named_parameters(), lr=0.01), data, 2, 40, progress=False,
             checkpoint_dir=tmp_path, resume=True)
     assert str(path) in str(caught.value)
-
-
-def test_stop_between_steps_checkpoints_and_resumes_bit_identically(tmp_path):
-    data = synthetic_mnist()
-
-    def new_run():
-        model = nn.MLP([784, 16, 10], seed=0)
-        return model, optim.AdamW(model.named_parameters(), lr=0.003)
-
-    model, optimizer = new_run()
-    straight = fit(model, optimizer, data, 2, 30, accumulate=2, progress=False)
-    expected = weights(model)
-    model, optimizer = new_run()
-    calls = iter(range(1000))
-    with pytest.raises(TrainingStopped) as caught:  # stop() is asked before each step: True before step 14
-        fit(model, optimizer, data, 2, 30, accumulate=2, progress=False, checkpoint_dir=tmp_path,
-            stop=lambda: next(calls) == 13)
-    assert caught.value.history.steps == 13 and caught.value.checkpointed
-    model, optimizer = new_run()
-    resumed = fit(model, optimizer, data, 2, 30, accumulate=2, progress=False, checkpoint_dir=tmp_path, resume=True)
-    np.testing.assert_array_equal(resumed.step_loss, straight.step_loss)
-    for name in NAMES:
-        np.testing.assert_array_equal(weights(model)[name], expected[name])
-    with pytest.raises(ValueError, match="accumulate=2"):
-        fit(model, optimizer, data, 2, 30, accumulate=3, progress=False, checkpoint_dir=tmp_path, resume=True)
+    if damage != "truncate" and damage != "garble":  # a damaged file, not a run that diverged
+        assert "holds NaN or inf" in str(caught.value)
+    assert all(np.array_equal(weights(model)[name], before[name]) for name in NAMES)

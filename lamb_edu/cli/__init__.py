@@ -4,7 +4,12 @@ Each sub-command lives in its own module and adds itself with ``add_<name>_comma
 setting ``handler`` to the function that runs it. ``main`` turns every error into one line on stderr
 and an exit code, never a traceback: 2 for a bad flag or value (as argparse does), 1 for anything
 that goes wrong while running (missing or damaged files, no GPU), 130 for Ctrl-C.
-``LAMB_EDU_DEBUG=1`` shows the traceback of an unexpected error instead.
+``LAMB_EDU_DEBUG=1`` shows the traceback of an unexpected error instead. Flags are never abbreviated
+(``--lr`` is not ``--lrs``).
+
+The modules import one way, from the bottom up: ``values`` (the error and the value types),
+``registry``, ``settings``, ``run_setup`` (checking a run before it writes), ``output`` and
+``figures`` (what is printed and drawn), ``train_run``, ``train_parallel``, then the commands.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from lamb_edu.cli.fill_command import add_fill_command
 from lamb_edu.cli.plot_command import add_plot_command
 from lamb_edu.cli.registry import MODELS, OPTIMIZERS, build_model, build_optimizer
 from lamb_edu.cli.reproduce_command import add_reproduce_command
+from lamb_edu.cli.settings import train_settings
 from lamb_edu.cli.sweep_command import add_sweep_command
-from lamb_edu.cli.train_command import add_train_command, train_settings
+from lamb_edu.cli.train_command import add_train_command
 from lamb_edu.cli.values import CommandError
 
 __all__ = ["main", "build_parser", "CommandError", "OPTIMIZERS", "MODELS", "train_settings", "build_optimizer",
@@ -29,8 +35,9 @@ __all__ = ["main", "build_parser", "CommandError", "OPTIMIZERS", "MODELS", "trai
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
-    parser = argparse.ArgumentParser(prog="lamb-edu",
-                                     description="Deep-learning optimizers from scratch, centred on LAMB.")
+    parser = argparse.ArgumentParser(prog="lamb-edu", description="Deep-learning optimizers from scratch, centred "
+                                                                  "on LAMB.",
+                                     allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"lamb-edu {lamb_edu.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_train_command(subparsers)

@@ -31,9 +31,9 @@ def add_fill_command(subparsers: Any) -> None:
 def _load_model(run: Path) -> tuple[Any, str]:
     """The run's model with its checkpointed weights, and its vocabulary (exit 2 for a run of another model)."""
     from lamb_edu.cli.registry import MODELS  # noqa: PLC0415
-    from lamb_edu.cli.run_folder import read_summary  # noqa: PLC0415
     from lamb_edu.train import read_checkpoint  # noqa: PLC0415
     from lamb_edu.train.files import require  # noqa: PLC0415
+    from lamb_edu.train.run_folder import read_summary  # noqa: PLC0415
 
     summary = read_summary(run)
     settings = summary["settings"]
@@ -43,9 +43,10 @@ def _load_model(run: Path) -> tuple[Any, str]:
     vocabulary = summary.get("task", {}).get("vocabulary")
     require(isinstance(vocabulary, str) and len(vocabulary) > 1, run / "summary.json",
             "task.vocabulary must be the model's characters")
-    from lamb_edu.cli.train_command import build_training, check_settings  # noqa: PLC0415
+    from lamb_edu.cli.run_setup import build_training  # noqa: PLC0415
+    from lamb_edu.cli.settings import check_saved_settings  # noqa: PLC0415
 
-    check_settings(settings, run / "summary.json")
+    check_saved_settings(settings, run / "summary.json")
     model, optimizer, scheduler = build_training(settings)
     model.load_state_dict(read_checkpoint(run, model, optimizer, scheduler).weights)
     return model, vocabulary

@@ -6,17 +6,22 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+from matplotlib.figure import Figure
+
+from lamb_edu import plots
 from lamb_edu.cli.figures import save_figure
-from lamb_edu.cli.run_folder import read_run
 from lamb_edu.cli.values import CommandError
+from lamb_edu.train.run_folder import read_run
 
 __all__ = ["add_plot_command", "run_plot"]
 
 
 def add_plot_command(subparsers: Any) -> None:
     """``lamb-edu plot DIR... [--out FILE]``."""
-    parser = subparsers.add_parser("plot", help="overlay the curves of several runs",
-                                   description="Overlay training loss and test accuracy of runs written by `lamb-edu train`.")
+    parser = subparsers.add_parser("plot", help="overlay the curves of several runs", allow_abbrev=False,
+                                   description="Overlay training loss and test accuracy of runs written by "
+                                               "`lamb-edu train`.")
     parser.add_argument("runs", nargs="+", type=Path, metavar="DIR", help="output directories of `lamb-edu train`")
     parser.add_argument("--out", type=Path, default=Path("comparison.png"), metavar="FILE",
                         help="image to write (default: comparison.png)")
@@ -24,20 +29,12 @@ def add_plot_command(subparsers: Any) -> None:
 
 
 def run_plot(args: argparse.Namespace) -> int:
-    """Check every run folder first (finished, files of one run, the right shape), then draw one figure."""
-    import matplotlib  # noqa: PLC0415
-
+    """Read and check every run folder first (finished, both files of one run), then draw one figure."""
     matplotlib.use("Agg")  # files only, never a window
-    from matplotlib.figure import Figure  # noqa: PLC0415
-
     image_format = args.out.suffix.lstrip(".").lower() or "png"
     if image_format not in Figure().canvas.get_supported_filetypes():
         raise CommandError(f"argument --out: cannot write .{image_format} images (use .png, .pdf or .svg)", 2)
-    for directory in args.runs:
-        read_run(directory)  # RunFileError / FileNotFoundError name the file: exit 1 before drawing anything
-    from lamb_edu import plots  # noqa: PLC0415
-
-    runs = [plots.load_run(directory) for directory in args.runs]
+    runs = [read_run(directory) for directory in args.runs]  # errors name the file: exit 1 before drawing anything
     for run, label in zip(runs, plots.settings_labels([run["settings"] for run in runs])):
         run["label"] = label
     figure = plots.plot_training_curves(runs, title="MNIST runs")

@@ -15,6 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from lamb_edu import nn, optim
+from lamb_edu.text_data import CHARACTERS
+
 __all__ = ["OptimizerEntry", "OPTIMIZERS", "OPTIMIZER_FLAGS", "ModelEntry", "MODELS", "MODEL_FLAGS", "applies_to",
            "constructor_keywords", "build_optimizer", "build_model"]
 
@@ -30,7 +33,8 @@ class OptimizerEntry:
 OPTIMIZERS: dict[str, OptimizerEntry] = {
     "sgd": OptimizerEntry("SGD", {"lr": 0.1, "weight_decay": 0.0, "momentum": 0.0, "nesterov": False}),
     "adagrad": OptimizerEntry("Adagrad", {"lr": 0.01, "weight_decay": 0.0, "eps": 1e-10}),
-    "rmsprop": OptimizerEntry("RMSprop", {"lr": 0.001, "weight_decay": 0.0, "momentum": 0.0, "beta2": 0.99, "eps": 1e-8}),
+    "rmsprop": OptimizerEntry("RMSprop", {"lr": 0.001, "weight_decay": 0.0, "momentum": 0.0, "beta2": 0.99,
+                                          "eps": 1e-8}),
     "adam": OptimizerEntry("Adam", {"lr": 0.001, "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
                                     "no_bias_correction": False}),
     "adamw": OptimizerEntry("AdamW", {"lr": 0.001, "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
@@ -66,11 +70,10 @@ def constructor_keywords(name: str, settings: dict[str, Any]) -> dict[str, Any]:
 
 def build_optimizer(settings: dict[str, Any], named_parameters: list[tuple[str, Any]]) -> Any:
     """The optimizer the settings describe, over all parameters (biases included, as in the article's code)."""
-    from lamb_edu import optim  # noqa: PLC0415  (keeps `lamb-edu --help` fast)
-
     name = settings["optimizer"]
-    optimizer = getattr(optim, OPTIMIZERS[name].class_name)(list(named_parameters), **constructor_keywords(name, settings))
-    if settings.get("lookahead"):
+    optimizer_class = getattr(optim, OPTIMIZERS[name].class_name)
+    optimizer = optimizer_class(list(named_parameters), **constructor_keywords(name, settings))
+    if settings.get("lookahead") is not None:
         optimizer = optim.Lookahead(optimizer, k=settings["lookahead"], alpha=0.5)
     return optimizer
 
@@ -89,21 +92,14 @@ class ModelEntry:
 
 
 def _mlp(settings: dict[str, Any]) -> Any:
-    from lamb_edu import nn  # noqa: PLC0415
-
     return nn.MLP([784, *settings["hidden"], 10], seed=settings["seed"])
 
 
 def _cnn(settings: dict[str, Any]) -> Any:
-    from lamb_edu import nn  # noqa: PLC0415
-
     return nn.CNN(seed=settings["seed"])
 
 
 def _tiny_bert(settings: dict[str, Any]) -> Any:
-    from lamb_edu import nn  # noqa: PLC0415
-    from lamb_edu.text_data import CHARACTERS  # noqa: PLC0415
-
     return nn.TinyBERT(CHARACTERS + 1, settings["context"], d_model=settings["d_model"], n_layers=settings["layers"],
                        n_heads=settings["heads"], d_ff=4 * settings["d_model"], seed=settings["seed"])
 

@@ -1,4 +1,10 @@
-"""``lamb-edu reproduce NAME|all``: run the article's experiments; write figures and ``results.json``."""
+"""``lamb-edu reproduce NAME|all``: run the article's experiments; write figures and ``results.json``.
+
+``results.json`` records each experiment's mode. Quick results never replace full ones: ``--quick``
+into a folder whose ``results.json`` holds full results of an experiment it would run is refused
+(``--out`` elsewhere, e.g. ``figures/quick``, or ``--force``). The folder has one writer at a time
+(its lock, as a run folder's).
+"""
 
 from __future__ import annotations
 
@@ -7,34 +13,40 @@ import time
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+
+from lamb_edu import experiments, plots
 from lamb_edu.cli.figures import save_figure
 from lamb_edu.cli.values import CommandError
+from lamb_edu.train.files import read_json, require, write_json
+from lamb_edu.train.run_lock import RunFolderBusy, RunLock
 
 __all__ = ["add_reproduce_command", "run_reproduce", "read_results"]
 
 
 def add_reproduce_command(subparsers: Any) -> None:
-    """``lamb-edu reproduce NAME|all [--quick] [--out DIR]``."""
-    from lamb_edu.experiments import EXPERIMENTS  # noqa: PLC0415
-
+    """``lamb-edu reproduce NAME|all [--quick] [--force] [--out DIR]``."""
     parser = subparsers.add_parser(
-        "reproduce", help="run the article's experiments; write figures and results.json",
+        "reproduce", help="run the article's experiments; write figures and results.json", allow_abbrev=False,
         description="Run the experiments of 'An intuitive understanding of the LAMB optimizer' and write their "
                     "figures (PNG) and numbers (results.json) to --out.",
     )
-    parser.add_argument("name", choices=[*EXPERIMENTS, "all"], metavar="NAME",
-                        help=f"one of: {', '.join(EXPERIMENTS)}, or all")
+    parser.add_argument("name", choices=[*experiments.EXPERIMENTS, "all"], metavar="NAME",
+                        help=f"one of: {', '.join(experiments.EXPERIMENTS)}, or all")
     parser.add_argument("--quick", action="store_true",
                         help="small subsets and few steps (about a minute in all), as CI and the notebooks' quick mode")
-    parser.add_argument("--out", type=Path, default=Path("figures"), metavar="DIR", help="output directory (default: figures)")
+    parser.add_argument("--force", action="store_true",
+                        help="with --quick, replace full results in --out (by default they are kept and --quick "
+                             "refused)")
+    parser.add_argument("--out", type=Path, default=Path("figures"), metavar="DIR", help="output directory "
+                                                                                         "(default: figures)")
     parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help="folder with the MNIST files")
     parser.set_defaults(handler=run_reproduce)
 
 
 def read_results(path: Path) -> dict[str, Any]:
-    """The ``results.json`` to merge into: {} when absent; RunFileError naming it when it is not an object of objects."""
-    from lamb_edu.train.files import read_json, require  # noqa: PLC0415
-
+    """The ``results.json`` to merge into: {} when absent; RunFileError naming it when it is not an object of "
+      "objects."""
     if not path.exists():
         return {}
     results = read_json(path)
@@ -44,22 +56,36 @@ def read_results(path: Path) -> dict[str, Any]:
     return results
 
 
+def _check_modes(results: dict[str, Any], names: list[str], args: argparse.Namespace, path: Path) -> None:
+    """Refuse (exit 2) quick results that would replace full ones, unless ``--force``."""
+    full = [name for name in names if results.get(name, {}).get("mode") == "full"]
+    if args.quick and full and not args.force:
+        raise CommandError(f"argument --quick: {path} holds the full results of {', '.join(full)}; quick results "
+                           f"would replace them: choose another --out (e.g. {args.out / 'quick'}) or pass --force", 2)
+
+
 def run_reproduce(args: argparse.Namespace) -> int:
     """Check ``results.json`` first, then run each experiment, save its figures and merge its numbers after each."""
-    import matplotlib  # noqa: PLC0415
-
     matplotlib.use("Agg")  # files only, never a window
-
     if args.out.exists() and not args.out.is_dir():
         raise CommandError(f"argument --out: {args.out} exists and is not a directory", 2)
     results_path = args.out / "results.json"
-    results = read_results(results_path)  # before running anything: a bad file costs nothing
-
-    from lamb_edu import experiments, plots  # noqa: PLC0415
-    from lamb_edu.train.files import write_json  # noqa: PLC0415
-
     names = list(experiments.EXPERIMENTS) if args.name == "all" else [args.name]
-    args.out.mkdir(parents=True, exist_ok=True)
+    _check_modes(read_results(results_path), names, args, results_path)  # before running anything
+    lock = RunLock(args.out)
+    try:
+        lock.acquire()
+    except RunFolderBusy as error:
+        raise CommandError(str(error), 1) from None
+    try:
+        return _reproduce(args, names, results_path)
+    finally:
+        lock.release()
+
+
+def _reproduce(args: argparse.Namespace, names: list[str], results_path: Path) -> int:
+    results = read_results(results_path)  # again, now that this process is the folder's only writer
+    _check_modes(results, names, args, results_path)
     mode = "quick" if args.quick else "full"
     started = time.perf_counter()
     for name in names:

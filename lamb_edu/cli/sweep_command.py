@@ -5,7 +5,7 @@ Every run is ``experiments.train_at_batch``: a fixed budget in epochs, a linear 
 ``lamb-edu train``'s (the same registry); ``--lrs`` replaces ``--lr``. The last ``--validation-size``
 training images are held out: they pick the tuned lr of each batch size; the test set is only reported.
 Writes ``sweep.csv`` and ``sweep.json`` (one row per run, the columns of ``batch_sweep.RUN_FIELDS``)
-and ``heatmap.png`` to ``--out``.
+and ``heatmap.png`` to ``--out``, holding the folder's lock. A value repeated in the grid trains once.
 """
 
 from __future__ import annotations
@@ -17,10 +17,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+
+from lamb_edu import plots
 from lamb_edu.cli.figures import save_figure
 from lamb_edu.cli.registry import MODELS, build_model, build_optimizer
-from lamb_edu.cli.train_command import add_optimizer_arguments, check_applicable, train_settings
+from lamb_edu.cli.settings import add_optimizer_arguments, check_applicable, train_settings, unique, use_backend
 from lamb_edu.cli.values import CommandError, decay_rate, non_negative_int, positive_float, positive_int
+from lamb_edu.data import load_mnist
+from lamb_edu.experiments import study_data, sweep
+from lamb_edu.experiments.batch_sweep import RUN_FIELDS
+from lamb_edu.train.files import write_atomically, write_json
+from lamb_edu.train.run_lock import RunFolderBusy, RunLock
 
 __all__ = ["add_sweep_command", "run_sweep", "SWEEP_FILES"]
 
@@ -37,7 +45,7 @@ def _fraction(text: str) -> float:
 def add_sweep_command(subparsers: Any) -> None:
     """``lamb-edu sweep --batch-sizes B ... --lrs LR ...`` with ``lamb-edu train``'s optimizer and model flags."""
     parser = subparsers.add_parser(
-        "sweep", help="train one optimizer over a grid of batch sizes x learning rates",
+        "sweep", help="train one optimizer over a grid of batch sizes x learning rates", allow_abbrev=False,
         description="Train one optimizer at every batch size x learning rate for the same number of epochs (warm-up, "
                     "then linear decay) and write sweep.csv, sweep.json and heatmap.png to --out.")
     add_optimizer_arguments(parser, skip=("lr",))
@@ -54,16 +62,20 @@ def add_sweep_command(subparsers: Any) -> None:
                         help="validation accuracy whose first step each run records (default: 0.95)")
     parser.add_argument("--model", choices=[name for name, entry in MODELS.items() if entry.task == "mnist"],
                         help="network (default: mlp)")
-    parser.add_argument("--hidden", type=positive_int, nargs="+", metavar="WIDTH", help="hidden widths, for mlp (default: 256 256)")
+    parser.add_argument("--hidden", type=positive_int, nargs="+", metavar="WIDTH", help="hidden widths, for mlp "
+                                                                                        "(default: 256 256)")
     parser.add_argument("--seed", type=non_negative_int, help="seed of the weights and the shuffles (default: 0)")
     parser.add_argument("--train-size", type=positive_int,
                         help="train on the first N training images (default: all but the validation split)")
     parser.add_argument("--validation-size", type=positive_int, default=5000,
                         help="hold out the last N training images to pick the tuned lr (default: 5000)")
-    parser.add_argument("--data-dir", type=Path, help="directory with the MNIST IDX files (else LAMB_EDU_DATA, the cache, a download)")
+    parser.add_argument("--data-dir", type=Path, help="directory with the MNIST IDX files (else LAMB_EDU_DATA, "
+                                                      "the cache, a download)")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="array backend (default: numpy)")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: runs/sweep-<optimizer>-<date>-<time>)")
-    parser.add_argument("--overwrite", action="store_true", help="replace the sweep files already in --out")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: "
+                                                                "runs/sweep-<optimizer>-<date>-<time>)")
+    parser.add_argument("--overwrite", action="store_true", default=None, help="replace the sweep files already "
+                                                                               "in --out")
     # `lamb-edu train` settings a sweep fixes itself: each run's batch and schedule come from the grid
     parser.set_defaults(handler=run_sweep, batch_size=None, lookahead=None, warmup_steps=None, checkpoint_every=None)
 
@@ -100,17 +112,10 @@ def _out_dir(args: argparse.Namespace, optimizer: str) -> Path:
 def run_sweep(args: argparse.Namespace) -> int:
     """Check everything, train the grid behind one progress bar, write the table and the heatmap."""
     check_applicable(args)
+    args.batch_sizes, args.lrs = unique(args.batch_sizes), unique(args.lrs)
     settings = train_settings(args)
     out = _out_dir(args, settings["optimizer"])
-    from lamb_edu import backend  # noqa: PLC0415
-
-    try:
-        backend.use(settings["backend"])
-    except backend.BackendUnavailableError as error:
-        raise CommandError(str(error), 1) from None
-    from lamb_edu.data import load_mnist  # noqa: PLC0415
-    from lamb_edu.experiments import study_data, sweep  # noqa: PLC0415
-
+    use_backend(settings["backend"])
     mnist = load_mnist(settings["data_dir"])
     train_size = _check_grid(args, settings, len(mnist.train_images))
     try:  # an optimizer setting its constructor refuses, found before anything trains
@@ -118,6 +123,19 @@ def run_sweep(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error), 2) from None
     split = study_data(mnist, train_size, args.validation_size)
+    lock = RunLock(out)
+    try:
+        lock.acquire()
+    except RunFolderBusy as error:
+        raise CommandError(str(error), 1) from None
+    try:
+        return _sweep_and_write(args, settings, split, train_size, out)
+    finally:
+        lock.release()
+
+
+def _sweep_and_write(args: argparse.Namespace, settings: dict[str, Any], split: Any, train_size: int, out: Path) -> int:
+    """Train the grid behind one progress bar, then write the table and the heatmap."""
     runs = sweep(lambda seed: build_model({**settings, "seed": seed}),
                  lambda parameters, lr: build_optimizer({**settings, "lr": lr}, list(parameters)), split,
                  optimizer=settings["optimizer"], batch_sizes=args.batch_sizes, lrs=args.lrs, epochs=settings["epochs"],
@@ -137,13 +155,7 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 def _write(out: Path, settings: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     """``sweep.csv``, ``sweep.json`` and ``heatmap.png``, each written atomically."""
-    import matplotlib  # noqa: PLC0415
-
     matplotlib.use("Agg")  # files only, never a window
-    from lamb_edu import plots  # noqa: PLC0415
-    from lamb_edu.experiments.batch_sweep import RUN_FIELDS  # noqa: PLC0415
-    from lamb_edu.train.files import write_atomically, write_json  # noqa: PLC0415
-
     out.mkdir(parents=True, exist_ok=True)
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=RUN_FIELDS, lineterminator="\n")

@@ -3,7 +3,8 @@
 Every rank reads the settings and the data and builds the model; rank 0's weights are broadcast; rank
 r computes slice r of every global batch (``--batch-size`` is the global batch, shuffled alike on every
 rank); one all-reduce sums the gradients and every rank takes the same step. Only rank 0 prints and
-writes the run folder. Every rank reads the checkpoint it resumes, whatever the world size that wrote it.
+writes the run folder, holding its lock. Every rank reads and checks the checkpoint it resumes, whatever the
+world size that wrote it.
 
 No rank may be left waiting in a collective:
 
@@ -25,23 +26,26 @@ import json
 import sys
 from typing import Any, Callable, NamedTuple
 
-from lamb_edu.cli.run_folder import prepare_out_dir
+from lamb_edu import backend
+from lamb_edu.cli.run_setup import ResumePoint, Run, build_training, prepare_run, resume_point, start_new_folder
+from lamb_edu.cli.train_run import fit_run, train_and_write
 from lamb_edu.cli.values import CommandError
+from lamb_edu.distributed import DataParallel, RankFailure, ShardedOptimizer, get_world, sharding_rule
+from lamb_edu.train import DataParallelWorkers
+from lamb_edu.train.run_lock import RunFolderBusy, RunLock
 
-__all__ = ["add_data_parallel_flags", "run_data_parallel", "parallel_report", "parallel_timings", "parallel_series"]
+__all__ = ["add_data_parallel_flags", "run_data_parallel"]
 
 # Settings that may differ between ranks (each machine may keep the data elsewhere).
 LOCAL_SETTINGS = ("data_dir",)
 
 
 class _Setup(NamedTuple):
-    out: Any
-    settings: dict[str, Any]
-    resuming: bool
-    data: Any
+    run: Run
     model: Any
     optimizer: Any
     scheduler: Any
+    start: ResumePoint | None
 
 
 def add_data_parallel_flags(parser: argparse.ArgumentParser) -> None:
@@ -56,51 +60,60 @@ def add_data_parallel_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def run_data_parallel(args: argparse.Namespace) -> int:
-    """Set up on every rank, agree that all succeeded, then train; rank 0 writes the run folder."""
+    """Set up on every rank, agree that all succeeded, then train; rank 0 alone locks and writes the run folder."""
     if not args.data_parallel:
         raise CommandError("argument --shard-optimizer: needs --data-parallel", 2)
-    from lamb_edu.distributed import get_world  # noqa: PLC0415
-
     world = get_world()
     setup = _agreed(world, lambda: _set_up(args, world.size), _settings_digest)
     if isinstance(setup, int):
         return setup
-    ready = _agreed(world, lambda: prepare_out_dir(setup.out, args.overwrite) if world.is_root and not setup.resuming
-                    else None)
-    if isinstance(ready, int):
-        return ready
-    return _train(world, args, setup)
+    lock = RunLock(setup.run.out)
+    start = _agreed(world, lambda: _claim(lock, args, setup) if world.is_root else setup.start)
+    if isinstance(start, int):
+        return start
+    try:
+        return _train(world, args, setup._replace(start=start))
+    finally:
+        lock.release()
+
+
+def _claim(lock: RunLock, args: argparse.Namespace, setup: _Setup) -> ResumePoint:
+    """Rank 0: take the folder's lock, then make it ready for a new run (a resumed one was checked already)."""
+    try:
+        lock.acquire()
+    except RunFolderBusy as error:
+        raise CommandError(str(error), 1) from None
+    try:
+        return setup.start if setup.run.resuming else start_new_folder(setup.run.out, args.overwrite)
+    except BaseException:
+        lock.release()
+        raise
 
 
 def _set_up(args: argparse.Namespace, ranks: int) -> _Setup:
     """What one process would set up, plus the checks of a world of ``ranks``; no collective, nothing written."""
-    from lamb_edu.cli.train_command import build_training, prepare_run  # noqa: PLC0415
-    from lamb_edu.cli.train_outputs import checkpoint_position  # noqa: PLC0415
-    from lamb_edu.distributed import sharding_rule  # noqa: PLC0415
-
-    out, settings, resuming, data = prepare_run(args)
-    batch, accumulate = settings["batch_size"], settings["accumulate"]
+    run = prepare_run(args)
+    batch, accumulate = run.settings["batch_size"], run.settings["accumulate"]
     if batch % ranks:
         raise CommandError(f"argument --batch-size: a global batch of {batch} cannot be split evenly over {ranks} "
                            f"ranks; choose a multiple of {ranks}", 2)
     if accumulate > batch // ranks:
         raise CommandError(f"argument --accumulate: at most the {batch // ranks} examples of each rank's slice, "
                            f"got {accumulate}", 2)
-    model, optimizer, scheduler = build_training(settings)
+    model, optimizer, scheduler = build_training(run.settings)
     if args.shard_optimizer:
         try:
             sharding_rule(optimizer)
         except ValueError as error:
             raise CommandError(f"argument --shard-optimizer: {error}", 2) from None
-    if resuming:
-        checkpoint_position(out, model, optimizer, scheduler)  # every rank reads it: check it on every rank
-    return _Setup(out, settings, resuming, data, model, optimizer, scheduler)
+    start = resume_point(run, model, optimizer, scheduler) if run.resuming else None  # every rank reads it
+    return _Setup(run, model, optimizer, scheduler, start)
 
 
 def _settings_digest(setup: _Setup) -> float:
     """48 bits of a hash of the settings that must agree on every rank, as an exact float64."""
-    shared = {key: value for key, value in setup.settings.items() if key not in LOCAL_SETTINGS}
-    text = json.dumps([str(setup.out), shared], sort_keys=True, default=str)
+    shared = {key: value for key, value in setup.run.settings.items() if key not in LOCAL_SETTINGS}
+    text = json.dumps([str(setup.run.out), shared], sort_keys=True, default=str)
     return float(int(hashlib.sha256(text.encode()).hexdigest()[:12], 16))
 
 
@@ -110,15 +123,13 @@ def _agreed(world: Any, attempt: Callable[[], Any], digest: Callable[[Any], floa
     Returns the attempt's result when every rank succeeded (with equal digests); otherwise raises
     ``CommandError`` on the ranks that print the error and returns its exit code on the others.
     """
-    from lamb_edu import backend  # noqa: PLC0415
-
     status = backend.np.zeros((2, world.size), dtype=backend.np.float64)
     result, message = None, ""
     try:
         result = attempt()
     except CommandError as error:
         message, status[0, world.rank] = str(error), error.exit_code
-    except Exception as error:  # noqa: BLE001  (any failure must reach the agreement, or the others hang)
+    except Exception as error:  # any failure must reach the agreement, or the others hang
         message, status[0, world.rank] = f"{type(error).__name__}: {error}", 1
     if digest is not None and not message:
         status[1, world.rank] = digest(result)
@@ -127,7 +138,8 @@ def _agreed(world: Any, attempt: Callable[[], Any], digest: Callable[[Any], floa
     if not failed and digest is not None:
         failed = [rank for rank in range(world.size) if status[1, rank] != status[1, 0]]
         if world.rank in failed:
-            message = f"rank {world.rank} was started with other settings than rank 0: every rank must run the same command"
+            message = (f"rank {world.rank} was started with other settings than rank 0: every rank must run the "
+                       "same command")
         status[0, failed] = 2
     if not failed:
         return result
@@ -140,18 +152,13 @@ def _agreed(world: Any, attempt: Callable[[], Any], digest: Callable[[Any], floa
 
 def _train(world: Any, args: argparse.Namespace, setup: _Setup) -> int:
     """Wrap the model and optimizer for the world and train; a rank that fails alone aborts the job."""
-    from lamb_edu.cli.train_outputs import fit_run, train_and_write  # noqa: PLC0415
-    from lamb_edu.distributed import DataParallel, RankFailure, ShardedOptimizer  # noqa: PLC0415
-    from lamb_edu.train import DataParallelWorkers  # noqa: PLC0415
-
     try:
         parallel = DataParallel(setup.model, world)  # broadcasts rank 0's weights
         optimizer = ShardedOptimizer(setup.optimizer, parallel) if args.shard_optimizer else setup.optimizer
         workers = DataParallelWorkers(parallel)
-        run = (setup.out, setup.settings, setup.data, setup.model, optimizer, setup.scheduler, setup.resuming)
         if world.is_root:
-            return train_and_write(*run, workers=workers)
-        fit_run(*run, record=None, workers=workers)
+            return train_and_write(setup.run, setup.start, setup.model, optimizer, setup.scheduler, workers=workers)
+        fit_run(setup.run, setup.model, optimizer, setup.scheduler, record=None, workers=workers)
         return 0
     except RankFailure as failure:  # every rank raised it at the same step
         if world.is_root:
@@ -167,29 +174,3 @@ def _train(world: Any, args: argparse.Namespace, setup: _Setup) -> int:
         sys.stderr.flush()
         world.abort(code)
         raise
-
-
-def parallel_report(workers: Any, optimizer: Any) -> dict[str, Any]:
-    """The world for summary.json: its size, the gradient bytes each all-reduce sends, ZeRO-1's saving."""
-    from lamb_edu.distributed import ShardedOptimizer  # noqa: PLC0415
-
-    flat = workers.parallel.flat
-    report: dict[str, Any] = {"world_size": workers.world_size, "parameters": flat.numel,
-                              "allreduce_bytes_per_step": flat.nbytes,
-                              "shard_optimizer": isinstance(optimizer, ShardedOptimizer)}
-    if report["shard_optimizer"]:
-        state = optimizer.state_bytes()
-        report["optimizer_state_bytes"] = {**state, "saved_per_rank": state["unsharded"] - state["per_rank"]}
-    return report
-
-
-def parallel_timings(workers: Any) -> dict[str, Any]:
-    """Rank 0's mean and total compute, status, all-reduce seconds and bytes over the steps this process ran."""
-    return {"timings": {"measured_on": "rank 0, the steps this process ran", **workers.parallel.timing_summary()}}
-
-
-def parallel_series(workers: Any, last_step: int) -> dict[str, Any]:
-    """Per-step arrays for trust.npz: ``data_parallel/step`` (the run's step numbers) and one per timing."""
-    arrays = workers.parallel.timing_arrays()
-    arrays["step"] = arrays["step"] - len(arrays["step"]) + last_step  # this process may have resumed a run
-    return {f"data_parallel/{key}": value for key, value in arrays.items()}

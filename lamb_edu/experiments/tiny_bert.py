@@ -145,7 +145,7 @@ def run_tiny_bert(task: train.MaskedLM, settings: TinyBertSettings, optimizer: S
                         log_every=settings.log_every)
     final = history.epochs[-1] if history.epochs else {}
     loss = float(final.get("test_loss", math.nan))
-    diverged = history.diverged is not None or not math.isfinite(loss)
+    diverged = history.nonfinite_step is not None or not math.isfinite(loss)
     curve[0].append(history.steps)
     curve[1].append(float(final.get("test_accuracy", math.nan)))
     return TinyBertRun(optimizer.name, batch_size, batch_size * settings.context, lr, seed, history.steps, loss,

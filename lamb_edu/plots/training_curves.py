@@ -1,18 +1,19 @@
 """Training curves of ``lamb-edu train`` and ``lamb-edu plot``: loss against the step, accuracy against the epoch.
 
 A "run" here is a plain dict: label, steps and loss (training loss against the step), epochs and
-test_accuracy (a fraction, per epoch), diverged (False or a step). ``history_run`` makes one from a
-``train.History`` in memory, ``load_run`` from the files ``lamb-edu train`` wrote.
+test_accuracy (a fraction, per epoch), nonfinite_step (None or a step; ``diverged`` in older dicts).
+``history_run`` makes one from a ``train.History`` in memory; ``load_run`` is ``train.run_folder.read_run``,
+which reads and checks the files ``lamb-edu train`` wrote (the run folder's files are parsed there only).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
+
+from lamb_edu.train.run_folder import read_run as load_run
 
 __all__ = ["history_run", "load_run", "LABEL_KEYS", "settings_labels", "plot_training_curves"]
 
@@ -25,34 +26,8 @@ def history_run(history: Any, label: str) -> dict[str, Any]:
         "loss": list(history.step_loss),
         "epochs": [record["epoch"] for record in history.epochs],
         "test_accuracy": [record["test_accuracy"] for record in history.epochs],
-        "diverged": history.diverged,
+        "nonfinite_step": history.nonfinite_step,
     }
-
-
-def load_run(directory: Any) -> dict[str, Any]:
-    """A run dict from a ``lamb-edu train`` output directory (``summary.json`` and ``metrics.jsonl``).
-
-    The loss curve is the mean training loss between logged steps; the dict also carries the
-    run's ``settings``. Raises FileNotFoundError naming the missing file.
-    """
-    directory = Path(directory)
-    for name in ("summary.json", "metrics.jsonl"):
-        if not (directory / name).is_file():
-            raise FileNotFoundError(f"{directory} is not a lamb-edu run directory: {directory / name} is missing")
-    summary = json.loads((directory / "summary.json").read_text(encoding="utf-8"))
-    steps, loss, epochs, accuracy = [], [], [], []
-    for line in (directory / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        if record.get("type") == "step":
-            steps.append(record["step"])
-            loss.append(record["loss_avg"])
-        elif record.get("type") == "epoch":
-            epochs.append(record["epoch"])
-            accuracy.append(record["test_accuracy"])
-    return {"label": directory.name, "settings": summary.get("settings", {}), "steps": steps, "loss": loss,
-            "epochs": epochs, "test_accuracy": accuracy, "diverged": summary.get("diverged", False)}
 
 
 LABEL_KEYS = ("optimizer", "lr", "batch_size", "weight_decay", "momentum", "nesterov", "beta1", "beta2", "eps",
@@ -87,9 +62,11 @@ def plot_training_curves(runs: list[dict[str, Any]], title: str = "MNIST trainin
     figure.suptitle(title)
     for index, run in enumerate(runs):
         color = f"C{index % 10}"
-        label = run["label"] + (f" (diverged at step {run['diverged']})" if run.get("diverged") else "")
+        stopped = run.get("nonfinite_step", run.get("diverged"))
+        stopped = None if stopped is False else stopped
+        label = run["label"] + (f" (diverged at step {stopped})" if stopped is not None else "")
         loss_axis.plot(run["steps"], run["loss"], color=color, linewidth=1, label=label)
-        if run.get("diverged") and run["steps"]:
+        if stopped is not None and run["steps"]:
             loss_axis.plot(run["steps"][-1], run["loss"][-1], "x", color=color, markersize=10, markeredgewidth=2)
         percent = [100 * a if a is not None else float("nan") for a in run["test_accuracy"]]
         accuracy_axis.plot(run["epochs"], percent, "-o", color=color, markersize=4, label=label)

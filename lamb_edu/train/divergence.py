@@ -1,8 +1,11 @@
-"""Divergence: did a run learn, diverge, or never learn? Decided from its losses and weight norms.
+"""The verdict on a run: did it learn, diverge, or never learn? Decided from its losses and weight norms.
 
 A run can diverge without a NaN: the loss climbs back to chance level while the weights explode.
-``detect_divergence`` looks for each sign and dates it; ``all_finite`` is the check ``fit`` makes on
-the weights themselves (a step of ``lr=1e308`` leaves them ±inf, whatever the loss said).
+``detect_divergence`` looks for each sign and dates it, and returns a ``Verdict`` whose ``outcome`` is
+one of ``OUTCOMES``; ``nonfinite_step`` (a step, or None) is the one sign ``fit`` itself reports.
+``all_finite`` is the check ``fit`` makes on the weights themselves (a step of ``lr=1e308`` leaves them
+±inf, whatever the loss said). The word ``status`` belongs to ``summary.json`` (running, interrupted,
+finished); ``Divergence`` and ``Verdict.status`` are the old names, kept for the code that reads them.
 """
 
 from __future__ import annotations
@@ -16,27 +19,53 @@ from lamb_edu.optim.checks import all_finite as array_is_finite
 
 np = backend.np  # the verdict is computed on host copies of the recorded losses and norms
 
-__all__ = ["CHANCE_LOSS", "Divergence", "smoothed_loss", "detect_divergence", "all_finite"]
+__all__ = ["CHANCE_LOSS", "OUTCOMES", "Verdict", "Divergence", "smoothed_loss", "short_run_window",
+           "detect_divergence", "all_finite"]
 
 CHANCE_LOSS = math.log(10)  # cross-entropy of a uniform guess over 10 classes: 2.303
+OUTCOMES = ("learned", "diverged", "did not learn")
 
 
 @dataclass
-class Divergence:
-    """The verdict on one run: ``status`` is "learned", "diverged" or "did not learn".
+class Verdict:
+    """The verdict on one run: ``outcome`` is "learned", "diverged" or "did not learn".
 
     ``step`` is the first step at which a sign of divergence appeared (None if none), ``reasons``
     says which signs, and ``lowest_loss`` is the lowest smoothed training loss the run reached.
     """
 
-    status: str
+    outcome: str
     step: int | None
     reasons: list[str]
     lowest_loss: float
 
+    @property
+    def status(self) -> str:
+        """The old name of ``outcome``."""
+        return self.outcome
+
     def as_dict(self) -> dict[str, Any]:
         """The verdict as plain JSON values."""
-        return {"status": self.status, "step": self.step, "reasons": list(self.reasons), "lowest_loss": self.lowest_loss}
+        return {"outcome": self.outcome, "step": self.step, "reasons": list(self.reasons),
+                "lowest_loss": self.lowest_loss}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Verdict:
+        """The inverse of ``as_dict``; a verdict written before ``outcome`` (``status``) still reads."""
+        return cls(values.get("outcome", values.get("status")), values.get("step"), list(values.get("reasons", [])),
+                   values.get("lowest_loss"))
+
+
+Divergence = Verdict  # the old name
+
+
+def short_run_window(steps: int, longest: int = 20) -> int:
+    """The smoothing window for a run of ``steps`` steps: ``longest``, or a fifth of a short run (at least 1).
+
+    A 20-step mean over a 30-step run still holds the first steps' losses near chance level, and would call
+    a run that reached 84 % "did not learn".
+    """
+    return max(1, min(longest, steps // 5))
 
 
 def smoothed_loss(step_loss: Sequence[float], window: int = 20) -> Any:
@@ -54,12 +83,12 @@ def detect_divergence(
     log_steps: Sequence[int] | None = None,
     stopped_at: int | None = None,
     *,
-    window: int = 20,
+    window: int | None = None,
     learned_below: float = 1.0,
     chance_loss: float = CHANCE_LOSS,
     chance_margin: float = 0.1,
     norm_growth: float = 10.0,
-) -> Divergence:
+) -> Verdict:
     """Decide whether a run learned, diverged, or never learned, from its losses and weight norms.
 
     Divergence need not produce NaN. Three signs count, each dated by its first step:
@@ -69,14 +98,16 @@ def detect_divergence(
     - the norm of all parameters together, √(Σ‖w_layer‖²), grew more than ``norm_growth`` times its
       first logged value (``weight_norm`` has a row per entry of ``log_steps``, a column per parameter).
     A run whose mean loss never fell below ``learned_below`` "did not learn" (its signs are still
-    listed); one that learned and then showed a sign "diverged"; otherwise it "learned".
+    listed); one that learned and then showed a sign "diverged"; otherwise it "learned". ``stopped_at``
+    is the run's ``nonfinite_step``; ``window`` defaults to ``short_run_window`` of the run's length.
     """
     losses = np.asarray(step_loss, dtype=np.float64)
+    window = window if window is not None else short_run_window(losses.size)
     smooth = smoothed_loss(losses, window) if losses.size else np.empty(0)
     finite = smooth[np.isfinite(smooth)]
     lowest = float(finite.min()) if finite.size else math.inf
     signs: list[tuple[int, str]] = []
-    stopped = None if stopped_at in (None, False) else int(stopped_at)  # False: summaries from before 0.2
+    stopped = None if stopped_at is None or stopped_at is False else int(stopped_at)  # False: summaries before 0.2
     if stopped is not None:
         signs.append((stopped, f"the loss, a gradient or a weight was not finite at step {stopped}"))
     below = np.flatnonzero(smooth < learned_below)
@@ -101,10 +132,10 @@ def detect_divergence(
     reasons = [reason for _, reason in signs]
     first = signs[0][0] if signs else None
     if stopped is not None or (learned and signs):
-        return Divergence("diverged", first, reasons, lowest)
+        return Verdict("diverged", first, reasons, lowest)
     if not learned:
-        return Divergence("did not learn", first, reasons, lowest)
-    return Divergence("learned", None, [], lowest)
+        return Verdict("did not learn", first, reasons, lowest)
+    return Verdict("learned", None, [], lowest)
 
 
 def all_finite(arrays: Iterable[Any]) -> bool:

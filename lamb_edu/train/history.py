@@ -3,8 +3,9 @@
 Per step: ``step_loss``. Every ``log_every`` steps (and at step 1): ``log_steps``, ``log_lr`` and,
 per parameter (columns in the order of ``parameter_names``), ``weight_norm`` ‖w‖ before the step and,
 for optimizers that record them (LAMB, LARS), ``update_norm`` and ``trust_ratio``. Per epoch: one
-record dict in ``epochs``. ``diverged`` is None, or the step at which a loss, gradient or weight
-stopped being finite. ``to_dict``/``from_dict`` round-trip through strict JSON.
+record dict in ``epochs``. ``nonfinite_step`` is None, or the step at which a loss, gradient or weight
+stopped being finite (``diverged`` is its old name, still read and written). ``to_dict``/``from_dict``
+round-trip through strict JSON; ``from_dict`` checks what it reads (lengths, widths, epoch records).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class _Rows:
 
     def __init__(self, width: int | None, dtype: Any, rows: Any = None) -> None:
         shape = (0,) if width is None else (0, width)
-        initial = np.zeros(shape, dtype=dtype) if rows is None else np.asarray(rows, dtype=dtype).reshape((-1, *shape[1:]))
+        initial = (np.zeros(shape, dtype=dtype) if rows is None
+                   else np.asarray(rows, dtype=dtype).reshape((-1, *shape[1:])))
         self._buffer = initial.copy()
         self._count = len(initial)
 
@@ -49,7 +51,8 @@ class History:
     """Everything ``fit`` measured (see the module docstring); the arrays are read-only views."""
 
     def __init__(self, parameter_names: Sequence[str] = (), *, epochs: Iterable[dict[str, Any]] = (),
-                 diverged: int | None = None, seconds: float = 0.0, **series: Any) -> None:
+                 nonfinite_step: int | None = None, seconds: float = 0.0, diverged: int | None = None,
+                 **series: Any) -> None:
         unknown = set(series) - set(_SERIES)
         if unknown:
             raise TypeError(f"History got unknown fields {sorted(unknown)}")
@@ -62,15 +65,28 @@ class History:
             **{key: _Rows(width, np.float64, series.get(key)) for key in TRUST_KEYS},
         }
         self.epochs = [dict(record) for record in epochs]
-        self.diverged = None if diverged in (None, False) else int(diverged)  # False: files from before 0.2
+        step = nonfinite_step if nonfinite_step is not None else diverged
+        self.nonfinite_step = None if step is None or step is False else int(step)  # False: files from before 0.2
         self.seconds = float(seconds)
+
+    @property
+    def diverged(self) -> int | None:
+        """The old name of ``nonfinite_step`` (experiments written before it still read it)."""
+        return self.nonfinite_step
+
+    @diverged.setter
+    def diverged(self, step: int | None) -> None:
+        self.nonfinite_step = step
 
     step_loss = property(lambda self: self._rows["step_loss"].view(), doc="Loss of every step taken, (steps,).")
     log_steps = property(lambda self: self._rows["log_steps"].view(), doc="Steps with a logged row, (logs,).")
     log_lr = property(lambda self: self._rows["log_lr"].view(), doc="The lr each logged step used, (logs,).")
-    weight_norm = property(lambda self: self._rows["weight_norm"].view(), doc="‖w‖ before each logged step, (logs, params).")
-    update_norm = property(lambda self: self._rows["update_norm"].view(), doc="‖u‖ the optimizer recorded, (logs, params).")
-    trust_ratio = property(lambda self: self._rows["trust_ratio"].view(), doc="The trust ratio it recorded, (logs, params).")
+    weight_norm = property(lambda self: self._rows["weight_norm"].view(), doc="‖w‖ before each logged step, "
+                                                                              "(logs, params).")
+    update_norm = property(lambda self: self._rows["update_norm"].view(), doc="‖u‖ the optimizer recorded, (logs, "
+                                                                              "params).")
+    trust_ratio = property(lambda self: self._rows["trust_ratio"].view(), doc="The trust ratio it recorded, "
+                                                                              "(logs, params).")
 
     def append_step(self, loss: float) -> None:
         """Record the loss of one more step."""
@@ -98,7 +114,8 @@ class History:
 
     def epoch_values(self, key: str) -> Any:
         """One column of the epoch records as a float64 array, e.g. ``epoch_values("test_accuracy")``."""
-        return np.array([math.nan if record.get(key) is None else record[key] for record in self.epochs], dtype=np.float64)
+        values = [math.nan if record.get(key) is None else record[key] for record in self.epochs]
+        return np.array(values, dtype=np.float64)
 
     def final(self) -> dict[str, Any]:
         """The last epoch's ``train_loss``, ``test_loss`` and ``test_accuracy`` (None before any epoch).
@@ -123,25 +140,78 @@ class History:
         """A plain dict of lists; non-finite floats become None so the result is strict JSON."""
         return json_safe({"parameter_names": self.parameter_names,
                           **{key: getattr(self, key).tolist() for key in _SERIES},
-                          "epochs": self.epochs, "diverged": self.diverged, "seconds": self.seconds})
+                          "epochs": self.epochs, "nonfinite_step": self.nonfinite_step, "seconds": self.seconds})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> History:
-        """The inverse of ``to_dict`` (None losses and norms come back as NaN)."""
+        """The inverse of ``to_dict`` (None losses and norms come back as NaN); files with ``diverged`` still read.
+
+        Raises ValueError naming the problem when the values do not make one history: a series that is
+        not a list of numbers, logged series of unequal lengths or widths, an epoch record without its
+        ``epoch`` or out of order.
+        """
+        _check_history_values(values)
         series = {key: _nan_for_none(values[key]) for key in _SERIES if key in values}
-        return cls(values.get("parameter_names", ()), epochs=values.get("epochs", ()),
-                   diverged=values.get("diverged"), seconds=values.get("seconds", 0.0), **series)
+        step = values.get("nonfinite_step", values.get("diverged"))
+        return cls(values.get("parameter_names", ()), epochs=values.get("epochs", ()), nonfinite_step=step,
+                   seconds=values.get("seconds", 0.0), **series)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, History):
             return NotImplemented
         same_series = all(np.array_equal(getattr(self, key), getattr(other, key), equal_nan=True) for key in _SERIES)
-        return same_series and (self.parameter_names, self.epochs, self.diverged, self.seconds) == (
-            other.parameter_names, other.epochs, other.diverged, other.seconds)
+        return same_series and (self.parameter_names, self.epochs, self.nonfinite_step, self.seconds) == (
+            other.parameter_names, other.epochs, other.nonfinite_step, other.seconds)
 
     def __repr__(self) -> str:
         return (f"History(steps={self.steps}, epochs={len(self.epochs)}, logs={len(self.log_steps)}, "
-                f"diverged={self.diverged})")
+                f"nonfinite_step={self.nonfinite_step})")
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _is_count(value: Any, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _check_history_values(values: Any) -> None:
+    """ValueError unless ``values`` (a ``to_dict``) holds one consistent history; see ``from_dict``."""
+    if not isinstance(values, dict):
+        raise ValueError("a history must be an object")
+    names = values.get("parameter_names", [])
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError("parameter_names must be a list of names")
+    for key in ("step_loss", "log_steps", "log_lr"):
+        column = values.get(key, [])
+        if not isinstance(column, list) or not all(_is_number(value) for value in column):
+            raise ValueError(f"{key} must be a list of numbers")
+    if not all(_is_count(step, 1) for step in values.get("log_steps", [])):
+        raise ValueError("log_steps must be step numbers >= 1")
+    logs = len(values.get("log_steps", []))
+    if len(values.get("log_lr", [])) != logs:
+        raise ValueError(f"log_lr has {len(values.get('log_lr', []))} rows, log_steps {logs}")
+    for key in TRUST_KEYS:
+        table = values.get(key, [])
+        rows_ok = isinstance(table, list) and all(isinstance(row, list) and len(row) == len(names)
+                                                  and all(_is_number(value) for value in row) for row in table)
+        if not rows_ok or len(table) not in ((logs,) if key == "weight_norm" else (0, logs)):
+            raise ValueError(f"{key} must have one row of {len(names)} numbers per logged step ({logs})")
+    _check_epoch_records(values.get("epochs", []))
+    step = values.get("nonfinite_step", values.get("diverged"))
+    if not (step is None or step is False or _is_count(step, 1)) or not _is_number(values.get("seconds", 0.0)):
+        raise ValueError("nonfinite_step must be null or a step >= 1, and seconds a number")
+
+
+def _check_epoch_records(records: Any) -> None:
+    if not isinstance(records, list):
+        raise ValueError("epochs must be a list of records")
+    for number, record in enumerate(records, start=1):
+        if not isinstance(record, dict) or record.get("epoch") != number or not _is_count(record.get("steps"), 0):
+            raise ValueError(f"epoch record {number} must be an object with 'epoch' {number} and its 'steps'")
+        if not all(_is_number(record.get(key)) for key in ("train_loss", "test_loss", "test_accuracy")):
+            raise ValueError(f"epoch record {number}: train_loss, test_loss and test_accuracy must be numbers")
 
 
 def _nan_for_none(values: Any) -> Any:

@@ -82,7 +82,7 @@ class _Run:
     stop: Callable[[], bool] | None = None
 
     def diverge(self, step: int) -> None:
-        self.history.diverged = step
+        self.history.nonfinite_step = step
 
     def weights_finite_after(self, step: int) -> bool:
         """Non-finite weights are divergence too (``lr=1e308`` makes them ±inf with a finite loss)."""
@@ -131,11 +131,11 @@ def _end_epoch(run: _Run, epoch_started: float, callback: Callable | None) -> No
     record = {"epoch": position.epoch + 1, "steps": position.step,
               "train_loss": position.epoch_loss_sum / max(position.epoch_examples, 1),
               **run.task.evaluate(run.model), "seconds": time.perf_counter() - epoch_started}
-    if history.diverged is not None:
-        record["diverged"] = history.diverged
+    if history.nonfinite_step is not None:
+        record["nonfinite_step"] = history.nonfinite_step
     history.epochs.append(record)
     position.next_epoch()
-    if history.diverged is None:
+    if history.nonfinite_step is None:
         run.checkpointer.save(history, position, run.started)
     if callback is not None:
         callback({"type": "epoch", **record})
@@ -170,7 +170,7 @@ def fit(
     ``step()`` called after every optimizer step. ``callback`` receives a dict for every logged step
     (``type`` "step") and every epoch (``type`` "epoch"). With ``checkpoint_dir`` a checkpoint is
     written every ``checkpoint_every`` steps and at the end of every epoch; ``resume=True`` starts from
-    it when it exists. A non-finite loss, gradient or weight ends training: ``history.diverged`` holds
+    it when it exists. A non-finite loss, gradient or weight ends training: ``history.nonfinite_step`` holds
     the step. ``stop()`` is asked before every step; when it says True, ``fit`` checkpoints and raises
     ``TrainingStopped`` (a KeyboardInterrupt). ``workers`` (default: this process alone) is the seam
     for data-parallel training: each worker computes its part of every global batch (in ``accumulate``
@@ -190,7 +190,7 @@ def fit(
                StepLogger(history, optimizer, [p for _, p in named], log_every, callback),
                Checkpointer(checkpoint_dir, checkpoint_every, model, optimizer, scheduler, writes=workers.is_main),
                workers, micro_batch_size, time.perf_counter() - history.seconds, stop)
-    while position.epoch < epochs and history.diverged is None:
+    while position.epoch < epochs and history.nonfinite_step is None:
         epoch_started = time.perf_counter() - position.epoch_seconds
         _train_epoch(run, epochs, epoch_started, progress and workers.is_main)
         _end_epoch(run, epoch_started, callback)

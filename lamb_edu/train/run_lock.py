@@ -1,0 +1,106 @@
+"""One writer per run folder: ``RunLock``, an exclusive lock file holding the writer's pid and host.
+
+``RunLock(folder)`` creates ``folder/.lamb-edu.lock`` with ``O_CREAT | O_EXCL`` (the kernel lets exactly
+one process create it) and writes ``{"pid": ..., "host": ...}`` into it. A second writer finds it and is
+refused with ``RunFolderBusy`` naming the process; a lock whose process is gone (same host, no such pid:
+it was killed) is stale, and is taken over. Leaving the ``with`` block removes the file, if it is still
+this process's. ``lamb-edu train``, ``train --resume`` and ``reproduce`` hold it while they write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LOCK_FILE", "RunLock", "RunFolderBusy"]
+
+LOCK_FILE = ".lamb-edu.lock"
+_UNWRITTEN_GRACE_S = 10.0  # a lock file still empty after this long belongs to a writer killed while creating it
+
+
+class RunFolderBusy(ValueError):
+    """Another live process holds the folder's lock (the message names it and the lock file)."""
+
+
+class RunLock:
+    """``with RunLock(folder):`` — this process is the folder's only writer until the block ends."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_FILE
+        self.held = False
+
+    def acquire(self) -> None:
+        """Take the lock (creating the folder), taking over a stale one; RunFolderBusy if a live process has it."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        me = json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode()
+        for _ in range(3):  # a stale lock is removed, then the creation is tried again
+            try:
+                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._remove_if_stale()
+                continue
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(me)
+            self.held = True
+            return
+        raise RunFolderBusy(f"{self.folder} is in use: could not take {self.path}")
+
+    def release(self) -> None:
+        """Remove the lock file if this process still holds it."""
+        if self.held and _holder(self.path) == {"pid": os.getpid(), "host": socket.gethostname()}:
+            self.path.unlink(missing_ok=True)
+        self.held = False
+
+    def _remove_if_stale(self) -> None:
+        holder = _holder(self.path)
+        if holder is None:  # vanished, or being written: stale only once old
+            try:
+                age = time.time() - self.path.stat().st_mtime
+            except FileNotFoundError:
+                return
+            if age > _UNWRITTEN_GRACE_S:
+                self.path.unlink(missing_ok=True)
+                return
+            raise RunFolderBusy(f"{self.folder} is in use by another process (its lock {self.path} is being written)")
+        if holder["host"] == socket.gethostname() and not _alive(holder["pid"]):
+            self.path.unlink(missing_ok=True)  # its writer was killed: the folder is free
+            return
+        where = "this machine" if holder["host"] == socket.gethostname() else holder["host"]
+        raise RunFolderBusy(f"{self.folder} is in use by process {holder['pid']} on {where} (its lock is {self.path}; "
+                            "wait for it to end, or delete the lock if that process is gone)")
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.release()
+
+
+def _holder(path: Path) -> dict[str, Any] | None:
+    """The pid and host in a lock file; None when it is missing, empty or unreadable."""
+    try:
+        holder = json.loads(path.read_bytes()[:4096].decode("utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    valid = (isinstance(holder, dict) and isinstance(holder.get("pid"), int) and holder["pid"] > 0
+             and isinstance(holder.get("host"), str))
+    return {"pid": holder["pid"], "host": holder["host"]} if valid else None
+
+
+def _alive(pid: int) -> bool:
+    """True when a process ``pid`` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    except OverflowError:
+        return False
+    return True
