@@ -20,7 +20,7 @@ RUN_FIELDS = {"optimizer", "batch_size", "tokens_per_step", "lr", "seed", "steps
               "final_val_masked_accuracy", "diverged"}
 MINI = study.TinyBertSettings(context=16, d_model=16, layers=1, heads=2, token_budget=8_000, batch_sizes=(8, 64),
                               optimizers=("adamw", "lars", "lamb"), trials=2, report_seeds=(1,),
-                              validation_windows=32, evaluations=2, log_every=2)
+                              validation_windows=32, evaluations=2, log_every=2, micro_batch=32)
 
 
 def data_dir() -> Path:

@@ -68,13 +68,14 @@ class TinyBertSettings:
     token_budget: int = 1_500_000  # training tokens of every run, whatever its batch
     batch_sizes: tuple[int, ...] = (16, 128, 512, 2048)
     optimizers: tuple[str, ...] = ("adamw", "lars", "lamb", "sgd")
-    trials: int = 3  # learning rates tried per (optimizer, batch size), from seed 0
+    trials: int = 2  # learning rates tried per (optimizer, batch size), from seed 0
     lr_range: float = 2.5  # the range is centre/lr_range .. centre*lr_range, log-uniform
     report_seeds: tuple[int, ...] = (1, 2)
     warmup_share: float = 0.1
     validation_windows: int = 256
     evaluations: int = 8  # validation scores along each run (for the curves), the last at its end
     log_every: int = 5  # steps between the trust-ratio rows of a LAMB or LARS run
+    micro_batch: int = 256  # windows per forward pass: a larger batch is accumulated (same step, less memory)
 
     @property
     def train_windows(self) -> int:
@@ -142,7 +143,7 @@ def run_tiny_bert(task: train.MaskedLM, settings: TinyBertSettings, optimizer: S
     records_trust = optimizer.name in ("lamb", "lars")
     history = train.fit(model, made, task, epochs=1, batch_size=batch_size, seed=seed,
                         train_size=settings.train_windows, scheduler=scheduler, progress=False, callback=score,
-                        log_every=settings.log_every)
+                        log_every=settings.log_every, accumulate=max(1, batch_size // settings.micro_batch))
     final = history.epochs[-1] if history.epochs else {}
     loss = float(final.get("test_loss", math.nan))
     diverged = history.nonfinite_step is not None or not math.isfinite(loss)
