@@ -200,9 +200,9 @@ print("\n".join(result.verdict()))
 # ### Reading it
 #
 # - **LARS's update is the gradient** (with momentum), scaled per tensor. The gradient of an embedding
-#   row is zero unless its character is in the batch, and the gradient of $\gamma$ has nothing to do with
-#   its size; one ratio per tensor cannot fix the scale *inside* a tensor, so rare rows and small
-#   coordinates barely move while the common ones set the step.
+#   row is large only when its character is in the batch (the tied decoder gives every row a little), and
+#   the gradient of $\gamma$ has nothing to do with its size; one ratio per tensor cannot fix the scale
+#   *inside* a tensor, so rare rows and small coordinates barely move while the common ones set the step.
 # - **LAMB's update is Adam's direction**, $\hat m/(\sqrt{\hat v}+\epsilon)$, which is about $\pm 1$ per
 #   coordinate whatever the gradient's scale: rare embedding rows and LayerNorm gains move as fast as
 #   the rest, and the trust ratio then sets each tensor's step relative to its norm. That is the LAMB
@@ -287,11 +287,13 @@ for step in range(2):
 # %% [markdown]
 # <details><summary>3.</summary>
 #
-# The gradient of an embedding row is the sum of the gradients at the positions where its character
-# occurs: zero for `'Z'` in most batches, large for the space. LARS steps along the gradient, scaled for
-# the whole table: the space row moves, the `'Z'` row hardly ever does. LAMB divides each coordinate by
-# its own running $\sqrt{\hat v}$, so when `'Z'` does occur its row moves about as far as the space row's.
-# The cell below prints the two rows' gradient norms for one batch.
+# A row of the token embedding gets gradient from two places. At the input, from the positions where
+# its character occurs: nothing for `'Z'` in most batches, a lot for the space. At the output, because
+# the decoder is tied to the embedding, from every masked position's softmax, which pushes the logit of
+# every character that was not the target down a little: so `'Z'` still gets a small gradient, many
+# times smaller than the space's (the cell below). LARS steps along the gradient, scaled for the whole
+# table: the space row moves, the `'Z'` row barely does. LAMB divides each coordinate by its own running
+# $\sqrt{\hat v}$, so the `'Z'` row moves about as far per step as the space row, in its own direction.
 # </details>
 
 # %%
