@@ -6,6 +6,8 @@ import importlib
 import json
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -94,3 +96,18 @@ def test_figures_draw_from_the_result_and_from_its_json(result):
                                 "tiny_bert_curves.png"}
         for figure in figures.values():
             matplotlib.pyplot.close(figure)
+
+
+@pytest.mark.slow
+def test_the_quick_study_writes_its_table_and_its_best_run_beats_the_space_baseline(tmp_path):
+    """``lamb-edu reproduce tiny_bert --quick``, as the issue asks: the run table, and a run above 15.2 %."""
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1",
+                   "LAMB_EDU_DATA": str(data_dir().parent)}
+    done = subprocess.run([sys.executable, "-m", "lamb_edu", "reproduce", "tiny_bert", "--quick", "--out",
+                           str(tmp_path)], capture_output=True, text=True, env=environment, timeout=600)
+    assert done.returncode == 0, done.stderr
+    entry = json.loads((tmp_path / "results.json").read_text())["tiny_bert"]
+    assert entry["mode"] == "quick" and all(RUN_FIELDS <= set(row) for row in entry["runs"])
+    assert max(row["final_val_masked_accuracy"] for row in entry["runs"]) > 0.152
+    assert {path.name for path in tmp_path.glob("*.png")} == {"tiny_bert_trust_by_kind.png",
+                                                              "tiny_bert_accuracy_vs_batch.png", "tiny_bert_curves.png"}
