@@ -111,3 +111,9 @@ def test_the_quick_study_writes_its_table_and_its_best_run_beats_the_space_basel
     assert max(row["final_val_masked_accuracy"] for row in entry["runs"]) > 0.152
     assert {path.name for path in tmp_path.glob("*.png")} == {"tiny_bert_trust_by_kind.png",
                                                               "tiny_bert_accuracy_vs_batch.png", "tiny_bert_curves.png"}
+
+
+def test_two_worker_processes_compute_the_same_study(result):
+    again = study.tiny_bert(data_dir=data_dir(), settings=MINI, workers=2)
+    assert [run.row() | {"seconds": 0} for run in again.runs] == [run.row() | {"seconds": 0} for run in result.runs]
+    assert again.tunings == result.tunings
