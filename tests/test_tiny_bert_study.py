@@ -59,6 +59,7 @@ def test_the_run_table_has_the_issue_s_fields_and_one_token_budget(result):
     for row in rows:
         assert row["tokens_per_step"] == 16 * row["batch_size"]
         assert row["steps"] == math.ceil(8_000 // 16 / row["batch_size"])  # one pass over the same 500 windows
+        assert row["steps"] == MINI.steps(row["batch_size"], 1_003_854 // 16)
         assert math.isclose(row["final_val_bits_per_char"], row["final_val_loss"] / math.log(2))
         assert 0 <= row["final_val_masked_accuracy"] <= 1 and row["curve_steps"][-1] == row["steps"]
     table = result.table()
@@ -66,6 +67,12 @@ def test_the_run_table_has_the_issue_s_fields_and_one_token_budget(result):
         [(o, b) for o in ("adamw", "lars", "lamb") for b in (8, 64)]
     assert all(row["seeds"] == [0, 1] for row in table)
     json.dumps(result.summary())  # plain JSON values only
+
+
+def test_a_budget_larger_than_the_text_is_several_passes_of_the_same_tokens():
+    full = study.TinyBertSettings(context=32, token_budget=1_500_000)
+    assert full.passes(31_370) == (2, 23_437) and full.steps(2048, 31_370) == 2 * 12
+    assert study.TinyBertSettings(context=32, token_budget=1_000_000).passes(31_370) == (1, 31_250)
 
 
 def test_trust_is_recorded_by_kind_for_lamb_and_lars(result):

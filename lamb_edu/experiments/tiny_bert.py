@@ -77,14 +77,20 @@ class TinyBertSettings:
     log_every: int = 5  # steps between the trust-ratio rows of a LAMB or LARS run
     micro_batch: int = 256  # windows per forward pass: a larger batch is accumulated (same step, less memory)
 
-    @property
-    def train_windows(self) -> int:
-        """Windows of the training split one run reads: the token budget is one pass over them."""
-        return self.token_budget // self.context
+    def passes(self, available: int) -> tuple[int, int]:
+        """``(epochs, windows)``: the token budget as ``epochs`` passes over the first ``windows`` training windows.
 
-    def steps(self, batch_size: int) -> int:
-        """Optimizer steps of a run at ``batch_size`` (the last batch of the pass may be smaller)."""
-        return math.ceil(self.train_windows / batch_size)
+        One pass when the budget fits in the ``available`` windows; otherwise the fewest passes that
+        hold it, over as many windows as make it up (each pass masks them afresh).
+        """
+        wanted = self.token_budget // self.context
+        epochs = max(1, math.ceil(wanted / available))
+        return epochs, wanted // epochs
+
+    def steps(self, batch_size: int, available: int) -> int:
+        """Optimizer steps of a run at ``batch_size`` (the last batch of each pass may be smaller)."""
+        epochs, windows = self.passes(available)
+        return epochs * math.ceil(windows / batch_size)
 
 
 FULL = TinyBertSettings()
@@ -129,7 +135,8 @@ def run_tiny_bert(task: train.MaskedLM, settings: TinyBertSettings, optimizer: S
                         n_heads=settings.heads, d_ff=4 * settings.d_model, seed=seed)
     named = list(model.named_parameters())
     made = optimizer.make(named, lr)
-    steps = settings.steps(batch_size)
+    epochs, windows = settings.passes(task.size)
+    steps = settings.steps(batch_size, task.size)
     scheduler = schedules.LRScheduler(made, _schedule(settings, steps))
     # the callback hears of every log_every-th step: score the curve at a multiple of it
     every = max(1, steps // settings.evaluations // settings.log_every) * settings.log_every
@@ -141,9 +148,9 @@ def run_tiny_bert(task: train.MaskedLM, settings: TinyBertSettings, optimizer: S
             curve[1].append(task.evaluate(model)["test_accuracy"])
 
     records_trust = optimizer.name in ("lamb", "lars")
-    history = train.fit(model, made, task, epochs=1, batch_size=batch_size, seed=seed,
-                        train_size=settings.train_windows, scheduler=scheduler, progress=False, callback=score,
-                        log_every=settings.log_every, accumulate=max(1, batch_size // settings.micro_batch))
+    history = train.fit(model, made, task, epochs=epochs, batch_size=batch_size, seed=seed, train_size=windows,
+                        scheduler=scheduler, progress=False, callback=score, log_every=settings.log_every,
+                        accumulate=max(1, batch_size // settings.micro_batch))
     final = history.epochs[-1] if history.epochs else {}
     loss = float(final.get("test_loss", math.nan))
     diverged = history.nonfinite_step is not None or not math.isfinite(loss)
@@ -237,10 +244,11 @@ class TinyBertResult:
                  f"accuracy {_percent(best['accuracy'])} (seeds {best['seeds']}); always guessing a space scores "
                  f"{100 * self.unigram_accuracy:.1f} %."]
         mean = {(row["optimizer"], row["batch_size"]): row["mean_accuracy"] for row in rows}
+        steps = {row["batch_size"]: row["steps"] for row in rows}
         for batch_size in self.settings.batch_sizes:
             cells = ", ".join(f"{name} {100 * mean[name, batch_size]:.1f}" for name in self.settings.optimizers)
             lines.append(f"batch {batch_size} ({batch_size * self.settings.context} tokens/step, "
-                         f"{self.settings.steps(batch_size)} steps): mean accuracy % {cells}")
+                         f"{steps[batch_size]} steps): mean accuracy % {cells}")
         for name, entry in self.trust_spread().items():
             lines.append(f"{name}: median trust ratio per kind from {entry['medians'][entry['lowest']]:.3g} "
                          f"({entry['lowest']}) to {entry['medians'][entry['highest']]:.3g} ({entry['highest']}), "
