@@ -29,8 +29,9 @@ from lamb_edu import backend
 
 np = backend.np  # host NumPy: the text is read and masked on the CPU
 
-__all__ = ["TextDataError", "CharText", "CHARACTERS", "TINY_SHAKESPEARE_URL", "TINY_SHAKESPEARE_SHA256", "TINY_SHAKESPEARE_BYTES",
-           "IGNORE", "MASK_RATE", "load_tiny_shakespeare", "default_text_cache_dir", "mask_windows", "masked_count"]
+__all__ = ["TextDataError", "CharText", "CHARACTERS", "TINY_SHAKESPEARE_URL", "TINY_SHAKESPEARE_SHA256",
+           "TINY_SHAKESPEARE_BYTES", "IGNORE", "MASK_RATE", "load_tiny_shakespeare", "default_text_cache_dir",
+           "mask_windows", "masked_count"]
 
 TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
