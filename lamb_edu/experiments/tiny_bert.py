@@ -75,7 +75,7 @@ class TinyBertSettings:
     validation_windows: int = 256
     evaluations: int = 8  # validation scores along each run (for the curves), the last at its end
     log_every: int = 5  # steps between the trust-ratio rows of a LAMB or LARS run
-    micro_batch: int = 256  # windows per forward pass: a larger batch is accumulated (same step, less memory)
+    micro_batch: int = 32  # windows per forward pass: a larger batch is accumulated (same step, cache-sized)
 
     def passes(self, available: int) -> tuple[int, int]:
         """``(epochs, windows)``: the token budget as ``epochs`` passes over the first ``windows`` training windows.
