@@ -65,7 +65,7 @@ class TinyBertSettings:
     d_model: int = 64
     layers: int = 2
     heads: int = 4
-    token_budget: int = 1_500_000  # training tokens of every run, whatever its batch
+    token_budget: int = 1_200_000  # training tokens of every run, whatever its batch
     batch_sizes: tuple[int, ...] = (16, 128, 512, 2048)
     optimizers: tuple[str, ...] = ("adamw", "lars", "lamb", "sgd")
     trials: int = 2  # learning rates tried per (optimizer, batch size), from seed 0
