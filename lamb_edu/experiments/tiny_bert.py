@@ -244,7 +244,7 @@ class TinyBertResult:
                  f"accuracy {_percent(best['accuracy'])} (seeds {best['seeds']}); always guessing a space scores "
                  f"{100 * self.unigram_accuracy:.1f} %."]
         mean = {(row["optimizer"], row["batch_size"]): row["mean_accuracy"] for row in rows}
-        steps = {row["batch_size"]: row["steps"] for row in rows}
+        steps = {b: max(row["steps"] for row in rows if row["batch_size"] == b) for b in self.settings.batch_sizes}
         for batch_size in self.settings.batch_sizes:
             cells = ", ".join(f"{name} {100 * mean[name, batch_size]:.1f}" for name in self.settings.optimizers)
             lines.append(f"batch {batch_size} ({batch_size * self.settings.context} tokens/step, "
@@ -260,7 +260,9 @@ class TinyBertResult:
         """The result back from its ``summary()`` (``results.json["tiny_bert"]``), without training anything."""
         values = {key: tuple(value) if isinstance(value, list) else value for key, value in summary["settings"].items()}
         settings = TinyBertSettings(**values)
-        runs = [TinyBertRun(**row) for row in summary["runs"]]
+        # results.json writes a NaN (a run that diverged) as null: it comes back as NaN
+        runs = [TinyBertRun(**{key: math.nan if value is None and key.startswith("final") else value
+                               for key, value in row.items()}) for row in summary["runs"]]
         result = cls(settings, runs, summary["tunings"], summary["seconds"], summary["unigram_accuracy"])
         for name, record in summary["trust"].items():
             result.chosen(name, settings.batch_sizes[0])[0].trust = record
