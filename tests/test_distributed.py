@@ -416,12 +416,14 @@ def test_set_up_failures_are_agreed_and_printed_by_the_ranks_that_had_them():
 
 
 def test_a_rank_that_fails_alone_during_training_aborts_the_job(capsys):
+    from lamb_edu.cli.run_setup import Run
     from lamb_edu.cli.train_parallel import _Setup, _train
 
     world = TwoRankWorld(1)
     model = small_model()
     settings = {"epochs": 1, "batch_size": 4, "seed": 0, "train_size": None, "checkpoint_every": None, "accumulate": 1}
-    setup = _Setup(None, settings, False, None, model, optim.LAMB(model.parameters()), None)  # no data: fit fails
+    run = Run(None, settings, False, None, None)  # no data: fit fails
+    setup = _Setup(run, model, optim.LAMB(model.parameters()), None, None)
     args = type("Args", (), {"shard_optimizer": False})()
     with pytest.raises(SystemExit):
         _train(world, args, setup)

@@ -11,8 +11,10 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ from test_train import synthetic_mnist  # the same synthetic digits as the loop'
 
 from lamb_edu import cli, nn, optim
 from lamb_edu.cli import run_setup, sweep_command, train_run
-from lamb_edu.train import RunFileError, files, fit, save_checkpoint
+from lamb_edu.train import RunFileError, checkpoint_file, files, read_checkpoint, save_checkpoint
 from lamb_edu.train.history import History
 from lamb_edu.train.position import Position
 from lamb_edu.train.run_folder import MetricsLog
@@ -132,8 +134,6 @@ def test_a_kill_between_any_two_checkpoint_writes_keeps_a_complete_checkpoint(tm
 
 
 def read_checkpoint_step(directory, model, optimizer):
-    from lamb_edu.train import read_checkpoint
-
     return read_checkpoint(directory, model, optimizer).position.step
 
 
@@ -192,21 +192,28 @@ def test_random_sigkills_never_lose_the_run(tmp_path):
     data_dir = os.environ.get("LAMB_EDU_DATA")
     if not data_dir or not Path(data_dir).is_dir():
         pytest.skip("real MNIST needed (LAMB_EDU_DATA)")
-    settings = ["--epochs", "2", "--train-size", "600", "--batch-size", "20", "--hidden", "16",
+    settings = ["--epochs", "2", "--train-size", "3000", "--batch-size", "20", "--hidden", "16",
                 "--checkpoint-every", "1"]
     environment = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
-    out, rng = tmp_path / "run", random.Random(int(os.environ.get("LAMB_EDU_KILL_SEED", "23")))
+    out, straight = tmp_path / "run", tmp_path / "straight"
+    rng = random.Random(int(os.environ.get("LAMB_EDU_KILL_SEED", "23")))
 
     def start(*argv):
         return subprocess.Popen([sys.executable, "-m", "lamb_edu", "train", *argv], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True, env=environment)
 
+    def resumable():
+        return (out / "checkpoint.npz").is_file() and (out / "summary.json").is_file()
+
+    began = time.monotonic()
+    reference = start(*settings, "--out", str(straight))
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()
+    duration = time.monotonic() - began  # kills land anywhere from start-up to the last results
     kills = 0
-    for _ in range(6):
-        resumable = (out / "checkpoint.npz").is_file() and (out / "summary.json").is_file()
-        process = start("--resume", str(out)) if resumable else start(*settings, "--out", str(out), "--overwrite")
+    for _ in range(8):
+        process = start("--resume", str(out)) if resumable() else start(*settings, "--out", str(out), "--overwrite")
         try:
-            process.wait(timeout=rng.uniform(1.0, 4.0))
+            process.wait(timeout=rng.uniform(0.1, 0.5) * duration)
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
@@ -214,20 +221,23 @@ def test_random_sigkills_never_lose_the_run(tmp_path):
             continue
         assert process.returncode == 0, process.stderr.read()
         break
-    else:
-        resumed = subprocess.run([sys.executable, "-m", "lamb_edu", "train", "--resume", str(out)], env=environment,
-                                 capture_output=True, text=True, timeout=120)
-        assert resumed.returncode == 0, resumed.stderr
+    else:  # the last kill's folder, continued to the end
+        argv = ["--resume", str(out)] if resumable() else [*settings, "--out", str(out), "--overwrite"]
+        finished = subprocess.run([sys.executable, "-m", "lamb_edu", "train", *argv], env=environment,
+                                  capture_output=True, text=True, timeout=300)
+        assert finished.returncode == 0, finished.stderr
+    print(f"{kills} kills in a run of {duration:.1f} s")
     assert kills >= 1 and summary(out)["status"] == "finished" and not (out / LOCK_FILE).exists()
-
-    from lamb_edu.data import load_mnist
-
-    model = nn.MLP([784, 16, 10], seed=0)
-    fit(model, optim.LAMB(model.named_parameters(), lr=0.01, eps=1e-6), load_mnist(data_dir), 2, 20,
-        train_size=600, progress=False)
-    with np.load(out / "checkpoint.npz") as got:
-        for name, value in model.state_dict().items():
-            np.testing.assert_array_equal(got[f"model/{name}"], value)
+    assert not [path.name for path in out.iterdir() if path.name.endswith(".part")]  # a killed writer's, removed
+    with np.load(straight / "checkpoint.npz") as expected, np.load(out / "checkpoint.npz") as got:
+        assert sorted(got.files) == sorted(expected.files)
+        for key in expected.files:
+            if key != "checkpoint":  # the document holds the seconds each run took
+                np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+    steps = [line for line in (out / "metrics.jsonl").read_text().splitlines() if '"type": "step"' in line]
+    expected_steps = [line for line in (straight / "metrics.jsonl").read_text().splitlines()
+                      if '"type": "step"' in line]
+    assert len(steps) == 31 and steps == expected_steps  # every logged step once: none lost, none twice
 
 
 # ----------------------------------------------------------------------------- 3: quick never replaces full
@@ -252,22 +262,21 @@ def test_reproduce_quick_refuses_a_folder_of_full_results(tmp_path, capsys, monk
 
 
 # ----------------------------------------------------------------------------- 4, 12: resume with the settings it ran
-@pytest.mark.parametrize("edit, named", [
-    ({"weight_decay": 0.5}, "weight_decay"),
-    ({"eps": 1e-3}, "eps"),
-    ({"lr": 0.5}, "lr"),
-    ({"seed": 7}, "seed"),
-    ({"epochs": 1, "checkpoint_every": 1}, "epochs"),
+@pytest.mark.parametrize("flags, edit, named", [
+    ([], {"weight_decay": 0.5}, "weight_decay"),
+    ([], {"eps": 1e-3}, "eps"),
+    ([], {"lr": 0.5}, "lr"),
+    ([], {"seed": 7}, "seed"),
+    ([], {"warmup_steps": 3}, "scheduler"),
+    (["--warmup-steps", "3"], {"lr": 0.02}, "base_lrs"),
+    (["--lookahead", "2"], {"lookahead": 3}, "lookahead k"),
+    (["--epochs", "3"], {"epochs": 1}, "settings.epochs is 1"),
 ])
-def test_resume_refuses_settings_its_checkpoint_did_not_run_and_changes_nothing(tmp_path, synthetic, capsys, edit,
-                                                                                 named):
+def test_resume_refuses_settings_its_checkpoint_did_not_run_and_changes_nothing(tmp_path, synthetic, capsys, flags,
+                                                                                 edit, named):
+    """The summary's settings are the run's: a checkpoint that ran others is refused before any file changes."""
     out = tmp_path / "run"
-    assert train(out, "--checkpoint-every", "4") == 0  # ends with the checkpoint of step 6, in epoch 2
-    if "epochs" in edit:  # the checkpoint of step 4: in epoch 2, past a run of 1 epoch
-        assert train(tmp_path / "short", "--checkpoint-every", "4", "--epochs", "3") == 0
-        out = tmp_path / "short"
-        with np.load(out / "checkpoint.npz") as npz:
-            assert json.loads(npz["checkpoint"].tobytes())["position"]["step"] == 9
+    assert train(out, "--checkpoint-every", "4", *flags) == 0  # its last checkpoint: step 6 (or 9), in epoch 2 (3)
     mark_interrupted(out, **edit)
     before = contents(out)
     capsys.readouterr()
@@ -356,15 +365,16 @@ def test_a_folder_another_live_process_writes_is_refused(tmp_path, synthetic, ca
     mark_interrupted(out)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        import socket
-
         (out / LOCK_FILE).write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname()}))
         before = contents(out)
         capsys.readouterr()
         assert cli.main(["train", "--resume", str(out)]) == 1
         assert f"in use by process {sleeper.pid}" in one_line(capsys)
         assert train(tmp_path / "run", "--overwrite") == 1
+        assert "in use by process" in one_line(capsys)
         assert contents(out) == before
+        assert cli.main(["reproduce", "debias", "--quick", "--out", str(out)]) == 1
+        assert "in use by process" in one_line(capsys) and not (out / "results.json").exists()
     finally:
         sleeper.kill()
         sleeper.wait(timeout=30)
@@ -385,8 +395,8 @@ def test_mpiexec_without_data_parallel_trains_nothing_into_the_folder(tmp_path):
         pytest.skip("mpiexec is not installed")
     out = tmp_path / "run"
     environment = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
-    result = subprocess.run(["mpiexec", "-n", "2", sys.executable, "-m", "lamb_edu", "train", *SMALL, "--out", str(out)],
-                            capture_output=True, text=True, env=environment, timeout=60)
+    command = ["mpiexec", "-n", "2", sys.executable, "-m", "lamb_edu", "train", *SMALL, "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=60)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 2 and all("--data-parallel" in line and "one of 2 processes" in line for line in lines)
@@ -457,8 +467,14 @@ def test_checkpoint_members_are_checked_by_name_and_header_before_reading(tmp_pa
                            ({"optimizer/state/0/m": np.zeros(3 * 10**6, dtype=np.float32)}, "a parameter's shape"),
                            ({"model/layers.0.bias": np.zeros((8, 8), dtype=np.float32)}, "the parameter is float")):
         np.savez_compressed(path, **{**members, **extra})
-        with pytest.raises(RunFileError, match=problem):
-            read_checkpoint_step(tmp_path, model, optimizer)
+        read = []
+        with pytest.MonkeyPatch.context() as patch:  # which members were decompressed before the refusal
+            real = checkpoint_file._read_member
+            patch.setattr(checkpoint_file, "_read_member", lambda path, archive, name, rule: (
+                read.append(name), real(path, archive, name, rule))[1])
+            with pytest.raises(RunFileError, match=problem):
+                read_checkpoint_step(tmp_path, model, optimizer)
+        assert read == ["checkpoint"] if "junk" in extra else read[-1] in extra  # the bad one: its header only
 
 
 def test_a_lock_file_holds_the_pid_and_host_while_training(tmp_path, synthetic, monkeypatch):

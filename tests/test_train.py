@@ -62,7 +62,8 @@ def weights(model) -> dict[str, np.ndarray]:
 def reference_loss_and_accuracy(model, images, labels):
     """Cross-entropy and accuracy in float64 NumPy, straight from the weights (independent of autograd)."""
     x = (images.reshape(len(images), -1) / 255.0 - 0.1307) / 0.3081
-    layers = [(backend.to_numpy(layer.weight.data).astype(np.float64), backend.to_numpy(layer.bias.data).astype(np.float64))
+    layers = [(backend.to_numpy(layer.weight.data).astype(np.float64),
+               backend.to_numpy(layer.bias.data).astype(np.float64))
               for layer in model.layers if isinstance(layer, nn.Linear)]
     for index, (w, b) in enumerate(layers):
         x = x @ w.T + b
@@ -154,7 +155,8 @@ def test_training_is_deterministic_given_the_seed():
 
     def run(seed):
         model = nn.MLP([784, 16, 10], seed=0)
-        return fit(model, optim.Adam(model.parameters(), lr=1e-3), data, 2, 64, seed=seed, progress=False), weights(model)
+        history = fit(model, optim.Adam(model.parameters(), lr=1e-3), data, 2, 64, seed=seed, progress=False)
+        return history, weights(model)
 
     (first, first_weights), (again, again_weights), (other, _) = run(5), run(5), run(6)
     np.testing.assert_array_equal(first.step_loss, again.step_loss)
@@ -309,7 +311,8 @@ def test_fit_with_accumulation_trains_like_fit_without():
 
     def run(accumulate):
         model = nn.MLP([784, 16, 10], seed=0)
-        history = fit(model, optim.LAMB(model.parameters(), lr=0.01), data, 1, 64, accumulate=accumulate, progress=False)
+        history = fit(model, optim.LAMB(model.parameters(), lr=0.01), data, 1, 64, accumulate=accumulate,
+                      progress=False)
         return history, weights(model)
 
     (plain, plain_weights), (accumulated, accumulated_weights) = run(1), run(3)  # micro-batches of 22, 22, 20
@@ -368,7 +371,8 @@ def test_a_short_run_that_learned_is_not_called_did_not_learn():
     assert detect_divergence(np.full(30, 2.3)).outcome == "did not learn"
     long_run = np.concatenate([np.linspace(2.3, 0.3, 200), np.full(100, 2.3)])
     assert detect_divergence(long_run).outcome == "diverged"  # 20 steps, as before, from 100 steps on
-    assert Verdict.from_dict({"status": "learned", "step": None, "reasons": [], "lowest_loss": 0.2}).outcome == "learned"
+    old = {"status": "learned", "step": None, "reasons": [], "lowest_loss": 0.2}  # a verdict before 0.3
+    assert Verdict.from_dict(old).outcome == "learned"
 
 
 def test_divergence_lives_in_the_training_layer():
@@ -469,6 +473,25 @@ def test_a_damaged_checkpoint_document_is_refused_naming_it(tmp_path, edit, prob
         fit(model, optimizer, data, 2, 40, progress=False, checkpoint_dir=tmp_path, resume=True, scheduler=scheduler)
     assert str(path) in str(caught.value)
     assert all(np.array_equal(weights(model)[name], before[name]) for name in NAMES)
+
+
+def test_a_checkpoint_of_the_older_two_file_format_still_resumes(tmp_path):
+    """Before 0.3: the arrays and a 'step' in checkpoint.npz, the document in checkpoint.json."""
+    data = _checkpointed_lamb_run(tmp_path)
+    path = tmp_path / "checkpoint.npz"
+    with np.load(path, allow_pickle=False) as npz:
+        members = {key: npz[key] for key in npz.files}
+    document = json.loads(members.pop("checkpoint").tobytes())
+    (tmp_path / "checkpoint.json").write_text(json.dumps(document))
+    for step, works in ((document["position"]["step"], True), (3, False)):
+        np.savez(path, **members, step=np.asarray(step, dtype=np.int64))
+        model = nn.MLP([784, 16, 10], seed=0)
+        arguments = (model, optim.LAMB(model.named_parameters(), lr=0.01), data, 1, 40)
+        if works:
+            assert fit(*arguments, progress=False, checkpoint_dir=tmp_path, resume=True).steps == 8
+        else:  # the pair is from two steps
+            with pytest.raises(RunFileError, match="different steps"):
+                fit(*arguments, progress=False, checkpoint_dir=tmp_path, resume=True)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garble", "nan", "nan-in-v", "inf-in-m"])

@@ -24,7 +24,15 @@ from lamb_edu.cli.parallel_report import parallel_report, parallel_series, paral
 from lamb_edu.cli.run_setup import ResumePoint, Run
 from lamb_edu.cli.settings import LOG_EVERY
 from lamb_edu.train import as_task, describe_model, detect_divergence, fit, write_atomically
-from lamb_edu.train.run_folder import CURVES, METRICS, TRUST, MetricsLog, read_summary, write_summary
+from lamb_edu.train.run_folder import (
+    CURVES,
+    METRICS,
+    TRUST,
+    MetricsLog,
+    read_summary,
+    remove_temporaries,
+    write_summary,
+)
 
 __all__ = ["train_and_write", "fit_run"]
 
@@ -74,6 +82,7 @@ def train_and_write(run: Run, start: ResumePoint, model: Any, optimizer: Any, sc
                 "architecture": describe_model(model)}
     if workers is not None:
         document["data_parallel"] = parallel_report(workers, optimizer)
+    remove_temporaries(out)  # a killed writer's half-written files: this process is the folder's only writer
     write_summary(out, "running", document)
     metrics = MetricsLog(out / METRICS, start.run_id, start.kept_metrics)
     print(started_line(settings, out, run.resuming), flush=True)

@@ -70,7 +70,7 @@ def save_checkpoint(directory: str | os.PathLike, model: Module, optimizer: Any,
                 "position": position.as_dict(), "history": history.to_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None}
     write_checkpoint_file(directory / CHECKPOINT_NPZ, arrays, document)
-    write_json(directory / CHECKPOINT_JSON, document)  # for people: the .npz above is the checkpoint
+    write_json(directory / CHECKPOINT_JSON, document, durable=False)  # for people: the .npz is the checkpoint
 
 
 def read_checkpoint(directory: str | os.PathLike, model: Module, optimizer: Any, scheduler: Any = None,

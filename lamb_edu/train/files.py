@@ -26,11 +26,13 @@ class RunFileError(ValueError):
     """A file of a run or checkpoint is missing, damaged or not what it should be (the message names it)."""
 
 
-def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
+def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], Any], durable: bool = True) -> None:
     """Call ``write(handle)`` on a temporary file beside ``path``, then rename it to ``path``.
 
     Readers see the old file or the complete new one, never half a file; on any error the
-    temporary file is removed and ``path`` is untouched.
+    temporary file is removed and ``path`` is untouched. ``durable`` (the default) also flushes the
+    file and the rename to the disk, so that they survive a power cut (about 8 ms a file here);
+    a file that can be written again from others (a readable copy) may skip it.
     """
     path = Path(path)
     temporary = temporary_name(path)
@@ -38,10 +40,27 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) 
         with open(temporary, "wb") as handle:
             write(handle)
             handle.flush()
-            os.fsync(handle.fileno())  # the data is on the disk before the name points at it
+            if durable:
+                os.fsync(handle.fileno())  # the data is on the disk before the name points at it
         os.replace(temporary, path)
+        if durable:
+            _sync_directory(path.parent)  # and the rename too, before the caller goes on
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Flush a directory's entries to the disk (where the system allows it)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def temporary_name(path: Path) -> Path:
@@ -56,10 +75,11 @@ def is_temporary_of(name: str, target: str) -> bool:
     return middle.isdigit()
 
 
-def write_json(path: str | os.PathLike, value: Any, indent: int | None = None, sort_keys: bool = False) -> None:
-    """Write ``value`` as strict JSON (NaN and inf become null), atomically."""
+def write_json(path: str | os.PathLike, value: Any, indent: int | None = None, sort_keys: bool = False,
+               durable: bool = True) -> None:
+    """Write ``value`` as strict JSON (NaN and inf become null), atomically (``durable``: flushed to the disk)."""
     text = json.dumps(json_safe(value), indent=indent, sort_keys=sort_keys, allow_nan=False) + "\n"
-    write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))
+    write_atomically(path, lambda handle: handle.write(text.encode("utf-8")), durable)
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -35,8 +35,8 @@ from lamb_edu.train.history import json_safe
 from lamb_edu.train.run_lock import LOCK_FILE
 
 __all__ = ["SUMMARY", "METRICS", "TRUST", "CURVES", "RUN_FILES", "STATUSES", "new_run_id", "run_files_present",
-           "clear_run_files", "write_summary", "read_summary", "summary_nonfinite_step", "MetricsLog",
-           "metrics_kept_at", "read_run"]
+           "clear_run_files", "remove_temporaries", "write_summary", "read_summary", "summary_nonfinite_step",
+           "MetricsLog", "metrics_kept_at", "read_run"]
 
 SUMMARY, METRICS, TRUST, CURVES = "summary.json", "metrics.jsonl", "trust.npz", "curves.png"
 RUN_FILES = (SUMMARY, METRICS, TRUST, CURVES, *CHECKPOINT_FILES)
@@ -72,6 +72,13 @@ def clear_run_files(folder: Path) -> None:
     for name in owned:
         if name != LOCK_FILE:
             (folder / name).unlink()
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Delete the temporary files killed writers left beside the run's files (the caller holds the folder's lock)."""
+    for name in run_files_present(folder)[0]:
+        if name not in RUN_FILES and name != LOCK_FILE:
+            (folder / name).unlink(missing_ok=True)
 
 
 def write_summary(folder: Path, status: str, document: dict[str, Any]) -> None:
