@@ -18,9 +18,9 @@ from lamb_edu.nn.losses import cross_entropy, masked_lm_cross_entropy
 from lamb_edu.nn.module import Module
 from lamb_edu.nn.networks import CNN, MLP
 from lamb_edu.nn.normalization import LayerNorm
-from lamb_edu.nn.tiny_bert import TinyBERT, group_by_kind, parameter_kind
+from lamb_edu.nn.tiny_bert import PARAMETER_KINDS, TinyBERT, group_by_kind, parameter_kind
 from lamb_edu.nn.transformer import TransformerEncoderLayer
 
 __all__ = ["Module", "Linear", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Sequential", "MLP", "CNN", "cross_entropy",
            "functional", "Embedding", "LayerNorm", "MultiHeadSelfAttention", "TransformerEncoderLayer", "TinyBERT",
-           "masked_lm_cross_entropy", "parameter_kind", "group_by_kind"]
+           "masked_lm_cross_entropy", "PARAMETER_KINDS", "parameter_kind", "group_by_kind"]

@@ -11,6 +11,8 @@ One module per figure family:
 - ``large_batch``: the large-batch study, accuracy and steps against batch size, lr × batch heatmaps.
 - ``training_curves``: the runs of ``lamb-edu train`` and ``lamb-edu plot``.
 - ``data_parallel``: measured data-parallel scaling, the all-reduce fit, predicted efficiency.
+- ``tiny_bert``: TinyBERT's trust ratio, ‖w‖ and ‖u‖ through training, its tensors grouped by kind.
+- ``tiny_bert_study``: the tiny-BERT study's figures (trust by kind from its summary, accuracy by batch, curves).
 - ``colors``: the colour of each MNIST setting.
 - ``registry``: ``experiment_figures(name, result)``, the figures of each experiment by file name.
 """
@@ -39,10 +41,11 @@ from lamb_edu.plots.mnist import (
     plot_mnist_comparison,
 )
 from lamb_edu.plots.registry import FIGURES, experiment_figures
-from lamb_edu.plots.tiny_bert import (
+from lamb_edu.plots.tiny_bert import KIND_COLORS, plot_trust_by_kind, summarise_by_kind
+from lamb_edu.plots.tiny_bert_study import (
+    plot_study_trust_by_kind,
     plot_tiny_bert_accuracy,
     plot_tiny_bert_curves,
-    plot_trust_by_kind,
     tiny_bert_figures,
 )
 from lamb_edu.plots.training_curves import LABEL_KEYS, history_run, load_run, plot_training_curves, settings_labels
@@ -66,7 +69,10 @@ from lamb_edu.plots.trust_ratio import (
 )
 
 __all__ = [
+    "KIND_COLORS",
     "plot_trust_by_kind",
+    "summarise_by_kind",
+    "plot_study_trust_by_kind",
     "plot_tiny_bert_accuracy",
     "plot_tiny_bert_curves",
     "tiny_bert_figures",

@@ -1,101 +1,80 @@
-"""The tiny-BERT study: trust ratios by kind of tensor, accuracy against batch size, validation curves.
+"""TinyBERT's tensors by kind: trust ratio, ‖w‖ and ‖u‖ through training, the figure the LAMB paper's case rests on.
 
-Each function reads an ``experiments.TinyBertResult`` (or its ``summary()``: the same keys), so the
-figures can be drawn again from ``results.json`` without training anything.
+The functions take plain data, one entry per optimizer::
+
+    runs = {"LAMB": {"steps": (logs,), "names": [parameter names], "trust_ratio": (logs, params),
+                     "weight_norm": (logs, params), "update_norm": (logs, params)}, "LARS": {...}}
+
+(``History.log_steps``, ``.weight_norm``, ``.update_norm`` and ``.trust_ratio`` of a run, with the
+model's parameter names in the order of their columns). Tensors are grouped by
+``nn.parameter_kind``: embeddings, query, key, value, attention output, FFN, LayerNorm γ and β,
+biases, head.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from typing import Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 
-from lamb_edu.plots.large_batch import batch_color
+from lamb_edu.backend import np
+from lamb_edu.nn import PARAMETER_KINDS, group_by_kind
 
-__all__ = ["KIND_COLORS", "plot_trust_by_kind", "plot_tiny_bert_accuracy", "plot_tiny_bert_curves",
-           "tiny_bert_figures"]
+__all__ = ["KIND_COLORS", "summarise_by_kind", "plot_trust_by_kind"]
 
-KIND_COLORS = {"embeddings": "tab:purple", "query": "tab:blue", "key": "tab:cyan", "value": "tab:green",
-               "attention output": "tab:olive", "FFN": "tab:orange", "LayerNorm γ": "tab:red",
-               "LayerNorm β": "tab:pink", "head": "tab:brown", "biases": "tab:gray"}
-LABELS = {"adamw": "AdamW", "lars": "LARS", "lamb": "LAMB", "sgd": "SGD + Nesterov"}
-STATISTICS = (("trust_ratio", "trust ratio (median of the kind's tensors)"), ("weight_norm", "‖w‖ (median)"),
-              ("update_norm", "‖u‖ (median; LARS: ‖g‖ + λ‖w‖)"))
+KIND_COLORS = dict(zip(PARAMETER_KINDS, ("tab:red", "tab:blue", "tab:cyan", "tab:green", "tab:olive", "tab:purple",
+                                         "tab:orange", "tab:brown", "tab:gray", "black")))
+STATISTICS = (("trust_ratio", "trust ratio φ(‖w‖)/‖u‖"), ("weight_norm", "‖w‖"), ("update_norm", "‖u‖"))
 
 
-def _summary(result: Any) -> dict[str, Any]:
-    return result if isinstance(result, dict) else result.summary()
+def summarise_by_kind(names: Sequence[str], table: Any) -> dict[str, dict[str, Any]]:
+    """Per kind, the median, minimum and maximum over its tensors at each logged step.
+
+    ``table`` is (logs, params) with a column per name; non-finite values are left out. Returns
+    {kind: {"median": (logs,), "min": (logs,), "max": (logs,), "names": [...]}}, kinds in
+    ``PARAMETER_KINDS`` order; nan at a step where all of a kind's values are non-finite.
+    """
+    table = np.asarray(table, dtype=np.float64)
+    if table.ndim != 2 or table.shape[1] != len(names):
+        raise ValueError(f"summarise_by_kind: a table of shape (logs, {len(names)}) is needed, got {table.shape}")
+    column = {name: index for index, name in enumerate(names)}
+    summary = {}
+    for kind, members in group_by_kind(names).items():
+        values = table[:, [column[name] for name in members]]
+        values = np.where(np.isfinite(values), values, np.nan)
+        with warnings.catch_warnings():  # a step where every tensor of a kind is non-finite gives nan, said here
+            warnings.simplefilter("ignore", RuntimeWarning)
+            summary[kind] = {"median": np.nanmedian(values, axis=1), "min": np.nanmin(values, axis=1),
+                             "max": np.nanmax(values, axis=1), "names": members}
+    return summary
 
 
-def plot_trust_by_kind(result: Any) -> Any:
-    """For LAMB and LARS (rows): trust ratio, ‖w‖ and ‖u‖ over training, one line per kind of tensor (log scale)."""
-    trust = _summary(result)["trust"]
-    figure, axes = plt.subplots(len(trust), 3, figsize=(15, 4.2 * len(trust)), squeeze=False, constrained_layout=True)
-    for row, (name, record) in enumerate(trust.items()):
-        for column, (key, label) in enumerate(STATISTICS):
-            axis = axes[row][column]
-            for kind, entry in record["kinds"].items():
-                if key in entry:
-                    axis.plot(record["steps"], entry[key], color=KIND_COLORS.get(kind, "black"), label=kind, lw=1.4)
+def plot_trust_by_kind(runs: Mapping[str, Mapping[str, Any]], title: str = "TinyBERT") -> Any:
+    """Rows: trust ratio, ‖w‖, ‖u‖; columns: optimizers. Per kind, the median over its tensors (line) and
+    the range from the smallest to the largest (band), on a logarithmic axis shared along each row."""
+    labels = list(runs)
+    figure, axes = plt.subplots(len(STATISTICS), len(labels), figsize=(5.5 * len(labels) + 2, 9), sharex="col",
+                                sharey="row", squeeze=False, constrained_layout=True)
+    figure.suptitle(f"{title}: per-tensor statistics grouped by kind (line: median over the kind's tensors; "
+                    "band: smallest to largest)")
+    for column, label in enumerate(labels):
+        run = runs[label]
+        steps = np.asarray(run["steps"])
+        for row, (key, name) in enumerate(STATISTICS):
+            axis = axes[row, column]
+            for kind, summary in summarise_by_kind(run["names"], run[key]).items():
+                color = KIND_COLORS[kind]
+                median, low, high = (np.where(summary[part] > 0, summary[part], np.nan)  # a log axis
+                                     for part in ("median", "min", "max"))
+                axis.plot(steps, median, color=color, linewidth=1.5, label=f"{kind} ({len(summary['names'])})")
+                axis.fill_between(steps, low, high, color=color, alpha=0.15, linewidth=0)
             axis.set_yscale("log")
-            axis.set_title(f"{LABELS.get(name, name)}: {label}", fontsize=10)
-            axis.set_xlabel("step")
-            axis.grid(alpha=0.3, which="both")
-        axes[row][0].legend(fontsize=8, ncol=2)
-    figure.suptitle("Per-tensor trust ratios by kind, chosen run at the smallest batch (seed 0)")
+            axis.set_title(f"{label}: {name}", fontsize=10)
+            if column == 0:
+                axis.set_ylabel(name)
+            if row == len(STATISTICS) - 1:
+                axis.set_xlabel("training step")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    figure.legend(handles, names, loc="outside right upper", fontsize=8, title="kind (tensors)", title_fontsize=8)
     return figure
-
-
-def plot_tiny_bert_accuracy(result: Any) -> Any:
-    """Validation masked accuracy against batch size: each optimizer's tuned lr, mean of the seeds and each seed."""
-    summary = _summary(result)
-    figure, axis = plt.subplots(figsize=(8, 5), constrained_layout=True)
-    table = summary["table"]
-    batches = sorted({row["batch_size"] for row in table})
-    for name in summary["settings"]["optimizers"]:
-        rows = sorted((row for row in table if row["optimizer"] == name), key=lambda row: row["batch_size"])
-        color = batch_color(name)
-        axis.plot([row["batch_size"] for row in rows], [100 * row["mean_accuracy"] for row in rows], "-o", color=color,
-                  label=LABELS.get(name, name))
-        for row in rows:
-            axis.scatter([row["batch_size"]] * len(row["accuracy"]), [100 * a for a in row["accuracy"]], color=color,
-                         s=12, alpha=0.5)
-    axis.axhline(100 * summary["unigram_accuracy"], color="gray", ls=":", label="always a space (unigram)")
-    axis.set_xscale("log", base=2)
-    axis.set_xticks(batches, [str(b) for b in batches])
-    axis.set_xlabel("batch size (windows of %d characters per step)" % summary["settings"]["context"])
-    axis.set_ylabel("validation masked-character accuracy (%)")
-    axis.set_title(f"Tiny BERT, {summary['settings']['token_budget']:,} training tokens per run")
-    axis.grid(alpha=0.3, which="both")
-    axis.legend(fontsize=9)
-    return figure
-
-
-def plot_tiny_bert_curves(result: Any) -> Any:
-    """Validation accuracy over training tokens at the smallest batch: each optimizer's chosen seed-0 run."""
-    summary = _summary(result)
-    smallest = min(summary["settings"]["batch_sizes"])
-    figure, axis = plt.subplots(figsize=(8, 5), constrained_layout=True)
-    for tuning in summary["tunings"]:
-        if tuning["batch_size"] != smallest:
-            continue
-        lr = tuning["best"]["settings"]["lr"]
-        run = next(run for run in summary["runs"] if run["optimizer"] == tuning["optimizer"]
-                   and run["batch_size"] == smallest and run["lr"] == lr and run["seed"] == 0)
-        tokens = [step * run["tokens_per_step"] for step in run["curve_steps"]]
-        axis.plot(tokens, [100 * a for a in run["curve_accuracy"]], "-o", ms=3, color=batch_color(run["optimizer"]),
-                  label=f"{LABELS.get(run['optimizer'], run['optimizer'])} lr {lr:.3g}")
-    axis.axhline(100 * summary["unigram_accuracy"], color="gray", ls=":", label="always a space")
-    axis.set_xlabel("training tokens")
-    axis.set_ylabel("validation masked accuracy (%)")
-    axis.set_title(f"The plateau and the crossing, batch {smallest}")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=9)
-    return figure
-
-
-def tiny_bert_figures(result: Any) -> dict[str, Any]:
-    """The study's figures by file name."""
-    return {"tiny_bert_trust_by_kind.png": plot_trust_by_kind(result),
-            "tiny_bert_accuracy_vs_batch.png": plot_tiny_bert_accuracy(result),
-            "tiny_bert_curves.png": plot_tiny_bert_curves(result)}

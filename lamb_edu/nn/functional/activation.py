@@ -7,7 +7,7 @@ from typing import Any
 
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
-from lamb_edu.nn.functional.blocks import row_blocks
+from lamb_edu.nn.functional.blocks import for_blocks
 
 __all__ = ["gelu"]
 
@@ -45,12 +45,11 @@ def gelu(x: Tensor) -> Tensor:
     With s = 0.5·(1 + t), t the tanh, kept from the forward pass and y = x·s the result: since
     1 − t² = 4·s·(1 − s), the derivative 0.5·(1 + t) + 0.5·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²)
     is s + 2·y·(1 − s)·√(2/π)·(1 + 3·0.044715·x²). Both passes run in cache-sized blocks
-    (``blocks.row_blocks``), writing into arrays they already have.
+    (``blocks.for_blocks``), writing into arrays they already have.
     """
     data = xp.ascontiguousarray(x.data).reshape(-1)
     s, y = xp.empty_like(data), xp.empty_like(data)
-    for block in row_blocks(data.shape[0], 1):
-        _gelu_block(data[block], s[block], y[block])
+    for_blocks(lambda block: _gelu_block(data[block], s[block], y[block]), data.shape[0], 1)
     out = x._result(y.reshape(x.shape), (x,), "gelu")
     if not out.requires_grad:
         return out
@@ -58,8 +57,8 @@ def gelu(x: Tensor) -> Tensor:
     def _backward() -> None:
         grad = xp.ascontiguousarray(out.grad).reshape(-1)
         result = xp.empty_like(data)
-        for block in row_blocks(data.shape[0], 1):
-            _gelu_grad_block(data[block], s[block], y[block], grad[block], result[block])
+        for_blocks(lambda block: _gelu_grad_block(data[block], s[block], y[block], grad[block], result[block]),
+                   data.shape[0], 1)
         x._accumulate(result.reshape(x.shape))
 
     out._backward = _backward

@@ -14,24 +14,36 @@ from typing import Any
 
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
+from lamb_edu.nn.functional.blocks import for_blocks
 
 __all__ = ["scaled_dot_product_attention", "self_attention"]
 
 
-def _attention_weights(q: Any, k: Any, scale: float, mask: Any) -> Any:
-    """p = softmax(q·kᵀ·scale [+ mask]) over the last axis, each row shifted by its maximum first."""
-    scores = q @ xp.swapaxes(k, -1, -2)
+def _attention_weights(q: Any, k: Any, scale: float, mask: Any, out: Any = None) -> Any:
+    """p = softmax(q·kᵀ·scale [+ mask]) over the last axis, each row shifted by its maximum first.
+
+    ``mask`` is an array of the scores' shape (or broadcasting to it); the result goes into ``out``
+    when given (an array of the scores' shape).
+    """
+    scores = xp.matmul(q, xp.swapaxes(k, -1, -2), out=out)
     scores *= scale
     if mask is not None:
-        mask = mask.data if isinstance(mask, Tensor) else xp.asarray(mask)
         if mask.dtype.kind == "b":  # True: attend; False: weight 0
-            scores = xp.where(mask, scores, -xp.inf)
+            xp.copyto(scores, -xp.inf, where=xp.logical_not(mask))
         else:
-            scores += mask.astype(scores.dtype, copy=False)
+            scores += mask
     scores -= scores.max(axis=-1, keepdims=True)
     weights = xp.exp(scores, out=scores)
     weights /= weights.sum(axis=-1, keepdims=True)
     return weights
+
+
+def _as_mask(mask: Any, dtype: Any) -> Any:
+    """A mask as an array on the backend: boolean ones as they are, others in the scores' dtype."""
+    if mask is None:
+        return None
+    mask = mask.data if isinstance(mask, Tensor) else xp.asarray(mask)
+    return mask if mask.dtype.kind == "b" else mask.astype(dtype, copy=False)
 
 
 def _attention_grads(q: Any, k: Any, v: Any, weights: Any, grad: Any, scale: float) -> tuple[Any, Any, Any]:
@@ -59,7 +71,7 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Any = No
         raise ValueError(f"scaled_dot_product_attention expects q (..., seq_q, d), k and v (..., seq_k, d) "
                          f"with the same leading axes, got {q.shape}, {k.shape}, {v.shape}")
     scale = 1.0 / math.sqrt(q.shape[-1])
-    weights = _attention_weights(q.data, k.data, scale, mask)
+    weights = _attention_weights(q.data, k.data, scale, _as_mask(mask, q.dtype))
     out = q._result(weights @ v.data, (q, k, v), "attention")
     if not out.requires_grad:
         return out
@@ -80,9 +92,10 @@ def self_attention(x: Tensor, projections: list[tuple[Tensor, Tensor]], n_heads:
     weights (D, D). The composed form, which the tests check it against, is
     ``scaled_dot_product_attention(split(linear(x, Wq, bq)), split(linear(x, Wk, bk)), split(linear(x, Wv, bv)))``
     joined back, where split makes (batch, heads, seq, d_head). Here the three projections are one
-    product with the stacked (3D, D) weight, q, k and v are views of it, and on the way back the
-    gradients of q, k, v are gathered into one (batch·seq, 3D) array: one product gives grad_x and
-    one the three weights' gradients.
+    product with the stacked (3D, D) weight, and q, k, v are views of it; the attention runs over
+    blocks of a few sequences (``blocks.for_blocks``, shared between threads), so each block's
+    scores stay in cache; on the way back the gradients of q, k, v are gathered into one
+    (batch·seq, 3D) array: one product gives grad_x and one the three weights' gradients.
     """
     batch, seq, d_model = x.shape
     d_head = d_model // n_heads
@@ -91,12 +104,20 @@ def self_attention(x: Tensor, projections: list[tuple[Tensor, Tensor]], n_heads:
     rows = x.data.reshape(batch * seq, d_model)
     qkv = rows @ weight.T
     qkv += bias
-    heads = qkv.reshape(batch, seq, 3, n_heads, d_head).transpose(2, 0, 3, 1, 4)  # (3, batch, heads, seq, d_head)
+    q, k, v = qkv.reshape(batch, seq, 3, n_heads, d_head).transpose(2, 0, 3, 1, 4)  # each (batch, heads, seq, d_head)
     scale = 1.0 / math.sqrt(d_head)
-    weights = _attention_weights(heads[0], heads[1], scale, mask)
-    joined = (weights @ heads[2]).transpose(0, 2, 1, 3).reshape(batch, seq, d_model)
+    mask = _as_mask(mask, qkv.dtype)
+    mask = None if mask is None else xp.broadcast_to(mask, (batch, n_heads, seq, seq))
+    weights = xp.empty((batch, n_heads, seq, seq), dtype=qkv.dtype)
+    joined = xp.empty((batch, seq, n_heads, d_head), dtype=qkv.dtype)
+
+    def attend(block: slice) -> None:
+        p = _attention_weights(q[block], k[block], scale, None if mask is None else mask[block], out=weights[block])
+        joined[block] = (p @ v[block]).transpose(0, 2, 1, 3)
+
+    for_blocks(attend, batch, n_heads * seq * seq)
     parents = (x, *(tensor for pair in projections for tensor in pair))
-    out = x._result(joined, parents, "self_attention")
+    out = x._result(joined.reshape(batch, seq, d_model), parents, "self_attention")
     if not out.requires_grad:
         return out
 
@@ -104,8 +125,13 @@ def self_attention(x: Tensor, projections: list[tuple[Tensor, Tensor]], n_heads:
         grad = out.grad.reshape(batch, seq, n_heads, d_head).transpose(0, 2, 1, 3)
         grad_qkv = xp.empty((batch, seq, 3, n_heads, d_head), dtype=qkv.dtype)
         grad_heads = grad_qkv.transpose(2, 0, 3, 1, 4)
-        for index, part in enumerate(_attention_grads(heads[0], heads[1], heads[2], weights, grad, scale)):
-            grad_heads[index] = part
+
+        def attend_back(block: slice) -> None:
+            parts = _attention_grads(q[block], k[block], v[block], weights[block], grad[block], scale)
+            for index, part in enumerate(parts):
+                grad_heads[index, block] = part
+
+        for_blocks(attend_back, batch, n_heads * seq * seq)
         grad_rows = grad_qkv.reshape(batch * seq, 3 * d_model)
         if x.requires_grad:
             x._accumulate((grad_rows @ weight).reshape(x.shape))

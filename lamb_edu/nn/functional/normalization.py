@@ -6,7 +6,7 @@ from typing import Any
 
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
-from lamb_edu.nn.functional.blocks import row_blocks
+from lamb_edu.nn.functional.blocks import for_blocks
 
 __all__ = ["layer_norm"]
 
@@ -40,7 +40,7 @@ def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> Te
     As ``torch.nn.functional.layer_norm(x, (dim,), weight, bias, eps)``. With x̂ the normalised input
     and r = 1/√(var + eps) kept from the forward pass, and g = grad·weight, the backward pass is
     grad_x = r·(g − mean(g) − x̂·mean(g·x̂)) (means over the last axis), grad_weight = Σ grad·x̂ and
-    grad_bias = Σ grad over every leading axis. Rows are normalised in cache-sized blocks.
+    grad_bias = Σ grad over every leading axis. Rows are normalised in cache-sized blocks (``blocks.for_blocks``).
     """
     dim = x.shape[-1]
     if weight.shape != (dim,) or bias.shape != (dim,):
@@ -49,9 +49,8 @@ def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> Te
     rows = x.data.reshape(-1, dim)
     x_hat, result = xp.empty_like(rows), xp.empty_like(rows)
     rstd = xp.empty(rows.shape[0], dtype=rows.dtype)
-    blocks = row_blocks(rows.shape[0], dim)
-    for block in blocks:
-        _normalise_block(rows[block], weight.data, bias.data, eps, x_hat[block], rstd[block], result[block])
+    for_blocks(lambda block: _normalise_block(rows[block], weight.data, bias.data, eps, x_hat[block], rstd[block],
+                                              result[block]), rows.shape[0], dim)
     out = x._result(result.reshape(x.shape), (x, weight, bias), "layer_norm")
     if not out.requires_grad:
         return out
@@ -64,8 +63,8 @@ def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> Te
             bias._accumulate(grad.sum(axis=0))
         if x.requires_grad:
             grad_x = xp.empty_like(grad)
-            for block in blocks:
-                _grad_x_block(grad[block], weight.data, x_hat[block], rstd[block], grad_x[block])
+            for_blocks(lambda block: _grad_x_block(grad[block], weight.data, x_hat[block], rstd[block], grad_x[block]),
+                       rows.shape[0], dim)
             x._accumulate(grad_x.reshape(x.shape))
 
     out._backward = _backward
