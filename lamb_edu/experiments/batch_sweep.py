@@ -10,67 +10,25 @@ spaced evenly on a log scale (``evaluation_steps``), which is what "steps to rea
 
 from __future__ import annotations
 
+import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
 from lamb_edu import backend, train
 from lamb_edu.data import prepare
+from lamb_edu.experiments.batch_run import RUN_FIELDS, BatchRun
 from lamb_edu.experiments.comparison import _progress
-from lamb_edu.train.divergence import detect_divergence
+from lamb_edu.experiments.tuning import warmup_steps
 from lamb_edu.optim import schedules
+from lamb_edu.train.divergence import detect_divergence
 
 np = backend.np  # run records are small host values
 
 __all__ = ["BatchRun", "StudyData", "study_data", "evaluation_steps", "steps_to_target", "train_at_batch", "sweep",
            "RUN_FIELDS", "RunQueue", "mark_tuned", "check_grid"]
-
-# The columns of the run table, in order (the CSV of `lamb-edu sweep`, the rows of results.json).
-RUN_FIELDS = ("optimizer", "batch_size", "lr", "lr_rule", "seed", "epochs", "steps", "warmup_steps",
-              "final_test_accuracy", "best_test_accuracy", "validation_accuracy", "target", "steps_to_target",
-              "seconds", "diverged", "status")
-
-
-@dataclass
-class BatchRun:
-    """One training run at global batch ``batch_size`` and peak learning rate ``lr``.
-
-    ``lr_rule`` says how the lr was chosen: "grid" (one point of the sweep), "tuned" (the grid point
-    with the best validation accuracy at this batch size) or "scaled" (the tuned lr of the smallest
-    batch, scaled by the optimizer's rule). Accuracies are fractions: ``final_test_accuracy`` after
-    the last epoch and ``best_test_accuracy`` over the epochs, on the test images;
-    ``validation_accuracy`` at the end, on the validation split. ``steps_to_target`` is the first
-    evaluated step whose validation-slice accuracy reached ``target`` (None if none did);
-    ``eval_steps``/``eval_accuracy`` are that curve. ``diverged`` is True when
-    ``detect_divergence`` says so (a non-finite loss, forgetting, or weights ten times their start);
-    ``status`` is its verdict ("learned", "diverged", "did not learn").
-    """
-
-    optimizer: str
-    batch_size: int
-    lr: float
-    lr_rule: str
-    seed: int
-    epochs: int
-    steps: int
-    warmup_steps: int
-    final_test_accuracy: float
-    best_test_accuracy: float
-    validation_accuracy: float
-    target: float
-    steps_to_target: int | None
-    seconds: float
-    diverged: bool
-    status: str
-    eval_steps: list[int] = field(default_factory=list)
-    eval_accuracy: list[float] = field(default_factory=list)
-
-    def row(self) -> dict[str, Any]:
-        """The run as one row of the run table (plain JSON values, no curve)."""
-        values = asdict(self)
-        return {key: values[key] for key in RUN_FIELDS}
-
 
 class StudyData(NamedTuple):
     """The splits a study trains on: ``mnist`` (its train images are the training split, its test
@@ -125,80 +83,122 @@ def steps_to_target(eval_steps: Sequence[int], eval_accuracy: Sequence[float], t
     return None
 
 
+@dataclass
+class RunOptions:
+    """How one run trains besides its optimizer, batch and lr (``train_at_batch`` takes them as keywords).
+
+    ``warmup_fraction`` is the warm-up's share of the steps, and it lasts at least
+    ``warmup_floor_epochs`` epochs (``tuning.warmup_steps``). The validation slice is scored
+    ``per_doubling`` times per doubling of the step count. ``stop_at_target`` ends the run at the
+    first evaluation that reaches ``target``, and ``max_steps`` after that many steps: what the
+    steps-to-target measure needs (such a run has no test accuracy: NaN).
+    """
+
+    warmup_fraction: float = 0.1
+    warmup_floor_epochs: float = 0.0
+    target: float = 0.95
+    accumulate: int = 1
+    per_doubling: int = 4
+    stop_at_target: bool = False
+    max_steps: int | None = None
+
+
+class _Watch:
+    """Scores the validation slice at the planned steps and says when to stop (``fit``'s ``stop`` hook)."""
+
+    def __init__(self, model: Any, data: StudyData, total: int, options: RunOptions, on_step: Any) -> None:
+        self.model, self.data, self.options, self.on_step = model, data, options, on_step
+        self.wanted = set(evaluation_steps(total, options.per_doubling))
+        self.steps, self.accuracy, self.taken, self.stopped = [], [], 0, False
+
+    def score(self, step: int) -> None:
+        self.steps.append(step)
+        self.accuracy.append(train.evaluate(self.model, *self.data.curve)[1])
+
+    def __call__(self) -> bool:
+        # fit asks this before every step, once the previous one is complete: a per-step hook that costs
+        # nothing (logging every step through ``callback`` would slow small batches by a third)
+        if self.taken in self.wanted:
+            self.score(self.taken)
+        if self.on_step is not None and self.taken:
+            self.on_step(self.taken)
+        reached = self.options.stop_at_target and self.accuracy and self.accuracy[-1] >= self.options.target
+        if reached or (self.options.max_steps is not None and self.taken >= self.options.max_steps):
+            self.stopped = True
+            return True
+        self.taken += 1
+        return False
+
+
 def train_at_batch(
     make_model: Callable[[int], Any], make_optimizer: Callable[[list[Any], float], Any], data: StudyData, *,
-    optimizer: str, batch_size: int, lr: float, epochs: int, seed: int = 0, warmup_fraction: float = 0.1,
-    target: float = 0.95, accumulate: int = 1, lr_rule: str = "grid", on_step: Callable[[int], Any] | None = None,
+    optimizer: str, batch_size: int, lr: float, epochs: int, seed: int = 0, lr_rule: str = "grid",
+    on_step: Callable[[int], Any] | None = None, protocol: str = "lr_grid", trial: int | None = None,
+    settings: dict[str, Any] | None = None, **options: Any,
 ) -> BatchRun:
     """Train ``make_model(seed)`` with ``make_optimizer(parameters, lr)`` at global batch ``batch_size``.
 
     ``epochs`` passes over ``data.mnist``'s training images, with the warm-up-then-decay schedule;
-    ``accumulate`` splits each batch into that many micro-batches (one step per global batch).
-    ``optimizer`` is the name the run table records; ``on_step(step)`` is called after the steps.
+    ``options`` are the fields of ``RunOptions`` (warm-up, target, ``accumulate`` micro-batches per
+    step, evaluation density, early stops). ``optimizer``, ``protocol``, ``trial`` and ``settings``
+    are what the run table records; ``on_step(step)`` is called after the steps.
     """
     if batch_size > data.train_size:
         raise ValueError(f"batch size {batch_size} is larger than the {data.train_size} training examples")
+    run_options = RunOptions(**options)
     model = make_model(seed)
     optim_ = make_optimizer(model.parameters(), lr)
-    total = epochs * math.ceil(data.train_size / batch_size)
-    warmup = min(total - 1, math.ceil(warmup_fraction * total))
+    per_epoch = math.ceil(data.train_size / batch_size)
+    total = epochs * per_epoch
+    warmup = warmup_steps(total, per_epoch, run_options.warmup_fraction, run_options.warmup_floor_epochs)
     scheduler = schedules.LRScheduler(optim_, schedules.WarmupPolynomialDecay(warmup, max(total, warmup + 1)))
-    wanted, curve = set(evaluation_steps(total)), ([], [])
-
-    def score(step: int) -> None:
-        curve[0].append(step)
-        curve[1].append(train.evaluate(model, *data.curve)[1])
-
-    taken = [0]  # steps completed so far
-
-    def before_step() -> bool:
-        # fit asks this before every step, once the previous one is complete: a per-step hook that costs
-        # nothing (logging every step through ``callback`` would slow small batches by a third)
-        if taken[0] in wanted:
-            score(taken[0])
-        if on_step is not None and taken[0]:
-            on_step(taken[0])
-        taken[0] += 1
-        return False  # never asks fit to stop
-
+    watch = _Watch(model, data, total, run_options, on_step)
     started = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported by its verdict, not warnings
-        history = train.fit(model, optim_, data.mnist, epochs, batch_size, seed=seed, scheduler=scheduler,
-                            progress=False, accumulate=accumulate, stop=before_step)
-    if history.steps and history.steps not in curve[0][-1:]:
-        score(history.steps)  # the last step, or the last good one of a diverged run
+        try:
+            history = train.fit(model, optim_, data.mnist, epochs, batch_size, seed=seed, scheduler=scheduler,
+                                progress=False, accumulate=run_options.accumulate, stop=watch)
+        except train.TrainingStopped as stopped:  # an early stop asked for by the options
+            history = stopped.history
+    if history.steps and history.steps not in watch.steps[-1:]:
+        watch.score(history.steps)  # the last step, or the last good one of a diverged run
     seconds = time.perf_counter() - started
     verdict = detect_divergence(history.step_loss, history.weight_norm, history.log_steps, history.diverged)
-    accuracies = [record["test_accuracy"] for record in history.epochs]
-    validation_accuracy = train.evaluate(model, *data.validation)[1]
+    accuracies = [] if watch.stopped else [record["test_accuracy"] for record in history.epochs]
     return BatchRun(
         optimizer=optimizer, batch_size=batch_size, lr=float(lr), lr_rule=lr_rule, seed=seed, epochs=epochs,
         steps=len(history.step_loss), warmup_steps=warmup,
         final_test_accuracy=float(accuracies[-1]) if accuracies else math.nan,
         best_test_accuracy=float(max(accuracies)) if accuracies else math.nan,
-        validation_accuracy=float(validation_accuracy),
-        target=target, steps_to_target=steps_to_target(*curve, target), seconds=seconds,
-        diverged=verdict.status == "diverged", status=verdict.status,
-        eval_steps=list(curve[0]), eval_accuracy=[float(a) for a in curve[1]],
+        validation_accuracy=float(train.evaluate(model, *data.validation)[1]),
+        target=run_options.target, steps_to_target=steps_to_target(watch.steps, watch.accuracy, run_options.target),
+        seconds=seconds, diverged=verdict.status == "diverged", status=verdict.status, protocol=protocol,
+        trial=trial, settings=dict(settings or {}), eval_steps=list(watch.steps),
+        eval_accuracy=[float(a) for a in watch.accuracy],
     )
 
 
 class RunQueue:
-    """Trains runs one after another behind one progress bar, each (optimizer, batch, lr, seed) once.
+    """Trains runs one after another behind one progress bar, each (optimizer, batch, lr, seed, settings) once.
 
     ``run`` returns a ``BatchRun``; asking again for a run already trained returns a copy with the
-    new ``lr_rule`` and trains nothing. The bar counts training images, not steps, because a run's
-    time follows its images: 10 epochs take about as long at batch 16 384 (30 steps) as at batch 128
-    (3840 steps). ``expect()`` adds one run to the bar's total ahead (runs not expected extend it when
-    they start).
+    new ``lr_rule``, ``protocol`` and ``trial`` and trains nothing. ``known`` runs count as trained
+    (seeded runs are deterministic, so a stored run is the run). With ``journal`` (a path), every
+    run trained is appended to that file as one JSON line, and the runs already in it are known: an
+    interrupted study resumes where it stopped. The bar counts training images, not steps, because a
+    run's time follows its images: 10 epochs take about as long at batch 16 384 (30 steps) as at batch
+    128 (3840 steps). ``expect()`` adds one run to the bar's total ahead. ``options`` are
+    ``RunOptions`` fields shared by every run.
     """
 
-    def __init__(self, make_model: Callable[[int], Any], data: StudyData, *, epochs: int, warmup_fraction: float = 0.1,
-                 target: float = 0.95, accumulate: int = 1, progress: bool = False, description: str = "sweep") -> None:
-        self.make_model, self.data, self.epochs = make_model, data, epochs
-        self.options = dict(warmup_fraction=warmup_fraction, target=target, accumulate=accumulate)
+    def __init__(self, make_model: Callable[[int], Any], data: StudyData, *, epochs: int, progress: bool = False,
+                 description: str = "sweep", known: Sequence[BatchRun] = (), journal: Any = None,
+                 **options: Any) -> None:
+        self.make_model, self.data, self.epochs, self.options = make_model, data, epochs, options
         self.bar = _progress(progress, 0, description, unit="image")
-        self.trained: dict[tuple, BatchRun] = {}
+        self.journal = None if journal is None else Path(journal)
+        stored = _read_journal(self.journal) if self.journal is not None else []
+        self.trained: dict[tuple, BatchRun] = {_key(run): run for run in [*known, *stored]}
         self.images = epochs * data.train_size  # the images one run trains on, whatever its batch size
 
     def expect(self, runs: int = 1) -> None:
@@ -207,9 +207,16 @@ class RunQueue:
             self.bar.total += runs * self.images
 
     def run(self, optimizer: str, make_optimizer: Callable[[list[Any], float], Any], batch_size: int, lr: float,
-            seed: int = 0, lr_rule: str = "grid") -> BatchRun:
-        """The run of ``optimizer`` at (``batch_size``, ``lr``, ``seed``), trained unless it already was."""
-        key = (optimizer, int(batch_size), float(lr), int(seed))
+            seed: int = 0, lr_rule: str = "grid", *, protocol: str = "lr_grid", trial: int | None = None,
+            settings: dict[str, Any] | None = None, **options: Any) -> BatchRun:
+        """The run of ``optimizer`` at (``batch_size``, ``lr``, ``seed``, ``settings``), trained unless it was.
+
+        ``options`` (``RunOptions`` fields) override the queue's for this run; they must follow from
+        ``settings`` (the key), as a tuned warm-up share does.
+        """
+        settings = dict(settings or {})
+        key = _key(BatchRun(optimizer, int(batch_size), float(lr), lr_rule, int(seed), 0, 0, 0, 0, 0, 0, 0, None, 0,
+                            False, "", settings=settings))
         if key not in self.trained:
             done = self.bar.n if self.bar is not None else 0
             if self.bar is not None:
@@ -219,15 +226,43 @@ class RunQueue:
                 lambda step: self.bar.update(done + min(step * batch_size, self.images) - self.bar.n))
             self.trained[key] = train_at_batch(self.make_model, make_optimizer, self.data, optimizer=optimizer,
                                                batch_size=int(batch_size), lr=float(lr), epochs=self.epochs, seed=seed,
-                                               on_step=on_step, **self.options)
+                                               on_step=on_step, protocol=protocol, settings=settings,
+                                               **{**self.options, **options})
+            self._write(self.trained[key])
             if self.bar is not None:
                 self.bar.update(done + self.images - self.bar.n)  # a run that stopped early
-        return replace(self.trained[key], lr_rule=lr_rule)
+        return replace(self.trained[key], lr_rule=lr_rule, protocol=protocol, trial=trial)
+
+    def _write(self, run: BatchRun) -> None:
+        if self.journal is not None:
+            with open(self.journal, "a", encoding="utf-8") as handle:  # one whole line per run, flushed at once
+                handle.write(json.dumps({**run.row(), "eval_steps": run.eval_steps,
+                                         "eval_accuracy": run.eval_accuracy}) + "\n")
 
     def close(self) -> None:
         """Close the progress bar."""
         if self.bar is not None:
             self.bar.close()
+
+
+def _key(run: BatchRun) -> tuple:
+    """What makes two runs the same training: optimizer, batch, lr, seed and settings (not how they were chosen)."""
+    return (run.optimizer, int(run.batch_size), float(run.lr), int(run.seed), json.dumps(run.settings, sort_keys=True))
+
+
+def _read_journal(path: Path) -> list[BatchRun]:
+    """The runs of a journal file (none if it does not exist; a last line cut short is ignored)."""
+    if not path.exists():
+        return []
+    runs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        runs.append(replace(BatchRun.from_row(row), eval_steps=row.get("eval_steps", []),
+                            eval_accuracy=row.get("eval_accuracy", [])))
+    return runs
 
 
 def sweep(

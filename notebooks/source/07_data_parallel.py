@@ -235,4 +235,5 @@ if bench is not None and bench.get("allreduce_fit"):
 # - Sharding the optimizer state (ZeRO-1) divides $m$ and $v$ by $N$; Adam shards for free, LAMB and
 #   LARS need one more small all-reduce of per-layer sums of squares for their trust ratios.
 # - A step's compute shrinks as $|B|/p$ while its all-reduce does not: only a large batch keeps hundreds
-#   of workers busy, and LAMB is what keeps a large batch accurate.
+#   of workers busy. Keeping that large batch accurate is the optimizer's job *and* its tuning's:
+#   notebook 06 measures how much of it each one does.
