@@ -2,7 +2,7 @@
 
 ``load_mnist()`` looks for ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
 ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (each plain or gzipped) in, in this order,
-the ``data_dir`` argument, the directory named by ``LAMB_EDU_DATA`` and the cache
+the ``data_dir`` argument, ``$LAMB_EDU_DATA/mnist``, the directory named by ``LAMB_EDU_DATA`` and the cache
 ``~/.cache/lamb_edu/mnist``. Missing files are downloaded into the cache from public mirrors, each to a
 temporary file that is renamed only once it is complete and verified. Every file is checked: the IDX
 magic number, the sizes in its header against its length, and the SHA-256 of its uncompressed bytes
@@ -14,6 +14,10 @@ the files.
 For training, ``prepare`` turns images into flat float32 vectors normalised as in the PyTorch MNIST
 example, ``(x / 255 - 0.1307) / 0.3081``, on the active backend, and ``batches`` yields shuffled
 mini-batches from a permutation that depends only on ``(seed, epoch)``, so a run can resume mid-epoch.
+
+``$LAMB_EDU_DATA`` is a data root holding ``mnist/`` and ``tinyshakespeare/``; a folder holding the MNIST
+files directly works too. The text of the masked-LM task (``load_tiny_shakespeare``, ``mask_windows``)
+lives in ``text_data.py`` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator, NamedTuple, NoReturn, Sequence
 
 from lamb_edu import backend
+from lamb_edu.text_data import CharText, TextDataError, load_tiny_shakespeare, mask_windows
 
 np = backend.np  # host NumPy: file parsing and permutations happen on the CPU
 
@@ -49,6 +54,10 @@ __all__ = [
     "prepare",
     "batches",
     "epoch_permutation",
+    "load_tiny_shakespeare",
+    "CharText",
+    "TextDataError",
+    "mask_windows",
 ]
 
 FILES = {
@@ -197,7 +206,9 @@ def _search_dirs(data_dir: str | os.PathLike | None, cache_dir: Path) -> list[tu
     if data_dir is not None:
         dirs.append((Path(data_dir).expanduser(), "data_dir"))
     if os.environ.get("LAMB_EDU_DATA"):
-        dirs.append((Path(os.environ["LAMB_EDU_DATA"]).expanduser(), "LAMB_EDU_DATA"))
+        root = Path(os.environ["LAMB_EDU_DATA"]).expanduser()
+        # a data root holding mnist/ (and tinyshakespeare/), or, as before, a folder of the MNIST files
+        dirs += [(root / "mnist", "LAMB_EDU_DATA"), (root, "LAMB_EDU_DATA")]
     dirs.append((cache_dir, "cache"))
     return dirs
 

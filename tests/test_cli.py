@@ -27,8 +27,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def real_data_dir() -> str:
     directory = os.environ.get("LAMB_EDU_DATA")
     if not directory or not Path(directory).is_dir():
-        pytest.skip("real MNIST needed: set LAMB_EDU_DATA to the directory with the four IDX files "
-                    "(CI uses ../shared/data/mnist)")
+        pytest.skip("real MNIST needed: set LAMB_EDU_DATA to the data root (or the folder) with the four IDX files "
+                    "(CI uses ../shared/data)")
     return directory
 
 

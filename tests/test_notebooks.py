@@ -28,9 +28,11 @@ NAMES = [
     "06_large_batches",
     "07_data_parallel",
     "08_spot_the_misquote",
+    "09_why_lamb_not_lars",
 ]
 MNIST_NOTEBOOKS = {"03_trust_ratio", "04_adam_vs_lamb_mnist", "05_learning_rate_and_weight_decay", "06_large_batches",
                    "07_data_parallel", "08_spot_the_misquote"}
+TEXT_NOTEBOOKS = {"09_why_lamb_not_lars"}
 ROOT = NOTEBOOKS.parent
 
 
@@ -51,6 +53,16 @@ def _mnist_available() -> bool:
     return True
 
 
+def _text_available() -> bool:
+    from lamb_edu import data
+
+    try:
+        data.load_tiny_shakespeare(download=False)
+    except Exception:
+        return False
+    return True
+
+
 def _present(name: str) -> bool:
     return (NOTEBOOKS / "source" / f"{name}.py").exists()
 
@@ -61,6 +73,8 @@ def test_notebook_runs_in_quick_mode(name, tmp_path):
         pytest.skip(f"notebooks/source/{name}.py is not written yet")
     if name in MNIST_NOTEBOOKS and not _mnist_available():
         pytest.skip("needs the MNIST files (set LAMB_EDU_DATA to the folder holding them)")
+    if name in TEXT_NOTEBOOKS and not _text_available():
+        pytest.skip("needs tiny Shakespeare (set LAMB_EDU_DATA to the data root holding tinyshakespeare/)")
     environment = {**os.environ, "LAMB_EDU_QUICK": "1",
                    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     environment.pop("MPLBACKEND", None)
@@ -79,7 +93,8 @@ def test_notebook_runs_in_quick_mode(name, tmp_path):
     notebook = nbformat.read(tmp_path / f"{name}.ipynb", as_version=4)
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     assert any("image/png" in output.get("data", {}) for output in outputs), "the notebook draws no figure"
-    assert any("mode: quick" in output.get("text", "") for output in outputs), "LAMB_EDU_QUICK=1 did not force quick mode"
+    assert any("mode: quick" in output.get("text", "") for output in outputs), \
+        "LAMB_EDU_QUICK=1 did not force quick mode"
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -31,8 +31,8 @@ NAMES = ["layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias"]
 def real_mnist() -> MNIST:
     directory = os.environ.get("LAMB_EDU_DATA")
     if not directory or not Path(directory).is_dir():
-        pytest.skip("real MNIST needed: set LAMB_EDU_DATA to the directory with the four IDX files "
-                    "(CI uses ../shared/data/mnist)")
+        pytest.skip("real MNIST needed: set LAMB_EDU_DATA to the data root (or the folder) with the four IDX files "
+                    "(CI uses ../shared/data)")
     return load_mnist(directory, download=False)
 
 

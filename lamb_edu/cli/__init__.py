@@ -1,4 +1,4 @@
-"""The ``lamb-edu`` command line (also ``python -m lamb_edu``): ``train``, ``plot``, ``reproduce`` and ``sweep``.
+"""The ``lamb-edu`` command line (also ``python -m lamb_edu``): ``train``, ``plot``, ``reproduce``, ``sweep``, ``fill``.
 
 Each sub-command lives in its own module and adds itself with ``add_<name>_command(subparsers)``,
 setting ``handler`` to the function that runs it. ``main`` turns every error into one line on stderr
@@ -22,6 +22,7 @@ from typing import Sequence
 
 import lamb_edu
 from lamb_edu import backend
+from lamb_edu.cli.fill_command import add_fill_command
 from lamb_edu.cli.plot_command import add_plot_command
 from lamb_edu.cli.registry import MODELS, OPTIMIZERS, build_model, build_optimizer
 from lamb_edu.cli.reproduce_command import add_reproduce_command
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_plot_command(subparsers)
     add_reproduce_command(subparsers)
     add_sweep_command(subparsers)
+    add_fill_command(subparsers)
     return parser
 
 

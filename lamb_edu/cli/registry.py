@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from lamb_edu import nn, optim
+from lamb_edu.text_data import CHARACTERS
 
-__all__ = ["OptimizerEntry", "OPTIMIZERS", "OPTIMIZER_FLAGS", "ModelEntry", "MODELS", "applies_to",
+__all__ = ["OptimizerEntry", "OPTIMIZERS", "OPTIMIZER_FLAGS", "ModelEntry", "MODELS", "MODEL_FLAGS", "applies_to",
            "constructor_keywords", "build_optimizer", "build_model"]
 
 
@@ -86,11 +87,15 @@ def build_optimizer(settings: dict[str, Any], named_parameters: list[tuple[str, 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A network for 28x28 digits: ``build(settings)`` makes it; ``defaults`` are the settings it takes."""
+    """A network and its task: ``build(settings)`` makes it; ``defaults`` are the settings it takes.
+
+    ``task`` is "mnist" (28x28 digits, classification) or "masked-lm" (tiny-Shakespeare characters).
+    """
 
     build: Callable[[dict[str, Any]], Any]
     defaults: dict[str, Any]
     description: str
+    task: str = "mnist"
 
 
 def _mlp(settings: dict[str, Any]) -> Any:
@@ -101,10 +106,21 @@ def _cnn(settings: dict[str, Any]) -> Any:
     return nn.CNN(seed=settings["seed"])
 
 
+def _tiny_bert(settings: dict[str, Any]) -> Any:
+    return nn.TinyBERT(CHARACTERS + 1, settings["context"], d_model=settings["d_model"], n_layers=settings["layers"],
+                       n_heads=settings["heads"], d_ff=4 * settings["d_model"], seed=settings["seed"])
+
+
 MODELS: dict[str, ModelEntry] = {
     "mlp": ModelEntry(_mlp, {"hidden": [256, 256]}, "nn.MLP: Linear/ReLU layers of the --hidden widths"),
     "cnn": ModelEntry(_cnn, {}, "nn.CNN: the article's network, conv 5x5 20 and 50 channels, max-pool, fc 500"),
+    "tiny-bert": ModelEntry(_tiny_bert, {"context": 64, "d_model": 128, "layers": 2, "heads": 4},
+                            "nn.TinyBERT: a masked-character model of tiny Shakespeare (post-LN BERT, d_ff 4·d_model)",
+                            task="masked-lm"),
 }
+
+# Every model setting, in the order of --help and of summary.json.
+MODEL_FLAGS = ("hidden", "context", "d_model", "layers", "heads")
 
 
 def build_model(settings: dict[str, Any]) -> Any:

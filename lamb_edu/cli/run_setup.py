@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from lamb_edu.cli.registry import build_model, build_optimizer
+from lamb_edu.cli.registry import MODELS, build_model, build_optimizer
 from lamb_edu.cli.settings import (
     RUN_DEFAULTS,
     check_applicable,
@@ -27,9 +27,9 @@ from lamb_edu.cli.settings import (
     use_backend,
 )
 from lamb_edu.cli.values import CommandError
-from lamb_edu.data import load_mnist
+from lamb_edu.data import load_mnist, load_tiny_shakespeare
 from lamb_edu.optim import schedules
-from lamb_edu.train import Position, RunFileError, has_checkpoint, read_checkpoint
+from lamb_edu.train import MaskedLM, Position, RunFileError, has_checkpoint, read_checkpoint
 from lamb_edu.train.run_folder import clear_run_files, metrics_kept_at, new_run_id, read_summary, run_files_present
 from lamb_edu.train.run_lock import LOCK_FILE
 
@@ -78,6 +78,9 @@ def prepare_run(args: argparse.Namespace) -> Run:
             raise CommandError("argument --overwrite: needs --out DIR", 2)
         check_applicable(args)
         summary, settings = None, train_settings(args)
+        if settings["heads"] is not None and settings["d_model"] % settings["heads"]:
+            raise CommandError(f"argument --heads: must divide --d-model ({settings['d_model']}), "
+                               f"got {settings['heads']}", 2)
         if settings["accumulate"] > settings["batch_size"]:
             raise CommandError(f"argument --accumulate: at most --batch-size ({settings['batch_size']}), "
                                f"got {settings['accumulate']}", 2)
@@ -85,14 +88,26 @@ def prepare_run(args: argparse.Namespace) -> Run:
     if out.exists() and not out.is_dir():
         raise CommandError(f"argument --out: {out} exists and is not a directory", 2)
     use_backend(settings["backend"])
-    data = load_mnist(settings["data_dir"])
-    available = settings["train_size"] or len(data.train_images)
-    if available > len(data.train_images):
-        raise CommandError(f"argument --train-size: at most {len(data.train_images)}, got {available}", 2)
+    data = load_task(settings)
+    available = settings["train_size"] or training_examples(data)
+    if available > training_examples(data):
+        raise CommandError(f"argument --train-size: at most {training_examples(data)}, got {available}", 2)
     if settings["batch_size"] > available:
         raise CommandError(f"argument --batch-size: at most the {available} training examples, "
                            f"got {settings['batch_size']}", 2)
     return Run(out, settings, summary is not None, data, summary)
+
+
+def load_task(settings: dict[str, Any]) -> Any:
+    """What the model trains on: MNIST, or for a masked-LM model the tiny-Shakespeare task of its context."""
+    if MODELS[settings.get("model", "mlp")].task == "mnist":
+        return load_mnist(settings["data_dir"])
+    return MaskedLM(load_tiny_shakespeare(settings["data_dir"]), settings["context"])
+
+
+def training_examples(data: Any) -> int:
+    """Training examples of the data ``load_task`` gave: MNIST images or masked-LM windows."""
+    return data.size if isinstance(data, MaskedLM) else len(data.train_images)
 
 
 def _summary_to_resume(args: argparse.Namespace) -> dict[str, Any]:
@@ -142,7 +157,7 @@ def resume_point(run: Run, model: Any, optimizer: Any, scheduler: Any) -> Resume
     if not has_checkpoint(out):
         raise CommandError(f"argument --resume: {out} holds no checkpoint (the run stopped before its first one)", 1)
     expected = Position(seed=settings["seed"], batch_size=settings["batch_size"], accumulate=settings["accumulate"],
-                        train_size=settings["train_size"] or len(run.data.train_images))
+                        train_size=settings["train_size"] or training_examples(run.data))
     try:
         position = read_checkpoint(out, model, optimizer, scheduler, expected).position
         if position.epoch > settings["epochs"] or (position.epoch == settings["epochs"] and position.batch > 0):

@@ -17,7 +17,7 @@ from typing import Any
 
 import lamb_edu
 from lamb_edu import backend
-from lamb_edu.cli.registry import MODELS, OPTIMIZER_FLAGS, OPTIMIZERS, applies_to
+from lamb_edu.cli.registry import MODEL_FLAGS, MODELS, OPTIMIZER_FLAGS, OPTIMIZERS, applies_to
 from lamb_edu.cli.values import CommandError, decay_rate, non_negative_float, non_negative_int, positive_int
 from lamb_edu.train.files import require
 
@@ -82,9 +82,10 @@ def check_applicable(args: argparse.Namespace) -> None:
             flag = "--" + setting.replace("_", "-")
             raise CommandError(f"argument {flag}: does not apply to {optimizer} "
                                f"(only to {', '.join(applies_to(setting))})", 2)
-    for setting in ("hidden",):
+    for setting in MODEL_FLAGS:
         if getattr(args, setting) is not None and setting not in MODELS[model].defaults:
-            raise CommandError(f"argument --{setting}: does not apply to the {model} model", 2)
+            flag = "--" + setting.replace("_", "-")
+            raise CommandError(f"argument {flag}: does not apply to the {model} model", 2)
     momentum = args.momentum if args.momentum is not None else OPTIMIZERS[optimizer].defaults.get("momentum", 0)
     if args.nesterov and not momentum:
         raise CommandError("argument --nesterov: needs --momentum > 0", 2)
@@ -106,8 +107,10 @@ def train_settings(args: argparse.Namespace) -> dict[str, Any]:
     for key, default in RUN_DEFAULTS.items():
         given = getattr(args, key)
         settings[key] = given if given is not None else default
-    hidden = args.hidden if args.hidden is not None else MODELS[model].defaults.get("hidden")
-    settings["hidden"] = list(hidden) if hidden is not None else None
+    for setting in MODEL_FLAGS:
+        given = getattr(args, setting)
+        settings[setting] = given if given is not None else MODELS[model].defaults.get(setting)
+    settings["hidden"] = list(settings["hidden"]) if settings["hidden"] is not None else None
     settings.update(data_dir=str(args.data_dir) if args.data_dir is not None else None, backend=args.backend,
                     log_every=LOG_EVERY, version=lamb_edu.__version__)
     return settings
@@ -128,6 +131,7 @@ def check_saved_settings(settings: Any, path: Path) -> None:
     checks = [(key, kind) for key, (kind, _) in OPTIMIZER_HELP.items() if key in taken]
     checks += [(key, kind) for key, kind in RUN_TYPES.items()
                if settings.get(key) is not None or key in ("batch_size", "epochs")]
+    checks += [(key, positive_int) for key in MODEL_FLAGS[1:] if key in MODELS[settings.get("model", "mlp")].defaults]
     for key, kind in checks:
         value = settings.get(key)
         if kind is None:

@@ -67,7 +67,8 @@ def add_sweep_command(subparsers: Any) -> None:
                         help="linear warm-up over this fraction of each run's steps, then linear decay (default: 0.1)")
     parser.add_argument("--target", type=_fraction, default=0.95,
                         help="validation accuracy whose first step each run records (default: 0.95)")
-    parser.add_argument("--model", choices=list(MODELS), help="network (default: mlp)")
+    parser.add_argument("--model", choices=[name for name, entry in MODELS.items() if entry.task == "mnist"],
+                        help="network (default: mlp)")
     parser.add_argument("--hidden", type=positive_int, nargs="+", metavar="WIDTH", help="hidden widths, for mlp "
                                                                                         "(default: 256 256)")
     parser.add_argument("--seed", type=non_negative_int, help="seed of the weights and the shuffles (default: 0)")

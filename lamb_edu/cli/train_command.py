@@ -1,4 +1,5 @@
-"""``lamb-edu train``: train a model on MNIST with one optimizer, write its run folder, resume it.
+"""``lamb-edu train``: train a model on its task (MNIST digits; tiny-Shakespeare characters for ``--model
+tiny-bert``) with one optimizer, write its run folder, resume it.
 
 One process: check everything (``run_setup``), take the folder's lock (one writer per run folder),
 make the folder ready or check the run to resume, then train and write (``train_run``). Under
@@ -26,8 +27,9 @@ __all__ = ["add_train_command", "run_train"]
 def add_train_command(subparsers: Any) -> None:
     """``lamb-edu train``: the flags of every optimizer and model in the registry, and the run's own."""
     parser = subparsers.add_parser(
-        "train", help="train a model on MNIST with one optimizer", allow_abbrev=False,
-        description="Train on MNIST and write summary.json, metrics.jsonl, trust.npz, curves.png and a checkpoint "
+        "train", help="train a model on MNIST (or tiny Shakespeare) with one optimizer", allow_abbrev=False,
+        description="Train on MNIST (--model tiny-bert: a masked-character model of tiny Shakespeare) and write "
+                    "summary.json, metrics.jsonl, trust.npz, curves.png and a checkpoint "
                     "to --out. Ctrl-C stops after the current step and saves a checkpoint; --resume DIR continues.",
         epilog="Defaults follow the article's runs and the PyTorch defaults: LAMB lr 0.01, betas 0.9/0.999, eps 1e-6 "
                "(the pytorch-lamb code the article used); LARS momentum 0.9 (trust coefficient 0.001, so its lr is "
@@ -42,6 +44,7 @@ def add_train_command(subparsers: Any) -> None:
                         + " (default: mlp)")
     parser.add_argument("--hidden", type=positive_int, nargs="+", metavar="WIDTH",
                         help="hidden layer widths, for mlp (default: 256 256)")
+    add_tiny_bert_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, help="examples per optimizer step, the global batch "
                                                                 "(default: 512)")
     parser.add_argument("--accumulate", type=positive_int, metavar="K",
@@ -50,12 +53,13 @@ def add_train_command(subparsers: Any) -> None:
     parser.add_argument("--epochs", type=positive_int, help="passes over the training set (default: 5)")
     parser.add_argument("--seed", type=non_negative_int, help="seed of the weights and the shuffles (default: 0)")
     parser.add_argument("--train-size", type=positive_int, help="use only the first N training examples (default: "
-                                                                "all 60000)")
+                                                                "all 60000; tiny-bert: windows, all)")
     parser.add_argument("--checkpoint-every", type=positive_int, metavar="N",
                         help="also save a checkpoint every N steps (one is always saved at each epoch's end and "
                              "on Ctrl-C)")
     parser.add_argument("--data-dir", type=existing_directory,
-                        help="directory with the MNIST IDX files (else LAMB_EDU_DATA, the cache, a download)")
+                        help="directory with the MNIST IDX files or tiny-bert's input.txt (else LAMB_EDU_DATA, "
+                             "the cache, a download)")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="array backend (default: numpy)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="output directory, which must be empty (default: "
@@ -67,6 +71,15 @@ def add_train_command(subparsers: Any) -> None:
     add_data_parallel_flags(parser)
     # flag_default: what "not given" is for each flag, so that --resume can refuse the run flags it was given
     parser.set_defaults(handler=run_train, flag_default=parser.get_default)
+
+
+def add_tiny_bert_arguments(parser: argparse.ArgumentParser) -> None:
+    """The size of ``--model tiny-bert``: ``--context``, ``--d-model``, ``--layers``, ``--heads``."""
+    defaults = MODELS["tiny-bert"].defaults
+    for setting, stem in (("context", "characters per window"), ("d_model", "width of the model"),
+                          ("layers", "encoder layers"), ("heads", "attention heads (must divide --d-model)")):
+        parser.add_argument("--" + setting.replace("_", "-"), type=positive_int,
+                            help=f"{stem}, for tiny-bert (default: {defaults[setting]})")
 
 
 def run_train(args: argparse.Namespace) -> int:

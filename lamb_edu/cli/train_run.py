@@ -23,7 +23,7 @@ from lamb_edu.cli.output import epoch_line, finished_lines, interrupted_line, st
 from lamb_edu.cli.parallel_report import parallel_report, parallel_series, parallel_timings
 from lamb_edu.cli.run_setup import ResumePoint, Run
 from lamb_edu.cli.settings import LOG_EVERY
-from lamb_edu.train import describe_model, detect_divergence, fit, write_atomically
+from lamb_edu.train import as_task, describe_model, detect_divergence, fit, write_atomically
 from lamb_edu.train.run_folder import (
     CURVES,
     METRICS,
@@ -78,7 +78,8 @@ def train_and_write(run: Run, start: ResumePoint, model: Any, optimizer: Any, sc
     compute and all-reduce times.
     """
     out, settings = run.out, run.settings
-    document = {"run_id": start.run_id, "settings": settings, "architecture": describe_model(model)}
+    document = {"run_id": start.run_id, "settings": settings, "task": as_task(run.data).describe(),
+                "architecture": describe_model(model)}
     if workers is not None:
         document["data_parallel"] = parallel_report(workers, optimizer)
     remove_temporaries(out)  # a killed writer's half-written files: this process is the folder's only writer
@@ -127,8 +128,11 @@ def _write_results(out: Path, settings: dict[str, Any], document: dict[str, Any]
         arrays.update(parallel_series(workers, history.steps))
     write_atomically(out / TRUST, lambda handle: backend.np.savez(handle, **arrays))
     label = plots.settings_labels([settings])[0]
-    network = f"MLP {settings['hidden']}" if settings["model"] == "mlp" else settings["model"].upper()
-    figure = plots.plot_training_curves([plots.history_run(history, label)], title=f"MNIST, {network}: {label}")
+    network = {"mlp": f"MNIST, MLP {settings['hidden']}",
+               "tiny-bert": f"tiny Shakespeare, TinyBERT d_model {settings.get('d_model')} x {settings.get('layers')} "
+                            f"layers, context {settings.get('context')}"}.get(settings["model"],
+                                                                             f"MNIST, {settings['model'].upper()}")
+    figure = plots.plot_training_curves([plots.history_run(history, label)], title=f"{network}: {label}")
     save_figure(figure, out / CURVES, dpi=120)
     final = history.final()
     write_summary(out, "finished", {**document, "final": final, "nonfinite_step": history.nonfinite_step,

@@ -14,6 +14,7 @@ result's ``summary()`` gives the numbers that ``results.json`` records.
 5. ``learning_rate_and_weight_decay``: LAMB at lr 0.01, 0.1, 0.1 with weight decay; Adam at 0.1.
 6. ``article_code_claim``: lr 0.02, batch 512, weight decay 0.01, as in the article's code.
 7. ``large_batch``: SGD with Nesterov momentum, AdamW, LARS and LAMB from batch 128 to 16384.
+8. ``tiny_bert``: the same four on a tiny BERT (masked characters of Shakespeare), trust ratios by kind.
 
 The modules, one concept each:
 
@@ -24,7 +25,8 @@ The modules, one concept each:
 - ``article_mnist``: experiments 3 to 6, the article's MNIST runs.
 - ``batch_sweep``: one run at a global batch size, and a grid of batch sizes × lrs (``sweep``).
 - ``large_batch``: the large-batch study (``large_batch``, ``LargeBatchResult``).
-- ``divergence``: did a run learn, diverge, or never learn (``detect_divergence``).
+- ``tiny_bert``: the tiny-BERT study (``tiny_bert``, ``TinyBertResult``).
+- ``tuning``: the quasi-random tuning protocol (``SearchSpace``, ``tune``), used by the two studies.
 - ``registry``: ``EXPERIMENTS`` by name, ``run_experiment`` and ``quick_mode``.
 """
 
@@ -81,6 +83,7 @@ from lamb_edu.experiments.sgd_to_lamb import (
     vector_layers_comparison,
     vector_layers_problem,
 )
+from lamb_edu.experiments.tiny_bert import TinyBertResult, TinyBertRun, TinyBertSettings, tiny_bert
 from lamb_edu.train.divergence import CHANCE_LOSS, Divergence, detect_divergence, smoothed_loss
 
 __all__ = [
@@ -120,6 +123,10 @@ __all__ = [
     "StudyOptimizer",
     "STUDY_OPTIMIZERS",
     "LargeBatchResult",
+    "TinyBertResult",
+    "TinyBertRun",
+    "TinyBertSettings",
+    "tiny_bert",
     "large_batch",
     "EXPERIMENTS",
     "run_experiment",

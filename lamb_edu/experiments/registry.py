@@ -23,6 +23,7 @@ from lamb_edu.experiments.article_mnist import (
 from lamb_edu.experiments.bias_correction import debias
 from lamb_edu.experiments.large_batch import large_batch
 from lamb_edu.experiments.sgd_to_lamb import from_sgd_to_lamb
+from lamb_edu.experiments.tiny_bert import tiny_bert
 
 __all__ = ["QUICK_ENVIRONMENT_VARIABLE", "quick_mode", "EXPERIMENTS", "run_experiment", "COMMITTED_RESULTS",
            "committed_results"]
@@ -56,6 +57,7 @@ EXPERIMENTS: dict[str, Callable[..., Any]] = {
     "lr_and_weight_decay": learning_rate_and_weight_decay,
     "article_code": article_code_claim,
     "large_batch": large_batch,
+    "tiny_bert": tiny_bert,
 }
 
 

@@ -12,6 +12,7 @@ One module per figure family:
 - ``training_curves``: the runs of ``lamb-edu train`` and ``lamb-edu plot``.
 - ``data_parallel``: measured data-parallel scaling, the all-reduce fit, predicted efficiency.
 - ``tiny_bert``: TinyBERT's trust ratio, ‖w‖ and the ratio's denominator through training, its tensors grouped by kind.
+- ``tiny_bert_study``: the tiny-BERT study's figures (trust by kind from its summary, accuracy by batch, curves).
 - ``colors``: the colour of each MNIST setting.
 - ``registry``: ``experiment_figures(name, result)``, the figures of each experiment by file name.
 """
@@ -41,6 +42,12 @@ from lamb_edu.plots.mnist import (
 )
 from lamb_edu.plots.registry import FIGURES, experiment_figures
 from lamb_edu.plots.tiny_bert import KIND_COLORS, plot_trust_by_kind, summarise_by_kind
+from lamb_edu.plots.tiny_bert_study import (
+    plot_study_trust_by_kind,
+    plot_tiny_bert_accuracy,
+    plot_tiny_bert_curves,
+    tiny_bert_figures,
+)
 from lamb_edu.plots.training_curves import LABEL_KEYS, history_run, load_run, plot_training_curves, settings_labels
 from lamb_edu.plots.trajectories import (
     OPTIMIZER_COLORS,
@@ -65,6 +72,10 @@ __all__ = [
     "KIND_COLORS",
     "plot_trust_by_kind",
     "summarise_by_kind",
+    "plot_study_trust_by_kind",
+    "plot_tiny_bert_accuracy",
+    "plot_tiny_bert_curves",
+    "tiny_bert_figures",
     "plot_moving_averages",
     "plot_bias_correction_factor",
     "plot_uncorrected_step_ratio",

@@ -11,6 +11,7 @@ from typing import Any, Callable
 from lamb_edu.plots.debias import debias_figures
 from lamb_edu.plots.large_batch import large_batch_figures
 from lamb_edu.plots.mnist import adam_vs_lamb_figures, article_code_figures, lr_and_weight_decay_figures
+from lamb_edu.plots.tiny_bert_study import tiny_bert_figures
 from lamb_edu.plots.trajectories import sgd_to_lamb_figures
 from lamb_edu.plots.trust_ratio import trust_ratio_figures
 
@@ -24,6 +25,7 @@ FIGURES: dict[str, Callable[[Any], dict[str, Any]]] = {
     "lr_and_weight_decay": lr_and_weight_decay_figures,
     "article_code": article_code_figures,
     "large_batch": large_batch_figures,
+    "tiny_bert": tiny_bert_figures,
 }
 
 

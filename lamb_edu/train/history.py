@@ -118,9 +118,13 @@ class History:
         return np.array(values, dtype=np.float64)
 
     def final(self) -> dict[str, Any]:
-        """The last epoch's ``train_loss``, ``test_loss`` and ``test_accuracy`` (None before any epoch)."""
+        """The last epoch's ``train_loss``, ``test_loss`` and ``test_accuracy`` (None before any epoch).
+
+        A masked-LM run also gives its ``bits_per_char``.
+        """
         last = self.epochs[-1] if self.epochs else {}
-        return {key: last.get(key) for key in ("train_loss", "test_loss", "test_accuracy")}
+        extra = ("bits_per_char",) if "bits_per_char" in last else ()
+        return {key: last.get(key) for key in ("train_loss", "test_loss", "test_accuracy", *extra)}
 
     def trust_arrays(self) -> dict[str, Any]:
         """Host arrays for ``trust.npz``: ``steps``, ``lr``, ``names`` and ``<name>/<statistic>`` per parameter."""

@@ -1,4 +1,7 @@
-"""``fit``: the epoch loop. Each step is the textbook one (forward, cross-entropy, backward, step).
+"""``fit``: the epoch loop. Each step is the textbook one (forward, the task's loss, backward, step).
+
+A task (tasks.py: MNIST classification, the masked-LM on tiny Shakespeare) gives the batches, the loss
+and the scores; the loop is the same for all.
 
 Around the step, small collaborators do one thing each: ``StepLogger`` (metrics.py) records losses,
 norms and trust ratios; ``Checkpointer`` saves where the run is; ``EpochProgress`` draws the bar;
@@ -14,7 +17,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from lamb_edu.data import batches, prepare
 from lamb_edu.nn import Module
 from lamb_edu.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from lamb_edu.train.divergence import all_finite
@@ -23,6 +25,7 @@ from lamb_edu.train.metrics import StepLogger
 from lamb_edu.train.position import Position
 from lamb_edu.train.progress import EpochProgress
 from lamb_edu.train.step import train_step
+from lamb_edu.train.tasks import Task, as_task
 from lamb_edu.train.workers import SingleProcess, Workers
 
 __all__ = ["fit", "Checkpointer", "TrainingStopped"]
@@ -68,6 +71,7 @@ class _Run:
     model: Module
     optimizer: Any
     scheduler: Any
+    task: Task
     history: History
     position: Position
     logger: StepLogger
@@ -88,12 +92,13 @@ class _Run:
         return False
 
 
-def _train_epoch(run: _Run, x: Any, y: Any, epochs: int, epoch_started: float, show_progress: bool) -> None:
+def _train_epoch(run: _Run, epochs: int, epoch_started: float, show_progress: bool) -> None:
     """Steps from ``run.position`` to the end of its epoch, or until divergence."""
     position, history = run.position, run.history
-    description = f"epoch {position.epoch + 1}/{epochs}"
-    with EpochProgress(show_progress, position.steps_per_epoch, position.batch, description) as bar:
-        for xb, yb in batches(x, y, position.batch_size, position.seed, position.epoch, start=position.batch):
+    label = f"epoch {position.epoch + 1}/{epochs}"
+    with EpochProgress(show_progress, position.steps_per_epoch, position.batch, label) as bar:
+        for xb, yb in run.task.batches(position.train_size, position.batch_size, position.seed, position.epoch,
+                                       start=position.batch):
             if run.stop is not None and run.stop():
                 position.epoch_seconds = time.perf_counter() - epoch_started
                 run.checkpointer.save(history, position, run.started)
@@ -101,7 +106,7 @@ def _train_epoch(run: _Run, x: Any, y: Any, epochs: int, epoch_started: float, s
             step = position.step + 1
             run.logger.before_step(step)
             loss = train_step(run.model, run.optimizer, xb, yb, micro_batch_size=run.micro_batch_size,
-                              workers=run.workers)
+                              workers=run.workers, objective=run.task.objective)
             if loss is None:
                 run.diverge(step)
                 run.logger.last_good_step(position.epoch)
@@ -120,14 +125,12 @@ def _train_epoch(run: _Run, x: Any, y: Any, epochs: int, epoch_started: float, s
                 run.checkpointer.save(history, position, run.started)
 
 
-def _end_epoch(run: _Run, x_test: Any, y_test: Any, epoch_started: float, callback: Callable | None) -> None:
+def _end_epoch(run: _Run, epoch_started: float, callback: Callable | None) -> None:
     """Score the model, record the epoch, move to the next one and checkpoint it."""
     position, history = run.position, run.history
-    test_loss, test_accuracy = run.workers.evaluate(run.model, x_test, y_test)  # data parallel: shared
     record = {"epoch": position.epoch + 1, "steps": position.step,
               "train_loss": position.epoch_loss_sum / max(position.epoch_examples, 1),
-              "test_loss": test_loss, "test_accuracy": test_accuracy,
-              "seconds": time.perf_counter() - epoch_started}
+              **run.task.evaluate(run.model, run.workers), "seconds": time.perf_counter() - epoch_started}
     if history.nonfinite_step is not None:
         record["nonfinite_step"] = history.nonfinite_step
     history.epochs.append(record)
@@ -158,8 +161,9 @@ def fit(
     workers: Workers | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> History:
-    """Train ``model`` on ``data`` (an ``MNIST`` of host arrays) and return its ``History``.
+    """Train ``model`` on ``data`` (a ``Task``, or an ``MNIST`` of host arrays: its classification task).
 
+    Returns the run's ``History``; each epoch's record holds what ``task.evaluate`` measured (tasks.py).
     Global batches of ``batch_size`` come from the first ``train_size`` training examples (all when
     None), shuffled each epoch by ``(seed, epoch)``; with ``accumulate=K`` each is computed as
     micro-batches of ⌈batch_size/K⌉ whose gradients are averaged into one step. ``scheduler`` has its
@@ -173,24 +177,23 @@ def fit(
     micro-batches) and only the main one checkpoints and shows progress.
     """
     workers = workers if workers is not None else SingleProcess()
-    count = _check_arguments(data, epochs, batch_size, train_size, log_every, checkpoint_every, accumulate,
+    task = as_task(data)
+    count = _check_arguments(task.size, epochs, batch_size, train_size, log_every, checkpoint_every, accumulate,
                              checkpoint_dir, resume)
     micro_batch_size = _micro_batch_size(batch_size, accumulate, workers)
-    x_train, y_train = prepare(data.train_images[:count], data.train_labels[:count])
-    x_test, y_test = prepare(data.test_images, data.test_labels)
     named = list(model.named_parameters())
     history = History([name for name, _ in named])
     position = Position(seed=seed, batch_size=batch_size, train_size=count, accumulate=accumulate)
     if resume and has_checkpoint(checkpoint_dir):
         history, position = load_checkpoint(checkpoint_dir, model, optimizer, scheduler, expected=position)
-    run = _Run(model, optimizer, scheduler, history, position,
+    run = _Run(model, optimizer, scheduler, task, history, position,
                StepLogger(history, optimizer, [p for _, p in named], log_every, callback),
                Checkpointer(checkpoint_dir, checkpoint_every, model, optimizer, scheduler, writes=workers.is_main),
                workers, micro_batch_size, time.perf_counter() - history.seconds, stop)
     while position.epoch < epochs and history.nonfinite_step is None:
         epoch_started = time.perf_counter() - position.epoch_seconds
-        _train_epoch(run, x_train, y_train, epochs, epoch_started, progress and workers.is_main)
-        _end_epoch(run, x_test, y_test, epoch_started, callback)
+        _train_epoch(run, epochs, epoch_started, progress and workers.is_main)
+        _end_epoch(run, epoch_started, callback)
     history.seconds = time.perf_counter() - run.started
     return history
 
@@ -204,13 +207,12 @@ def _micro_batch_size(batch_size: int, accumulate: int, workers: Workers) -> int
     return -(-largest_part // accumulate)
 
 
-def _check_arguments(data: Any, epochs: int, batch_size: int, train_size: int | None, log_every: int,
+def _check_arguments(available: int, epochs: int, batch_size: int, train_size: int | None, log_every: int,
                      checkpoint_every: int | None, accumulate: int, checkpoint_dir: Any, resume: bool) -> int:
     """Every argument checked before anything runs; returns the number of training examples used."""
-    available = len(data.train_images)
     if epochs < 0 or batch_size < 1 or log_every < 1:
-        raise ValueError(f"need epochs >= 0, batch_size >= 1 and log_every >= 1; got {epochs}, {batch_size}, "
-                         f"{log_every}")
+        raise ValueError(f"need epochs >= 0, batch_size >= 1 and log_every >= 1; "
+                         f"got {epochs}, {batch_size}, {log_every}")
     if train_size is not None and not 1 <= train_size <= available:
         raise ValueError(f"train_size must be between 1 and {available}, got {train_size}")
     count = train_size or available
