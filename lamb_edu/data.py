@@ -305,7 +305,8 @@ def load_mnist(
         if path is None:
             looked = ", ".join(f"{directory} ({origin})" for directory, origin in dirs)
             if not download:
-                raise MNISTError(f"MNIST file {name} not found; looked in {looked}; downloading is off. {HOW_TO_SUPPLY}")
+                raise MNISTError(f"MNIST file {name} not found; looked in {looked}; downloading is off. "
+                                 f"{HOW_TO_SUPPLY}")
             try:
                 path = download_file(name, cache, expected[name], mirrors=mirrors, progress=progress)
             except MNISTError as error:
@@ -319,7 +320,8 @@ def load_mnist(
                 f"{HOW_TO_SUPPLY}"
             )
         if len(images) != len(labels):
-            raise MNISTError(f"MNIST {split} files disagree: {len(images)} images but {len(labels)} labels. {HOW_TO_SUPPLY}")
+            raise MNISTError(f"MNIST {split} files disagree: {len(images)} images but {len(labels)} labels. "
+                             f"{HOW_TO_SUPPLY}")
         if labels.size and labels.max() > 9:
             raise MNISTError(f"MNIST {split} labels contain {int(labels.max())}, digits are 0-9. {HOW_TO_SUPPLY}")
     return MNIST(

@@ -213,3 +213,27 @@ def heavy_ball_step(lr, momentum):
             buffers[i] = g.copy() if buffers[i] is None else momentum * buffers[i] + g
         return [x - lr * b for x, b in zip(weights, buffers)]
     return step
+
+
+def reference_lamb2019(weights, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, adam=False):
+    """Weights after every step, and per step and parameter the (r, r1, r2) of pytorch-lamb ff2245e."""
+    beta1, beta2 = betas
+    w = [x.copy() for x in weights]
+    m = [np.zeros_like(x) for x in w]
+    v = [np.zeros_like(x) for x in w]
+    records = []
+    for t, step_grads in enumerate(grads, start=1):
+        row = []
+        for i, grad in enumerate(step_grads):
+            g = grad + weight_decay * w[i]
+            m[i] = beta1 * m[i] + (1 - beta1) * g
+            v[i] = beta2 * v[i] + (1 - beta2) * g * g
+            adam_step = m[i] / (np.sqrt(v[i]) + eps)
+            step_size = lr * np.sqrt(1 - beta2**t) / (1 - beta1**t)
+            r1 = np.sqrt(np.mean(w[i] ** 2))
+            r2 = np.sqrt(np.mean(adam_step**2))
+            r = 1.0 if r1 == 0 or r2 == 0 else min(r1 / r2, 10.0)
+            row.append((r, r1, r2))
+            w[i] = w[i] - step_size * (1.0 if adam else r) * adam_step
+        records.append(row)
+    return w, records

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lamb_edu import Tensor, backend, optim
+from tests.reference import reference_lamb2019
 
 SHAPES = [(6,), (5, 4), (3, 2, 4), (4, 3)]  # the last parameter starts at zero
 STEPS = 20
@@ -23,30 +24,6 @@ def make_problem(seed: int, steps: int = STEPS, weight_scale: float = 1.0):
     grads = [[(rng.normal(size=shape) * rng.uniform(0.1, 2.0)).astype(np.float32).astype(np.float64)
               for shape in SHAPES] for _ in range(steps)]
     return weights, grads
-
-
-def reference_lamb2019(weights, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, adam=False):
-    """Weights after every step, and per step and parameter the (r, r1, r2) of pytorch-lamb ff2245e."""
-    beta1, beta2 = betas
-    w = [x.copy() for x in weights]
-    m = [np.zeros_like(x) for x in w]
-    v = [np.zeros_like(x) for x in w]
-    records = []
-    for t, step_grads in enumerate(grads, start=1):
-        row = []
-        for i, grad in enumerate(step_grads):
-            g = grad + weight_decay * w[i]
-            m[i] = beta1 * m[i] + (1 - beta1) * g
-            v[i] = beta2 * v[i] + (1 - beta2) * g * g
-            adam_step = m[i] / (np.sqrt(v[i]) + eps)
-            step_size = lr * np.sqrt(1 - beta2**t) / (1 - beta1**t)
-            r1 = np.sqrt(np.mean(w[i] ** 2))
-            r2 = np.sqrt(np.mean(adam_step**2))
-            r = 1.0 if r1 == 0 or r2 == 0 else min(r1 / r2, 10.0)
-            row.append((r, r1, r2))
-            w[i] = w[i] - step_size * (1.0 if adam else r) * adam_step
-        records.append(row)
-    return w, records
 
 
 def run(make_optimizer, weights, grads, dtype, on_step=None):
