@@ -96,6 +96,7 @@ def test_an_unusable_environment_value_does_not_break_the_import_and_is_not_igno
     assert after == "[0.0, 0.0] None"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", UNUSABLE)
 def test_the_command_line_reports_an_unusable_environment_value_in_one_line(value):
     assert _python("-m", "lamb_edu", "--help", value=value).returncode == 0

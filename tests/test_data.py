@@ -266,6 +266,8 @@ def test_batches_shuffle_every_epoch_and_resume_mid_epoch():
 @pytest.mark.mnist
 def test_real_mnist_files_pass_every_check():
     directory = REAL_DATA or ""
+    if directory and (Path(directory) / "mnist").is_dir():  # a data root (mnist/, tinyshakespeare/), as in CI
+        directory = str(Path(directory) / "mnist")
     if not directory or not all((Path(directory) / f"{name}.gz").is_file() or (Path(directory) / name).is_file()
                                 for name in NAMES):
         pytest.skip(f"real MNIST files not found in LAMB_EDU_DATA={directory!r} (set it to a directory holding them)")

@@ -75,6 +75,7 @@ def wait_until_training(out: Path, job: subprocess.Popen) -> None:
     pytest.fail("the job did not start training within 60 s")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("target", ["mpiexec", "rank"])
 def test_a_signal_to_any_process_ends_the_job_in_seconds(target, signum, code, tmp_path):
@@ -105,6 +106,7 @@ def test_a_signal_to_any_process_ends_the_job_in_seconds(target, signum, code, t
     (["--data-parallel", "--bucket-mb", "1"], "was started with other settings than rank 0"),
     (["--shard-optimizer"], "argument --shard-optimizer: needs --data-parallel"),
 ], ids=["no-data-parallel", "shard-optimizer", "bucket-mb", "shard-optimizer-alone"])
+@pytest.mark.slow
 def test_ranks_started_with_other_flags_are_refused_at_start(flags, message, tmp_path):
     mnist_dir()
     out = tmp_path / "run"

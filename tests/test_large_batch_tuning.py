@@ -45,6 +45,7 @@ def _choices(result):
             for run in result.runs]
 
 
+@pytest.mark.slow
 def test_selection_never_reads_the_test_set(study_and_scrambled):
     study, scrambled = study_and_scrambled
     assert _choices(study) == _choices(scrambled)  # every choice of every protocol is the same

@@ -67,6 +67,7 @@ def _present(name: str) -> bool:
     return (NOTEBOOKS / "source" / f"{name}.py").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs_in_quick_mode(name, tmp_path):
     if not _present(name):

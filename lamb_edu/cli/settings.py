@@ -82,8 +82,8 @@ def check_applicable(args: argparse.Namespace) -> None:
             flag = "--" + setting.replace("_", "-")
             raise CommandError(f"argument {flag}: does not apply to {optimizer} "
                                f"(only to {', '.join(applies_to(setting))})", 2)
-    for setting in MODEL_FLAGS:
-        if getattr(args, setting) is not None and setting not in MODELS[model].defaults:
+    for setting in MODEL_FLAGS:  # sweep has no model flags
+        if getattr(args, setting, None) is not None and setting not in MODELS[model].defaults:
             flag = "--" + setting.replace("_", "-")
             raise CommandError(f"argument {flag}: does not apply to the {model} model", 2)
     momentum = args.momentum if args.momentum is not None else OPTIMIZERS[optimizer].defaults.get("momentum", 0)
@@ -107,8 +107,8 @@ def train_settings(args: argparse.Namespace) -> dict[str, Any]:
     for key, default in RUN_DEFAULTS.items():
         given = getattr(args, key)
         settings[key] = given if given is not None else default
-    for setting in MODEL_FLAGS:
-        given = getattr(args, setting)
+    for setting in MODEL_FLAGS:  # sweep has no model flags: the model's defaults
+        given = getattr(args, setting, None)
         settings[setting] = given if given is not None else MODELS[model].defaults.get(setting)
     settings["hidden"] = list(settings["hidden"]) if settings["hidden"] is not None else None
     settings.update(data_dir=str(args.data_dir) if args.data_dir is not None else None, backend=args.backend,

@@ -162,7 +162,8 @@ def run_tiny_bert(task: train.MaskedLM, settings: TinyBertSettings, optimizer: S
 
 
 def trust_by_kind(history: train.History) -> dict[str, Any]:
-    """Per kind of tensor (``nn.group_by_kind``) and logged step: the median trust ratio, ‖w‖ and ‖u‖ of its tensors.
+    """Per kind of tensor (``nn.group_by_kind``) and logged step: the median trust ratio, ‖w‖ and ratio
+    denominator of its tensors.
 
     Also the smallest and largest trust ratio of each kind over the run's logged steps, so a table
     can say by how many orders of magnitude the kinds differ.
@@ -173,7 +174,7 @@ def trust_by_kind(history: train.History) -> dict[str, Any]:
     for kind, names in groups.items():
         picked = [columns[name] for name in names]
         entry = {key: np.median(getattr(history, key)[:, picked], axis=1).tolist()
-                 for key in ("trust_ratio", "weight_norm", "update_norm") if len(getattr(history, key))}
+                 for key in ("trust_ratio", "weight_norm", "ratio_denominator") if len(getattr(history, key))}
         ratios = history.trust_ratio[:, picked] if len(history.trust_ratio) else np.zeros((0, 1))
         entry["tensors"] = names
         entry["trust_ratio_range"] = [float(ratios.min()), float(ratios.max())] if ratios.size else None

@@ -20,7 +20,7 @@ KIND_COLORS = {"embeddings": "tab:purple", "query": "tab:blue", "key": "tab:cyan
                "LayerNorm β": "tab:pink", "head": "tab:brown", "biases": "tab:gray"}
 LABELS = {"adamw": "AdamW", "lars": "LARS", "lamb": "LAMB", "sgd": "SGD + Nesterov"}
 STATISTICS = (("trust_ratio", "trust ratio (median of the kind's tensors)"), ("weight_norm", "‖w‖ (median)"),
-              ("update_norm", "‖u‖ (median; LARS: ‖g‖ + λ‖w‖)"))
+              ("ratio_denominator", "ratio denominator (median; LAMB ‖u‖, LARS ‖g‖ + λ‖w‖)"))
 
 
 def _summary(result: Any) -> dict[str, Any]:
