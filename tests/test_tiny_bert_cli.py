@@ -108,3 +108,27 @@ def test_the_issue_s_run_reaches_the_most_frequent_character_baseline(tmp_path):
                      timeout=1200)
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "summary.json").read_text())["final"]["test_accuracy"] >= 0.152
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+def test_two_ranks_plain_and_sharded_train_the_tiny_bert_as_one_process(tmp_path):
+    """``--data-parallel`` and ``--shard-optimizer`` take the masked-LM task too, with one process's numbers."""
+    import shutil
+
+    if shutil.which("mpiexec") is None:
+        pytest.skip("mpiexec is not installed")
+    root = data_root()
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1",
+                   "LAMB_EDU_DATA": root}
+    finals = {}
+    for name, launch in (("one", []), ("plain", ["mpiexec", "-n", "2"]), ("sharded", ["mpiexec", "-n", "2"])):
+        flags = [] if name == "one" else ["--data-parallel"] + (["--shard-optimizer"] if name == "sharded" else [])
+        out = tmp_path / name
+        command = [*launch, sys.executable, "-m", "lamb_edu", "train", *SMALL, *flags, "--out", str(out)]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=environment, timeout=300)
+        assert result.returncode == 0, result.stderr
+        finals[name] = json.loads((out / "summary.json").read_text())["final"]
+    for name in ("plain", "sharded"):
+        for key in ("train_loss", "test_loss", "test_accuracy"):
+            assert finals[name][key] == pytest.approx(finals["one"][key], rel=1e-4, abs=1e-6), (name, key)
