@@ -2,7 +2,8 @@
 each step's time goes, and the all-reduce time against message size fitted to latency + bytes / bandwidth.
 
 The script launches itself under ``mpiexec -n N`` for each N (``--ranks``), model (``--models``) and
-mode (``--modes``). Each run trains the model on random MNIST-shaped data with LAMB at global batch
+mode (``--modes``). Each run trains the model on random data of its shape (MNIST images; for ``bert``,
+the tiny BERT's defaults, windows of 64 characters with 15 % to predict) with LAMB at global batch
 ``--batch`` (gradient buckets of ``--bucket-mb``, sent during backward) and reports per step, as the
 slowest rank sees it:
 
@@ -15,7 +16,7 @@ slowest rank sees it:
 and the bytes each rank sends per step in ring algorithms (``distributed.ring_bytes_per_rank``). The
 script also times all-reduces of 4 KiB to 16 MiB on as many ranks as cores; the fit minimises the relative error
 (``distributed.fit_latency_bandwidth``) and gives the ring model's per-link latency and bandwidth.
-``MODELS`` has a place for the tiny BERT: it is measured once the library has it.
+``--models bert --batch 64`` measures the tiny BERT (64 sequences, 4096 characters a step).
 
 Usage: ``python benchmarks/bench_data_parallel.py [--ranks 1 2 4] [--models mlp cnn] [--modes plain sharded]
 [--batch 512] [--steps 30] [--bucket-mb 0.25] [--json PATH] [--quick]``. Prints a table and writes
@@ -49,26 +50,43 @@ from lamb_edu.distributed import (
 
 REPO = Path(__file__).resolve().parents[1]
 MESSAGE_SIZES = [2**k for k in range(12, 25, 2)]  # 4 KiB .. 16 MiB
-# name: (how to build it, input shape of one example); None: not in the library on this branch yet
+BERT_VOCAB, BERT_CONTEXT = 66, 64  # the tiny BERT's defaults: 65 characters and the mask, 64 a window
+
+
+def _images(batch: int, shape: tuple[int, ...], rng: np.random.Generator) -> tuple:
+    """Random MNIST-shaped images and digit labels."""
+    return (rng.standard_normal((batch, *shape)).astype(np.float32), rng.integers(0, 10, batch))
+
+
+def _masked_windows(batch: int, rng: np.random.Generator) -> tuple:
+    """Random character windows, 15 % of positions to predict (the others -100, ignored)."""
+    ids = rng.integers(0, BERT_VOCAB, (batch, BERT_CONTEXT))
+    return ids, np.where(rng.random(ids.shape) < 0.15, ids, -100)
+
+
+# name: (how to build it, a random batch of a given size, the loss)
 MODELS = {
-    "mlp": (lambda: nn.MLP([784, 256, 256, 10], seed=0), (784,)),
-    "cnn": (lambda: nn.CNN(seed=0), (1, 28, 28)),
-    "bert": None,  # the tiny BERT: add its builder and input here when lamb_edu has it
+    "mlp": (lambda: nn.MLP([784, 256, 256, 10], seed=0), lambda b, rng: _images(b, (784,), rng),
+            lambda model, x, y: nn.cross_entropy(model(Tensor(x)), y)),
+    "cnn": (lambda: nn.CNN(seed=0), lambda b, rng: _images(b, (1, 28, 28), rng),
+            lambda model, x, y: nn.cross_entropy(model(Tensor(x)), y)),
+    "bert": (lambda: nn.TinyBERT(BERT_VOCAB, BERT_CONTEXT, seed=0), _masked_windows,
+             lambda model, x, y: nn.masked_lm_cross_entropy(model(x), y)),
 }
 
 
 def timed_steps(args: argparse.Namespace, world, model, parallel, optimizer) -> np.ndarray:
     """Per timed step: [step, compute, exposed communication, optimizer] seconds on this rank."""
     rng = np.random.default_rng(0)
-    x = backend.asarray(rng.standard_normal((args.batch, *MODELS[args.model][1])).astype(np.float32))
-    y = backend.asarray(rng.integers(0, 10, args.batch))
+    _, make_batch, loss_of = MODELS[args.model]
+    x, y = (backend.asarray(array) for array in make_batch(args.batch, rng))
     rows = []
     for step in range(args.steps + 3):
         world.barrier()
         began = time.perf_counter()
         xb, yb = parallel.shard(x, y)
         model.zero_grad()
-        loss = nn.cross_entropy(model(Tensor(xb)), yb)
+        loss = loss_of(model, xb, yb)
         loss.backward()
         parallel.all_reduce_gradients(loss.item())
         stepped = time.perf_counter()
@@ -193,16 +211,13 @@ def main() -> None:
         return worker(args)
     if any(args.batch % ranks for ranks in args.ranks):
         parser.error(f"--batch {args.batch} cannot be split evenly over each of --ranks {args.ranks}")
-    missing = [model for model in args.models if MODELS[model] is None]
-    if missing:
-        print(f"not measured (not in this library yet): {', '.join(missing)}")
     load_before, started = load(), time.perf_counter()
-    runs = [launch(ranks, model, mode, args, messages=False) for model in args.models if MODELS[model] is not None
+    runs = [launch(ranks, model, mode, args, messages=False) for model in args.models
             for mode in args.modes for ranks in sorted(set(args.ranks) | {1}) if ranks > 1 or mode == "plain"]
     largest = max(args.ranks)
     cores = min(largest, os.cpu_count() or 1)
     sweep = [launch(cores, model, "plain", args, messages=False, bucket_mb=size) for model in args.models
-             if MODELS[model] is not None for size in args.bucket_sweep if cores > 1]
+             for size in args.bucket_sweep if cores > 1]
     # the message sizes on as many ranks as cores: more ranks than cores measure waiting for a core
     messages = launch(cores, args.models[0], "plain", args, messages=True)["allreduce_by_size"] if cores > 1 else []
     print_table(runs)
