@@ -77,6 +77,19 @@ def test_uncorrected_ratio_view_draws_the_ratio_of_the_chosen_betas():
     assert int(x[y.argmax()]) == 13 and y.max() == pytest.approx(2.131, abs=1e-3)  # the peak of (0.9, 0.99)
 
 
+def test_cost_model_view_draws_the_ring_model_for_the_slider_network():
+    figure = classroom.cost_model_view(bandwidth_gbps=100.0, latency_us=5.0, batch=65536, overlap=0.0)
+    lines = {line.get_label(): line for line in figure.axes[0].lines}
+    workers, efficiency = lines["batch 64K"].get_data()
+    assert list(workers) == [8, 16, 32, 64, 128, 256, 512, 1024]
+    # by hand at 1024 workers: compute 64 sequences × 6·340M·128 / 50 TFLOP/s; ring 2(p−1)(α + 4P/(pβ))
+    compute = 64 * 6 * 340e6 * 128 / 50e12
+    ring = 2 * 1023 * (5e-6 + 4 * 340e6 / 1024 / 12.5e9)
+    assert efficiency[-1] == pytest.approx(100 * compute / (compute + ring), rel=1e-9)
+    faster = classroom.cost_model_view(bandwidth_gbps=400.0, latency_us=5.0, batch=65536, overlap=0.0)
+    assert {line.get_label(): line for line in faster.axes[0].lines}["batch 64K"].get_data()[1][-1] > efficiency[-1]
+
+
 def test_trajectory_view_uses_the_slider_lr():
     figure = classroom.trajectory_view("SGD", lr=0.0, steps=20)
     path = figure.axes[0].lines[0].get_xydata()

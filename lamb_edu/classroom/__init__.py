@@ -25,6 +25,7 @@ from lamb_edu.classroom.step_by_hand import (
 )
 from lamb_edu.classroom.widgets import (
     TRAJECTORY_CHOICES,
+    cost_model_view,
     debias_view,
     sliders,
     trajectory_view,
@@ -36,5 +37,5 @@ __all__ = [
     "TOY_WEIGHTS", "TOY_GRADIENTS", "TOY_SETTINGS", "LayerStep", "lamb_step_by_hand", "algorithm_lines",
     "lamb_step_with_optimizer", "ScaleCheck", "scale_check", "debias_view", "trajectory_view", "trust_ratio_view",
     "TRAJECTORY_CHOICES", "sliders", "variants", "RuleSetting", "MISQUOTES", "misquotes_on_mnist",
-    "uncorrected_ratio_view",
+    "uncorrected_ratio_view", "cost_model_view",
 ]

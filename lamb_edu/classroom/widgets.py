@@ -10,6 +10,8 @@ imported only there, so ``import lamb_edu`` never needs it.
 - ``trajectory_view(optimizer, lr)``: notebook 02, one optimizer's path on the two-layer loss.
 - ``trust_ratio_view(weight_decay, clamp_value)``: notebook 03, LAMB's r, ‖w‖ and step per layer on
   two vector layers, where ‖w‖ of the large layer passes the clamp.
+- ``cost_model_view(bandwidth_gbps, latency_us, batch, overlap)``: notebook 07, BERT-Large's data
+  parallelism on paper (the ring all-reduce cost model): efficiency and hours per epoch against workers.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from typing import Any, Callable
 
 import matplotlib.pyplot as plt
 
-from lamb_edu import experiments, plots
+from lamb_edu import distributed, experiments, plots
 from lamb_edu.backend import np
 
-__all__ = ["debias_view", "uncorrected_ratio_view", "trajectory_view", "trust_ratio_view", "TRAJECTORY_CHOICES",
-           "sliders"]
+__all__ = ["debias_view", "uncorrected_ratio_view", "trajectory_view", "trust_ratio_view", "cost_model_view",
+           "TRAJECTORY_CHOICES", "sliders"]
 
 # the optimizers of notebook 02 a student can pick, with their default settings
 TRAJECTORY_CHOICES = {name: setting for name, setting in experiments.TWO_LAYER_OPTIMIZERS.items()}
@@ -58,6 +60,28 @@ def trust_ratio_view(weight_decay: float = 0.0, clamp_value: float | None = 10.0
     clamp = None if clamp_value in (None, 0) else float(clamp_value)
     run = experiments.lamb_on_vector_layers(lr=lr, weight_decay=float(weight_decay), clamp_value=clamp)
     return plots.plot_vector_layers(run)
+
+
+def cost_model_view(bandwidth_gbps: float = 100.0, latency_us: float = 5.0, batch: int = 65536,
+                    overlap: float = 4 / 6, parameters: float = 340e6, tokens: int = 128,
+                    flops: float = 50e12) -> Any:
+    """Data parallelism of a ``parameters`` model on paper, the ring all-reduce against each worker's compute.
+
+    Each sequence of ``tokens`` costs 6·parameters·tokens FLOPs at ``flops`` per second; float32 gradients
+    go through one ring all-reduce on links of ``bandwidth_gbps`` Gb/s and ``latency_us`` µs, of which
+    ``overlap`` of the compute (backward, with buckets: 4/6) can hide. Lines for batches 512, 8K and
+    ``batch``, 8 to 1024 workers; an epoch is 10 million sequences. The defaults are notebook 07's BERT-Large.
+    """
+    seconds_per_example = 6 * parameters * tokens / flops
+    workers = [2**k for k in range(3, 11)]
+    batches = sorted({512, 8192, int(batch)})
+    predictions = {(p, b): distributed.predict_data_parallel_step(
+        parameters, p, b, seconds_per_example=seconds_per_example, bandwidth=bandwidth_gbps * 1e9 / 8,
+        latency=latency_us * 1e-6, overlap=overlap) for p in workers for b in batches if b >= p}
+    return plots.plot_predicted_scaling(workers, batches, predictions, 10e6,
+                                        title=f"{parameters / 1e6:.0f}M parameters on paper: {bandwidth_gbps:g} Gb/s "
+                                              f"ring, {latency_us:g} µs, overlap {overlap:.2f}, "
+                                              f"{flops / 1e12:g} TFLOP/s per GPU")
 
 
 def sliders(view: Callable[..., Any], **controls: Any) -> Any:

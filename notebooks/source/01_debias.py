@@ -129,7 +129,8 @@ figure = classroom.uncorrected_ratio_view(beta1=0.9, beta2=0.999)
 
 # %%
 classroom.sliders(classroom.uncorrected_ratio_view, beta1=(0.5, 0.99, 0.01, 0.9), beta2=(0.9, 0.9999, 0.0001, 0.999))
-#
+
+# %% [markdown]
 # ## Try it: β and the number of steps
 #
 # Move the sliders to pick $\beta$ and how many steps to look at. Without a widget frontend (a static

@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 import lamb_edu
-from lamb_edu import distributed, experiments, nn, optim, plots
+from lamb_edu import classroom, distributed, experiments, nn, optim, plots
 from lamb_edu.backend import np
 
 QUICK = experiments.quick_mode(default=QUICK)  # LAMB_EDU_QUICK=1 (as in CI) forces quick mode
@@ -293,6 +293,21 @@ for b in BATCHES:
 figure = plots.plot_predicted_scaling(WORKERS, BATCHES, overlapped, EPOCH,
                                       title="BERT-Large on paper, overlap with backward: 100 Gb/s ring, 5 µs, "
                                             "50 TFLOP/s per GPU")
+
+# %% [markdown]
+# ## Try it: the network, the batch and the overlap
+#
+# Move the link's bandwidth and latency, the global batch and the share of the compute that can hide
+# the all-reduce (0: the whole gradient after backward; 4/6: buckets during backward) and watch where
+# the efficiency falls (static render: the defaults above, 100 Gb/s, 5 µs, batch 64K, overlap 4/6).
+
+# %%
+figure = classroom.cost_model_view(bandwidth_gbps=100.0, latency_us=5.0, batch=65536, overlap=BACKWARD_SHARE)
+
+# %%
+classroom.sliders(classroom.cost_model_view, bandwidth_gbps=(10.0, 800.0, 10.0, 100.0),
+                  latency_us=(1.0, 50.0, 1.0, 5.0), batch=([512, 2048, 8192, 32768, 65536], 65536),
+                  overlap=(0.0, 1.0, 0.05, 0.65))
 
 # %% [markdown]
 # **Why large batches are what make this scale.** The all-reduce costs about the same whatever the
