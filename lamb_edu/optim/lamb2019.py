@@ -74,11 +74,13 @@ class LAMB2019(Optimizer):
     def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
         (beta1, beta2), w = group["betas"], p.data
         state["step"] += 1
-        # g ← grad + λ·w: L2 weight decay enters the moments (the caller's gradient is not written)
+        # g ← grad + λ·w: L2 weight decay enters the moments (the caller's gradient is not written); a
+        # clipped or rescaled gradient is scaled before the decay is added, so the scale never touches λ·w
+        grad = grad if grad_scale == 1.0 else scale(grad, grad_scale, out=self._scratch(w, 2))
         g = add_decayed_weights(grad, w, group["weight_decay"], out=self._scratch(w, 1))
         # adam_step = m / (√v + eps): the moments with no bias correction in the direction
         adam_step = scale_by_adam(g, state["m"], state["v"], step=state["step"], beta1=beta1, beta2=beta2,
-                                  eps=group["eps"], bias_correction=False, grad_scale=grad_scale, out=self._scratch(w))
+                                  eps=group["eps"], bias_correction=False, out=self._scratch(w))
         # the bias correction, folded into the step size as torch.optim.Adam did in 2019
         bias_correction1, bias_correction2 = bias_corrections(state["step"], beta1, beta2)
         step_size = group["lr"] * math.sqrt(bias_correction2) / bias_correction1
