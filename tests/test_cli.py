@@ -315,6 +315,16 @@ def test_reproduce_checks_results_json_before_running(tmp_path, capsys, content,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]  # nothing ran
 
 
+@pytest.mark.parametrize("value", ["-1", "two", "1.5"])
+def test_reproduce_refuses_a_bad_worker_count(tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["reproduce", "large_batch", "--workers", value, "--out", str(tmp_path / "out")])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert "argument --workers" in error and value in error
+    assert not (tmp_path / "out").exists()
+
+
 # ----------------------------------------------------------------------------- Ctrl-C and --resume
 def _interrupt_after(args, out, step, timeout=120):
     """Start `lamb-edu train`, send SIGINT once metrics.jsonl reaches ``step``, and wait for it to end."""

@@ -28,7 +28,7 @@ SETTINGS = LargeBatchSettings(
 
 def _study(monkeypatch, mnist):
     monkeypatch.setattr("lamb_edu.data.load_mnist", lambda data_dir=None: mnist)
-    return large_batch(settings=SETTINGS)
+    return large_batch(settings=SETTINGS, workers=0)  # synthetic digits live in this process only
 
 
 @pytest.fixture(scope="module")

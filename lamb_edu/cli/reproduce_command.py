@@ -25,7 +25,8 @@ __all__ = ["add_reproduce_command", "run_reproduce", "read_results"]
 
 
 def add_reproduce_command(subparsers: Any) -> None:
-    """``lamb-edu reproduce NAME [NAME ...]|all [--quick] [--force] [--network N] [--seeds S ...] [--out DIR]``."""
+    """``lamb-edu reproduce NAME [NAME ...]|all [--quick] [--force] [--network N] [--seeds S ...] [--workers N]
+    [--out DIR]``."""
     parser = subparsers.add_parser(
         "reproduce", help="run the article's experiments; write figures and results.json", allow_abbrev=False,
         description="Run the experiments of 'An intuitive understanding of the LAMB optimizer' and write their "
@@ -46,6 +47,9 @@ def add_reproduce_command(subparsers: Any) -> None:
     parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=None, metavar="S",
                         help="the seeds of the MNIST experiments (default: 0 1 2 in full mode, 0 in quick; "
                              "experiment 3 takes the first)")
+    parser.add_argument("--workers", type=non_negative_int, default=None, metavar="N",
+                        help="processes that train the large-batch study's runs, one thread each (default: one per "
+                             "core, at most 8; 0: one after another in this process)")
     parser.add_argument("--data-dir", type=existing_directory, default=None, metavar="DIR",
                         help="folder with the MNIST files")
     parser.set_defaults(handler=run_reproduce)
@@ -97,7 +101,7 @@ def _reproduce(args: argparse.Namespace, names: list[str], results_path: Path) -
     for name in names:
         began = time.perf_counter()
         result = experiments.run_experiment(name, quick=args.quick, data_dir=args.data_dir, progress=True,
-                                            network=args.network, seeds=args.seeds)
+                                            network=args.network, seeds=args.seeds, workers=args.workers)
         figures = plots.experiment_figures(name, result)
         for filename, figure in figures.items():
             save_figure(figure, args.out / filename, dpi=110)

@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["RUN_FIELDS", "BatchRun"]
+__all__ = ["RUN_FIELDS", "BatchRun", "Pending", "PendingRun"]
 
 # The columns of the run table, in order (the CSV of `lamb-edu sweep`, the rows of results.json).
 RUN_FIELDS = ("optimizer", "batch_size", "lr", "lr_rule", "seed", "epochs", "steps", "warmup_steps",
@@ -77,3 +77,19 @@ class BatchRun:
         values.update(protocol=row.get("protocol", "lr_grid"), trial=row.get("trial"),
                       settings=dict(row.get("settings") or {}))
         return cls(**values)
+
+
+class Pending(Exception):
+    """A dry pass read a run that has not been trained yet: the cell can go no further this pass."""
+
+
+class PendingRun:
+    """What a ``RunQueue`` in dry mode returns for a run not yet trained: reading anything from it raises
+    ``Pending`` (see ``experiments.run_pool``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise Pending(name)
+
+    @property
+    def __dataclass_fields__(self) -> Any:  # dataclasses.replace finds this on the class, then reads it here
+        raise Pending("__dataclass_fields__")

@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from lamb_edu import backend, train
 from lamb_edu.data import prepare
-from lamb_edu.experiments.batch_run import RUN_FIELDS, BatchRun
+from lamb_edu.experiments.batch_run import RUN_FIELDS, BatchRun, PendingRun
 from lamb_edu.experiments.comparison import _progress
 from lamb_edu.experiments.tuning import warmup_steps
 from lamb_edu.optim import schedules
@@ -28,7 +29,7 @@ from lamb_edu.train.divergence import detect_divergence
 np = backend.np  # run records are small host values
 
 __all__ = ["BatchRun", "StudyData", "study_data", "evaluation_steps", "steps_to_target", "train_at_batch", "sweep",
-           "RUN_FIELDS", "RunQueue", "mark_tuned", "check_grid"]
+           "RUN_FIELDS", "RunQueue", "mark_tuned", "check_grid", "run_to_json", "run_from_json"]
 
 class StudyData(NamedTuple):
     """The splits a study trains on: ``mnist`` (its train images are the training split, its test
@@ -188,7 +189,8 @@ class RunQueue:
     interrupted study resumes where it stopped. The bar counts training images, not steps, because a
     run's time follows its images: 10 epochs take about as long at batch 16 384 (30 steps) as at batch
     128 (3840 steps). ``expect()`` adds one run to the bar's total ahead. ``options`` are
-    ``RunOptions`` fields shared by every run.
+    ``RunOptions`` fields shared by every run. ``dry()`` and ``add()`` let worker processes train the
+    runs instead (``experiments.run_pool``).
     """
 
     def __init__(self, make_model: Callable[[int], Any], data: StudyData, *, epochs: int, progress: bool = False,
@@ -200,6 +202,7 @@ class RunQueue:
         stored = _read_journal(self.journal) if self.journal is not None else []
         self.trained: dict[tuple, BatchRun] = {_key(run): run for run in [*known, *stored]}
         self.images = epochs * data.train_size  # the images one run trains on, whatever its batch size
+        self.requests: dict[tuple, dict[str, Any]] | None = None  # a dry pass's requests (None: not dry)
 
     def expect(self, runs: int = 1) -> None:
         """Count ``runs`` more runs in the progress bar's total."""
@@ -217,6 +220,10 @@ class RunQueue:
         settings = dict(settings or {})
         key = _key(BatchRun(optimizer, int(batch_size), float(lr), lr_rule, int(seed), 0, 0, 0, 0, 0, 0, 0, None, 0,
                             False, "", settings=settings))
+        if key not in self.trained and self.requests is not None:
+            self.requests.setdefault(key, {"optimizer": optimizer, "batch_size": int(batch_size), "lr": float(lr),
+                                           "seed": int(seed), "settings": settings, "options": options})
+            return PendingRun()
         if key not in self.trained:
             done = self.bar.n if self.bar is not None else 0
             if self.bar is not None:
@@ -233,11 +240,29 @@ class RunQueue:
                 self.bar.update(done + self.images - self.bar.n)  # a run that stopped early
         return replace(self.trained[key], lr_rule=lr_rule, protocol=protocol, trial=trial)
 
+    @contextmanager
+    def dry(self) -> Iterator[dict[tuple, dict[str, Any]]]:
+        """A dry pass: inside it ``run`` trains nothing; a run not yet trained is recorded in the dict this
+        yields (its key to a request: optimizer, batch_size, lr, seed, settings and the run's options)
+        and comes back as a ``PendingRun``."""
+        self.requests = {}
+        try:
+            yield self.requests
+        finally:
+            self.requests = None
+
+    def add(self, run: BatchRun) -> None:
+        """Keep ``run``, trained elsewhere (a worker process), as if ``run`` had trained it."""
+        self.trained[_key(run)] = run
+        self._write(run)
+        if self.bar is not None:
+            self.bar.total = max(self.bar.total, self.bar.n + self.images)
+            self.bar.update(self.images)
+
     def _write(self, run: BatchRun) -> None:
         if self.journal is not None:
             with open(self.journal, "a", encoding="utf-8") as handle:  # one whole line per run, flushed at once
-                handle.write(json.dumps({**run.row(), "eval_steps": run.eval_steps,
-                                         "eval_accuracy": run.eval_accuracy}) + "\n")
+                handle.write(run_to_json(run) + "\n")
 
     def close(self) -> None:
         """Close the progress bar."""
@@ -257,12 +282,22 @@ def _read_journal(path: Path) -> list[BatchRun]:
     runs = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            row = json.loads(line)
+            runs.append(run_from_json(line))
         except json.JSONDecodeError:
             continue
-        runs.append(replace(BatchRun.from_row(row), eval_steps=row.get("eval_steps", []),
-                            eval_accuracy=row.get("eval_accuracy", [])))
     return runs
+
+
+def run_to_json(run: BatchRun) -> str:
+    """``run`` as one line of JSON: its row and its accuracy curve (a journal's line, a worker's answer)."""
+    return json.dumps({**run.row(), "eval_steps": run.eval_steps, "eval_accuracy": run.eval_accuracy})
+
+
+def run_from_json(line: str) -> BatchRun:
+    """The run of a ``run_to_json`` line (json.JSONDecodeError when it is not JSON)."""
+    row = json.loads(line)
+    return replace(BatchRun.from_row(row), eval_steps=row.get("eval_steps", []),
+                   eval_accuracy=row.get("eval_accuracy", []))
 
 
 def sweep(

@@ -28,13 +28,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
-from typing import Any, Sequence
+from functools import partial
+from typing import Any, Callable, Sequence
 
 from lamb_edu import data, nn
 from lamb_edu.experiments.batch_sweep import BatchRun, RunQueue, mark_tuned, study_data
 from lamb_edu.experiments.critical_batch import steps_to_target_cell
 from lamb_edu.experiments.large_batch_result import LargeBatchResult
 from lamb_edu.experiments.large_batch_settings import FULL, QUICK, LargeBatchSettings
+from lamb_edu.experiments.run_pool import RunPool, default_workers, train_in_waves
 from lamb_edu.experiments.study_optimizers import STUDY_OPTIMIZERS, StudyOptimizer
 from lamb_edu.experiments.tuning import tune
 
@@ -44,45 +46,61 @@ __all__ = ["StudyOptimizer", "STUDY_OPTIMIZERS", "LargeBatchSettings", "FULL", "
 
 def large_batch(quick: bool = False, data_dir: Any = None, progress: bool = False,
                 settings: LargeBatchSettings | None = None, known: Sequence[BatchRun] = (),
-                journal: Any = None) -> LargeBatchResult:
+                journal: Any = None, workers: int | None = None) -> LargeBatchResult:
     """Run the large-batch study (``FULL``, or ``QUICK`` with ``quick``; ``settings`` overrides both).
 
     Per optimizer, the lr-grid protocol (the grid at every batch size from seed 0, its best by
     validation accuracy "tuned"; the rule-scaled lr from the smallest batch's tuned lr, "scaled";
     the tuned runs again from each of ``repeat_seeds``), then the quasi-random protocol at
     ``settings.tuned_batch_sizes``, then the steps-to-target measure (``critical_batch``). ``known``
-    runs (an earlier result's, same settings) and the runs
-    of a ``journal`` file are not trained again (``batch_sweep.RunQueue``).
+    runs (an earlier result's, same settings) and the runs of a ``journal`` file are not trained
+    again (``batch_sweep.RunQueue``). ``workers`` processes train the runs, each on one thread
+    (``run_pool``; None: one per core, at most 8); 0 trains them one after another in this process,
+    on its threads.
     """
     settings = settings or (QUICK if quick else FULL)
+    workers = default_workers() if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers must be an integer >= 0, got {workers!r}")
     started = time.perf_counter()
     split = study_data(data.load_mnist(data_dir), settings.train_size, settings.validation_size, settings.test_size,
                        settings.curve_size)
     hidden = list(settings.hidden)
+    options = {"warmup_fraction": settings.warmup_fraction, "target": settings.target}
     queue = RunQueue(lambda seed: nn.MLP([784, *hidden, 10], seed=seed), split, epochs=settings.epochs,
-                     warmup_fraction=settings.warmup_fraction, target=settings.target, progress=progress,
-                     description="large_batch", known=known, journal=journal)
+                     progress=progress, description="large_batch", known=known, journal=journal, **options)
     reports = len(settings.repeat_seeds)
     # the grid (unless its runs are known), the repeats and the trials are known ahead; a scaled lr off the
     # grid adds a run when it starts
     queue.expect(sum(len(settings.batch_sizes) * (len(o.grid) + reports * len(settings.repeat_rules)) * (not known)
                      + len(settings.tuned_batch_sizes) * (settings.trials + reports) for o in settings.optimizers)
                  + settings.steps_trials * len(settings.measured_batch_sizes) * len(settings.optimizers))
-    runs: list[BatchRun] = []
+    cells = _cells(queue, settings)
     try:
-        for study_optimizer in settings.optimizers:
-            runs += _lr_grid(queue, study_optimizer, settings)
-        for kind, batch in _cell_order(settings):
-            for study_optimizer in settings.optimizers:
-                if kind == "quasi_random":
-                    runs += _quasi_random(queue, study_optimizer, batch, settings)
-                else:
-                    runs += steps_to_target_cell(queue, study_optimizer, batch, settings.steps_trials,
-                                                 settings.draw_seed, settings.steps_per_doubling,
-                                                 settings.warmup_floor_epochs)
+        if workers:
+            spec = {"data_dir": None if data_dir is None else str(data_dir), "train_size": settings.train_size,
+                    "validation_size": settings.validation_size, "test_size": settings.test_size,
+                    "curve_size": settings.curve_size, "hidden": hidden, "epochs": settings.epochs,
+                    "options": options, "optimizers": [o.describe() for o in settings.optimizers]}
+            with RunPool(spec, workers) as pool:
+                train_in_waves(cells, queue, pool)
+        runs = [run for cell in cells for run in cell()]
     finally:
         queue.close()
-    return LargeBatchResult(runs, settings, bool(quick), time.perf_counter() - started)
+    return LargeBatchResult(runs, settings, bool(quick), time.perf_counter() - started, workers)
+
+
+def _cells(queue: RunQueue, settings: LargeBatchSettings) -> list[Callable[[], list[BatchRun]]]:
+    """The study as cells, each a function that returns its runs: the lr grid per optimizer, then the others."""
+    cells: list[Callable[[], list[BatchRun]]] = [partial(_lr_grid, queue, o, settings) for o in settings.optimizers]
+    for kind, batch in _cell_order(settings):
+        for o in settings.optimizers:
+            if kind == "quasi_random":
+                cells.append(partial(_quasi_random, queue, o, batch, settings))
+            else:
+                cells.append(partial(steps_to_target_cell, queue, o, batch, settings.steps_trials, settings.draw_seed,
+                                     settings.steps_per_doubling, settings.warmup_floor_epochs))
+    return cells
 
 
 def _cell_order(settings: LargeBatchSettings) -> list[tuple[str, int]]:

@@ -30,12 +30,14 @@ PROTOCOLS = ("lr_grid", "quasi_random", "steps_to_target")
 
 @dataclass
 class LargeBatchResult:
-    """The run table of the study (``runs``), the settings it ran with, and its wall-clock seconds."""
+    """The run table of the study (``runs``), the settings it ran with, its wall-clock seconds, and how many
+    worker processes trained it (0: one after another in the study's process)."""
 
     runs: list[BatchRun]
     settings: LargeBatchSettings
     quick: bool
     seconds: float
+    workers: int = 0
 
     @property
     def optimizers(self) -> tuple[StudyOptimizer, ...]:
@@ -177,7 +179,7 @@ def _summary(result: LargeBatchResult) -> dict[str, Any]:
             "warmup_floor_epochs": s.warmup_floor_epochs, "steps_trials": s.steps_trials,
             "steps_per_doubling": s.steps_per_doubling,
             "steps_batch_sizes": list(s.measured_batch_sizes) if s.steps_trials else [], "quick": result.quick,
-            "seconds": result.seconds,
+            "seconds": result.seconds, "workers": result.workers,
             "fields": list(RUN_FIELDS), "optimizers": {o.name: _digest(result, o) for o in result.optimizers},
             "tuned_behind_best": result.behind_best(), "quasi_random_behind_best": result.behind_best("quasi_random"),
             "runs": result.table(), **({"extra": s.extra} if s.extra else {})}
@@ -204,4 +206,4 @@ def _from_summary(cls: type, summary: dict[str, Any]) -> LargeBatchResult:
         steps_batch_sizes=tuple(summary.get("steps_batch_sizes") or ()) or None,
         extra=dict(summary.get("extra", {})))
     runs = [BatchRun.from_row(row) for row in summary["runs"]]
-    return cls(runs, settings, bool(summary["quick"]), float(summary["seconds"]))
+    return cls(runs, settings, bool(summary["quick"]), float(summary["seconds"]), int(summary.get("workers", 0)))

@@ -62,17 +62,21 @@ EXPERIMENTS: dict[str, Callable[..., Any]] = {
 
 
 def run_experiment(name: str, quick: bool = False, data_dir: Any = None, progress: bool = False,
-                   network: str | None = None, seeds: Sequence[int] | None = None) -> Any:
+                   network: str | None = None, seeds: Sequence[int] | None = None,
+                   workers: int | None = None) -> Any:
     """Run the experiment called ``name`` (a key of ``EXPERIMENTS``) with its default settings.
 
     ``data_dir`` and ``progress`` go to the experiments that take them (those that train on MNIST),
-    and so do ``network`` and ``seeds`` when given (an experiment of one seed takes the first).
+    and so do ``network``, ``seeds`` and ``workers`` (processes that train its runs) when given (an
+    experiment of one seed takes the first seed).
     """
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
     experiment = EXPERIMENTS[name]
     accepted = inspect.signature(experiment).parameters
     options = {key: value for key, value in (("data_dir", data_dir), ("progress", progress)) if key in accepted}
+    if workers is not None and "workers" in accepted:
+        options["workers"] = workers
     if network is not None and "network" in accepted:
         options["network"] = network
     if seeds is not None and "seeds" in accepted:

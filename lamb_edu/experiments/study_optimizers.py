@@ -64,6 +64,12 @@ class StudyOptimizer:
             options.update(momentum=beta1)
         return getattr(optim, self.class_name)(parameters, lr=lr, weight_decay=settings["weight_decay"], **options)
 
+    def describe(self) -> dict[str, Any]:
+        """What builds the optimizer, as plain JSON values (name, label, class_name, rule, grid, options):
+        ``StudyOptimizer(**describe())`` makes the same optimizers (no search space)."""
+        return {"name": self.name, "label": self.label, "class_name": self.class_name, "rule": self.rule,
+                "grid": list(self.grid), "options": dict(self.options)}
+
     def scale(self, lr: float, batch_size: int, base_batch_size: int) -> float:
         """``lr`` tuned at ``base_batch_size``, scaled to ``batch_size`` by this optimizer's rule."""
         rule = schedules.linear_scaling if self.rule == "linear" else schedules.sqrt_scaling

@@ -193,9 +193,10 @@ def tune(train: Callable[[dict[str, Any], int], Result], space: SearchSpace, tri
     they include ``selection_seed``). Everything is checked before anything trains.
     """
     _check_seeds(trials, selection_seed, report_seeds)
-    done = []
-    for index, settings in enumerate(space.draw(trials, draw_seed)):
-        result = train(dict(settings), selection_seed)
+    draws = space.draw(trials, draw_seed)
+    results = [train(dict(settings), selection_seed) for settings in draws]  # every trial asked for before any
+    done = []                                                                 # is read: they can train at once
+    for index, (settings, result) in enumerate(zip(draws, results)):
         value = float(score(result))
         done.append(Trial(index, settings, result, value if math.isfinite(value) else -math.inf))
     best = max(range(len(done)), key=lambda i: (done[i].score, -i))

@@ -126,7 +126,7 @@ for batch in (256, 4096, 32768):
 #
 # - **lr grid**: the learning rate alone, the best of a grid a factor 2 apart (the same grid at every
 #   batch size), warm-up fixed at 10 % of the steps;
-# - **quasi-random** (`experiments.tuning`, after Nado et al.): at the largest batch, the same number of
+# - **quasi-random** (`experiments.tuning`, after Nado et al.): at every batch size, the same number of
 #   trials for every optimizer, drawn from a scrambled Halton sequence over the learning rate, 1 − β1
 #   (the momentum), the warm-up share (at least a quarter of an epoch), the weight decay and, for AdamW
 #   and LAMB, ε, each on a log scale.
@@ -136,9 +136,11 @@ for batch in (256, 4096, 32768):
 # seed 0 out: the accuracy we report is theirs, so the luck that made a setting win on seed 0 does not
 # flatter it. The rule-scaled runs exist for seed 0 only (marked so in the figures).
 #
-# Training the full study takes about 40 minutes on an idle 2-core machine, so by default this notebook
-# reads its run table from `figures/results.json` (written by `lamb-edu reproduce large_batch`) and trains
-# nothing; set `TRAIN = True` above to train it again (quick mode: a few minutes, on 8192 images).
+# Training the full study takes the better part of half an hour on a 2-core machine (the time it took is
+# printed below, with the run table), so by default this notebook reads its run table from
+# `figures/results.json` (written by `lamb-edu reproduce large_batch`) and trains nothing; set
+# `TRAIN = True` above to train it again (quick mode: a minute or two, on 8192 images). Its runs are
+# trained by worker processes, one run on one thread each (`--workers` on the command line).
 
 # %%
 if TRAIN:
@@ -154,6 +156,7 @@ print(f"{'quick' if result.quick else 'full'} study: {len(result.runs)} rows ({'
       f"{settings.validation_size} images, target {100 * settings.target:g} % validation accuracy")
 print(f"selection on seed 0, report seeds {settings.repeat_seeds}; quasi-random: {settings.trials} trials per "
       f"optimizer at batch sizes {settings.tuned_batch_sizes if settings.trials else '-'}")
+print(f"trained in {result.seconds / 60:.1f} minutes on {result.workers or 'no'} worker process(es)")
 for o in result.optimizers:
     if o.space is not None and settings.trials:
         print(f"  {o.label:24s} " + ", ".join(f"{d.name} {d.low:g}..{d.high:g}" for d in o.space.dimensions))
@@ -216,14 +219,16 @@ classroom.sliders(lambda optimizer, batch_size: plot_region(result, optimizer, b
 # %% [markdown]
 # ## The trials
 #
-# Every setting tried at the batch size the quasi-random protocol covered, validation accuracy against
-# learning rate: the lr grid's line (every other knob at its default) and the quasi-random trials (each
-# with its own 1 − β1 and warm-up share, labelled). Where a trial sits above the grid's line at the same
-# learning rate, something other than the learning rate was holding the optimizer back.
+# Every setting tried at one batch size, validation accuracy against learning rate: the lr grid's line
+# (every other knob at its default) and the quasi-random trials (each with its own 1 − β1 and warm-up
+# share, labelled). Where a trial sits above the grid's line at the same learning rate, something other
+# than the learning rate was holding the optimizer back. The drop-down picks the batch size.
 
 # %%
-if result.select(protocol="quasi_random"):
-    figure = plot_trials(result)
+covered = sorted({run.batch_size for run in result.select(protocol="quasi_random")})
+if covered:
+    figure = plot_trials(result, covered[-1])
+    classroom.sliders(lambda batch_size: plot_trials(result, batch_size), batch_size=(covered, covered[-1]))
     for o in result.optimizers:
         for batch, run in result.chosen(o.name, "quasi_random").items():
             knobs = ", ".join(f"{key} {value:.3g}" for key, value in run.settings.items())
@@ -296,8 +301,8 @@ for o in result.optimizers:
 #   the steps (3 steps at batch 16 384), which is short for the linear rule's large learning rates.
 # - *The quasi-random protocol* frees those knobs. With a handful of trials in four or five dimensions it
 #   is a thin search (Nado et al. ran hundreds of trials per setting): where it closes a gap, that gap
-#   was tuning; where it does not, the gap may still be tuning it did not find. It ran at the largest
-#   batch only, so it says nothing new about the small batches.
+#   was tuning; where it does not, the gap may still be tuning it did not find. It ran at every batch
+#   size with the same budget, so it also asks whether a lead at the small batches survives it.
 # - *Per optimizer.* For SGD and AdamW the question is whether their gap at the largest batch is the
 #   optimizer or the fixed knobs: the gap-closed line above answers it for this budget. For LARS and LAMB
 #   the question is whether their lead survives the baselines' extra tuning. LARS was also the best
