@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from lamb_edu import cli, nn, optim, plots
+from lamb_edu.cli.settings import train_settings
 from lamb_edu.data import load_mnist
 from lamb_edu.train import fit
 
@@ -439,3 +440,12 @@ def test_lamb2019_is_the_may_rule_and_no_trust_ratio_is_its_adam_mode():
         assert group["eps"] == 1e-8 and group["weight_decay"] == 0.01 and group["betas"] == (0.9, 0.999)
     # LAMB2019 has no bias-correction switch (it is folded into the step size): refused in one line, exit code 2
     assert cli.main(["train", "--optimizer", "lamb2019", "--no-bias-correction", "--out", "/nonexistent/never"]) == 2
+
+
+@pytest.mark.parametrize("command", [["train"], ["sweep", "--batch-sizes", "64", "--lrs", "0.1"]])
+def test_the_backend_follows_the_environment_unless_the_flag_is_given(monkeypatch, command):
+    """LAMB_EDU_BACKEND=cupy was overridden by --backend's default, numpy: the run silently trained on the CPU."""
+    parser = cli.build_parser()
+    monkeypatch.setattr("lamb_edu.backend.name", lambda: "cupy")  # what LAMB_EDU_BACKEND=cupy chose at import
+    assert train_settings(parser.parse_args(command))["backend"] == "cupy"
+    assert train_settings(parser.parse_args([*command, "--backend", "numpy"]))["backend"] == "numpy"

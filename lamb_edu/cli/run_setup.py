@@ -21,6 +21,7 @@ from lamb_edu.cli.settings import (
     RUN_DEFAULTS,
     check_applicable,
     check_saved_settings,
+    chosen_backend,
     default_out_dir,
     given_run_flags,
     train_settings,
@@ -72,7 +73,7 @@ def prepare_run(args: argparse.Namespace) -> Run:
     if args.resume is not None:
         out, summary = args.resume, _summary_to_resume(args)
         data_dir = str(args.data_dir) if args.data_dir is not None else summary["settings"].get("data_dir")
-        settings = {**RUN_DEFAULTS, **summary["settings"], "backend": args.backend, "data_dir": data_dir}
+        settings = {**RUN_DEFAULTS, **summary["settings"], "backend": chosen_backend(args), "data_dir": data_dir}
     else:
         if args.overwrite and args.out is None:
             raise CommandError("argument --overwrite: needs --out DIR", 2)

@@ -23,7 +23,7 @@ from lamb_edu.train.files import require
 
 __all__ = ["LOG_EVERY", "RUN_DEFAULTS", "OPTIMIZER_HELP", "ENVIRONMENT_FLAGS", "add_optimizer_arguments",
            "check_applicable", "train_settings", "given_run_flags", "check_saved_settings", "default_out_dir",
-           "use_backend", "unique"]
+           "use_backend", "chosen_backend", "unique"]
 
 LOG_EVERY = 10  # steps between rows of metrics.jsonl and trust.npz
 RUN_DEFAULTS = {"model": "mlp", "batch_size": 512, "epochs": 5, "accumulate": 1, "lookahead": None, "warmup_steps": 0,
@@ -111,7 +111,7 @@ def train_settings(args: argparse.Namespace) -> dict[str, Any]:
         given = getattr(args, setting, None)
         settings[setting] = given if given is not None else MODELS[model].defaults.get(setting)
     settings["hidden"] = list(settings["hidden"]) if settings["hidden"] is not None else None
-    settings.update(data_dir=str(args.data_dir) if args.data_dir is not None else None, backend=args.backend,
+    settings.update(data_dir=str(args.data_dir) if args.data_dir is not None else None, backend=chosen_backend(args),
                     log_every=LOG_EVERY, version=lamb_edu.__version__)
     return settings
 
@@ -156,6 +156,11 @@ def default_out_dir(settings: dict[str, Any]) -> Path:
     """``runs/<optimizer>-lr<lr>-bs<batch>-<date>-<time>``, the output directory when ``--out`` is not given."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{settings['optimizer']}-lr{settings['lr']:g}-bs{settings['batch_size']}-{stamp}"
+
+
+def chosen_backend(args: argparse.Namespace) -> str:
+    """``--backend`` when given, else the one ``LAMB_EDU_BACKEND`` chose at import (numpy when unset)."""
+    return args.backend if args.backend is not None else backend.name()
 
 
 def use_backend(name: str) -> None:

@@ -78,7 +78,8 @@ def add_sweep_command(subparsers: Any) -> None:
                         help="hold out the last N training images to pick the tuned lr (default: 5000)")
     parser.add_argument("--data-dir", type=existing_directory,
                         help="directory with the MNIST IDX files (else LAMB_EDU_DATA, the cache, a download)")
-    parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="array backend (default: numpy)")
+    parser.add_argument("--backend", choices=("numpy", "cupy"), default=None,
+                        help="array backend (default: LAMB_EDU_BACKEND, else numpy)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: "
                                                                 "runs/sweep-<optimizer>-<date>-<time>)")
     parser.add_argument("--overwrite", action="store_true", default=None, help="replace the sweep files already "

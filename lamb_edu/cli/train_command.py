@@ -60,7 +60,8 @@ def add_train_command(subparsers: Any) -> None:
     parser.add_argument("--data-dir", type=existing_directory,
                         help="directory with the MNIST IDX files or tiny-bert's input.txt (else LAMB_EDU_DATA, "
                              "the cache, a download)")
-    parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="array backend (default: numpy)")
+    parser.add_argument("--backend", choices=("numpy", "cupy"), default=None,
+                        help="array backend (default: LAMB_EDU_BACKEND, else numpy)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="output directory, which must be empty (default: "
                              "runs/<optimizer>-lr<lr>-bs<batch>-<date>-<time>)")
