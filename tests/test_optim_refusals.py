@@ -150,3 +150,24 @@ def test_a_scheduler_state_whose_base_lrs_is_not_a_list_is_a_value_error():
     scheduler = schedules.LRScheduler(optim.SGD(params, lr=0.1), schedules.LinearWarmup(warmup_steps=10))
     with pytest.raises(ValueError, match="base_lrs must be a list, got 5"):  # was TypeError: 'int' is not iterable
         scheduler.load_state_dict({"base_lrs": 5, "last_step": 1})
+
+
+def test_lars_takes_a_gradient_whose_squares_overflow_float32_as_lars_should():
+    """‖g‖ of a huge finite gradient overflowed the float32 sum of squares: trust ratio 0, a silent skipped step.
+
+    LARS's step is trust_coefficient·‖w‖·g/‖g‖ times lr, whatever ‖g‖ is; the reference is that formula
+    in float64 (momentum 0: the first step is the whole story).
+    """
+    params = _params()
+    grads = _grads()
+    grads[0] *= np.float32(1e19)  # ‖g‖ ≈ 3e19: its float32 square overflows, each element's does not
+    grads[1][2] = np.float32(3e20)  # and one element's square overflows too
+    weights = [to_numpy(p.data).astype(np.float64) for p in params]
+    optimizer = optim.LARS(params, lr=0.5, momentum=0.0)
+    _step(optimizer, params, grads)
+    for p, w, g in zip(params, weights, grads):
+        g = g.astype(np.float64)
+        expected = w - 0.5 * 1e-3 * np.linalg.norm(w) / (np.linalg.norm(g) + 1e-8) * g
+        np.testing.assert_allclose(to_numpy(p.data), expected, rtol=1e-6, atol=1e-7)
+        assert np.abs(to_numpy(p.data) - w).max() > 1e-5  # a real step, not a skipped one
+    assert all(0 < optimizer.state[p]["trust_ratio"] < 1e-20 for p in params)

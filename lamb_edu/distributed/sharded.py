@@ -27,7 +27,7 @@ from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
 from lamb_edu.distributed.data_parallel import DataParallel
 from lamb_edu.optim.adam import Adam
-from lamb_edu.optim.functional import TRUST_KEYS, TrustRatio, global_norm_scale, norm
+from lamb_edu.optim.functional import TRUST_KEYS, TrustRatio, global_norm_scale, norm, squared_norm
 from lamb_edu.optim.lamb import LAMB
 from lamb_edu.optim.lars import LARS
 
@@ -148,7 +148,7 @@ class ShardedOptimizer:
         self._sums[:] = 0.0
         for index, start, stop in self.pieces:
             part = piece(start, stop)
-            self._sums[index] += float(xp.dot(part, part))
+            self._sums[index] += squared_norm(part)
         # THE POINT OF SHARDING LAMB AND LARS: a layer may be cut between two ranks, so its norm is a
         # sum of squares over ranks. One all-reduce of one number per layer gives it to every rank.
         # (Adam needs no such step: it shards for free.)

@@ -35,19 +35,35 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, NamedTuple
 
-from lamb_edu.backend import xp
+from lamb_edu.backend import np, xp
 
 __all__ = [
-    "norm", "global_norm_scale", "moment_weights", "update_first_moment", "update_second_moment", "update_moments",
-    "bias_corrections", "scale_by_adam", "add_decayed_weights", "adam_weight_decay", "momentum", "momentum_direction",
-    "trust_ratio", "TrustRatio", "TRUST_KEYS", "RENAMED_TRUST_KEYS", "measure_trust_ratio", "scale", "apply_updates",
+    "squared_norm", "norm", "global_norm_scale", "moment_weights", "update_first_moment", "update_second_moment",
+    "update_moments", "bias_corrections", "scale_by_adam", "add_decayed_weights", "adam_weight_decay", "momentum",
+    "momentum_direction", "trust_ratio", "TrustRatio", "TRUST_KEYS", "RENAMED_TRUST_KEYS", "measure_trust_ratio",
+    "scale", "apply_updates",
 ]
 
 
-def norm(array: Any) -> float:
-    """‖array‖₂ over all its entries, as a Python float (a dot product: no temporary array)."""
+def squared_norm(array: Any) -> float:
+    """‖array‖₂² over all its entries, as a Python float (a dot product: no temporary array).
+
+    A float32 sum of squares overflows once ‖array‖ passes about 1.8e19, though the norm itself is a
+    fine number (LARS's ‖g‖ of a huge gradient, whose step is a fraction of ‖w‖ whatever ‖g‖ is): then,
+    and only then, it is added up again in float64.
+    """
     flat = array.reshape(-1)
-    return math.sqrt(float(xp.dot(flat, flat)))
+    with np.errstate(over="ignore"):  # the overflow is handled below (NumPy's warning; CuPy gives none)
+        total = float(xp.dot(flat, flat))
+    if math.isinf(total) and flat.dtype != xp.float64:
+        wide = flat.astype(xp.float64)
+        total = float(xp.dot(wide, wide))
+    return total
+
+
+def norm(array: Any) -> float:
+    """‖array‖₂ over all its entries, as a Python float (see ``squared_norm``)."""
+    return math.sqrt(squared_norm(array))
 
 
 def global_norm_scale(grads: Iterable[Any], max_norm: float | None) -> float:
