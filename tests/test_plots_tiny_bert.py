@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lamb_edu import nn, optim
-from lamb_edu.plots import plot_trust_by_kind, summarise_by_kind
+from lamb_edu.plots import plot_trust_by_kind, summarise_by_kind, tiny_bert, tiny_bert_study
 
 
 def test_summary_by_kind_is_median_min_max_over_the_kinds_tensors():
@@ -51,3 +51,9 @@ def test_the_figure_draws_lamb_and_lars_by_kind():
     assert kinds == set(nn.group_by_kind(runs["LAMB"]["names"]))
     embeddings = summarise_by_kind(runs["LAMB"]["names"], runs["LAMB"]["weight_norm"])["embeddings"]["median"]
     np.testing.assert_allclose(axes[2].get_lines()[0].get_ydata(), embeddings)  # LAMB's ‖w‖: the first kind
+
+
+def test_every_kind_has_one_colour_in_every_tiny_bert_figure():
+    assert set(tiny_bert.KIND_COLORS) == set(nn.PARAMETER_KINDS)
+    assert len(set(tiny_bert.KIND_COLORS.values())) == len(nn.PARAMETER_KINDS)
+    assert tiny_bert_study.KIND_COLORS is tiny_bert.KIND_COLORS

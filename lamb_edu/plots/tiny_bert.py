@@ -25,8 +25,10 @@ from lamb_edu.nn import PARAMETER_KINDS, group_by_kind
 
 __all__ = ["KIND_COLORS", "summarise_by_kind", "plot_trust_by_kind"]
 
-KIND_COLORS = dict(zip(PARAMETER_KINDS, ("tab:red", "tab:blue", "tab:cyan", "tab:green", "tab:olive", "tab:purple",
-                                         "tab:orange", "tab:brown", "tab:gray", "black")))
+# one colour per kind of tensor (``nn.PARAMETER_KINDS``), in every tiny-BERT figure
+KIND_COLORS = {"embeddings": "tab:purple", "query": "tab:blue", "key": "tab:cyan", "value": "tab:green",
+               "attention output": "tab:olive", "FFN": "tab:orange", "LayerNorm γ": "tab:red",
+               "LayerNorm β": "tab:pink", "head": "tab:brown", "biases": "tab:gray"}
 STATISTICS = (("trust_ratio", "trust ratio"), ("weight_norm", "‖w‖"),
               ("ratio_denominator", "ratio denominator (LAMB ‖u‖, LARS ‖g‖ + λ‖w‖)"))
 

@@ -11,13 +11,10 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from lamb_edu.plots.large_batch import batch_color
+from lamb_edu.plots.tiny_bert import KIND_COLORS
 
 __all__ = ["plot_study_trust_by_kind", "plot_tiny_bert_accuracy", "plot_tiny_bert_curves", "tiny_bert_figures"]
 
-# the study's own colours (its committed figure): one per kind of tensor
-KIND_COLORS = {"embeddings": "tab:purple", "query": "tab:blue", "key": "tab:cyan", "value": "tab:green",
-               "attention output": "tab:olive", "FFN": "tab:orange", "LayerNorm γ": "tab:red",
-               "LayerNorm β": "tab:pink", "head": "tab:brown", "biases": "tab:gray"}
 LABELS = {"adamw": "AdamW", "lars": "LARS", "lamb": "LAMB", "sgd": "SGD + Nesterov"}
 STATISTICS = (("trust_ratio", "trust ratio (median of the kind's tensors)"), ("weight_norm", "‖w‖ (median)"),
               ("ratio_denominator", "ratio denominator (median; LAMB ‖u‖, LARS ‖g‖ + λ‖w‖)"))
