@@ -49,7 +49,7 @@ def add_reproduce_command(subparsers: Any) -> None:
                              "experiment 3 takes the first)")
     parser.add_argument("--workers", type=non_negative_int, default=None, metavar="N",
                         help="processes that train the large-batch study's runs, one thread each (default: one per "
-                             "core, at most 8; 0: one after another in this process)")
+                             "core, at most 4; 0: one after another in this process)")
     parser.add_argument("--data-dir", type=existing_directory, default=None, metavar="DIR",
                         help="folder with the MNIST files")
     parser.set_defaults(handler=run_reproduce)

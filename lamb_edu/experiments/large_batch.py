@@ -55,7 +55,7 @@ def large_batch(quick: bool = False, data_dir: Any = None, progress: bool = Fals
     ``settings.tuned_batch_sizes``, then the steps-to-target measure (``critical_batch``). ``known``
     runs (an earlier result's, same settings) and the runs of a ``journal`` file are not trained
     again (``batch_sweep.RunQueue``). ``workers`` processes train the runs, each on one thread
-    (``run_pool``; None: one per core, at most 8); 0 trains them one after another in this process,
+    (``run_pool``; None: one per core, at most 4); 0 trains them one after another in this process,
     on its threads.
     """
     settings = settings or (QUICK if quick else FULL)

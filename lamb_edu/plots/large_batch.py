@@ -45,7 +45,7 @@ def _mode(result: Any) -> str:
 def plot_accuracy_vs_batch(result: Any) -> Any:
     """Final test accuracy against batch size, one colour per optimizer, both tuning protocols.
 
-    Solid: the lr grid's tuned lr; ★: the quasi-random protocol's chosen setting (where it ran);
+    Solid: the lr grid's tuned lr; ★ on a dotted line: the quasi-random protocol's chosen setting (where it ran);
     both the mean of the report seeds, which leave out seed 0 (the seed the choice was made on), the
     bar spanning their lowest and highest accuracy. Dashed: the rule-scaled lr, seed 0 only. The axis
     fits the tuned runs; a rule-scaled run far below them is drawn as ▼ on the bottom edge with its
@@ -68,7 +68,7 @@ def plot_accuracy_vs_batch(result: Any) -> Any:
             mean = np.array([v.mean() for v in values])
             label = {"-": f"{study_optimizer.label}, lr grid", "--": f"{study_optimizer.rule}-scaled lr, seed 0",
                      "*": f"{study_optimizer.label}, quasi-random"}[style]
-            axis.plot(batches, np.maximum(mean, bottom), style if style != "*" else "none", color=color,
+            axis.plot(batches, np.maximum(mean, bottom), style if style != "*" else ":", color=color,
                       marker={"-": "o", "--": "s", "*": "*"}[style], markersize=11 if style == "*" else 4, label=label,
                       linewidth=1.6 if style == "-" else 1.1)
             for batch, value in zip(batches, mean):

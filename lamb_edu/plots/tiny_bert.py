@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import matplotlib.pyplot as plt
 
 from lamb_edu.backend import np
-from lamb_edu.nn import PARAMETER_KINDS, group_by_kind
+from lamb_edu.nn import group_by_kind
 
 __all__ = ["KIND_COLORS", "summarise_by_kind", "plot_trust_by_kind"]
 
