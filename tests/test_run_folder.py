@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -23,11 +24,13 @@ from test_train import synthetic_mnist  # the same synthetic digits as the loop'
 
 from lamb_edu import cli, nn, optim
 from lamb_edu.cli import run_setup, sweep_command, train_run
+from lamb_edu.cli.train_parallel import _claim, _Setup
+from lamb_edu.cli.values import CommandError
 from lamb_edu.train import RunFileError, checkpoint_file, files, read_checkpoint, save_checkpoint
 from lamb_edu.train.history import History
 from lamb_edu.train.position import Position
 from lamb_edu.train.run_folder import MetricsLog
-from lamb_edu.train.run_lock import LOCK_FILE
+from lamb_edu.train.run_lock import LOCK_FILE, RunLock, folder_state
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--epochs", "2", "--train-size", "300", "--batch-size", "100", "--hidden", "16"]
@@ -492,3 +495,22 @@ def test_a_lock_file_holds_the_pid_and_host_while_training(tmp_path, synthetic, 
 
 
 
+
+
+def test_a_data_parallel_resume_refuses_a_folder_that_changed_before_its_lock(tmp_path):
+    """Every rank reads the checkpoint before rank 0 can lock the folder; a writer finishing in between made
+    the job resume from an out-of-date checkpoint and write over the newer one."""
+    (tmp_path / "summary.json").write_text('{"status": "interrupted"}')
+    read = folder_state(tmp_path)
+    setup = _Setup(SimpleNamespace(out=tmp_path, resuming=True), None, None, None, "the point read", read)
+    args = SimpleNamespace(overwrite=False)
+    first = RunLock(tmp_path)
+    assert _claim(first, args, setup) == "the point read"  # unchanged: the job goes on
+    first.release()
+    time.sleep(0.01)
+    (tmp_path / "summary.json").write_text('{"status": "finished"}')  # another writer, in between
+    lock = RunLock(tmp_path)
+    with pytest.raises(CommandError, match="changed while this job was starting"):
+        _claim(lock, args, setup)
+    assert not (tmp_path / LOCK_FILE).exists()  # the lock is given back
+    assert json.loads((tmp_path / "summary.json").read_text()) == {"status": "finished"}  # nothing written

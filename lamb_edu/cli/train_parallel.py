@@ -41,7 +41,7 @@ from lamb_edu.cli.values import CommandError
 from lamb_edu.distributed import DataParallel, RankFailure, ShardedOptimizer, get_world, sharding_rule
 from lamb_edu.distributed.data_parallel import DEFAULT_BUCKET_MB
 from lamb_edu.train import DataParallelWorkers
-from lamb_edu.train.run_lock import RunFolderBusy, RunLock
+from lamb_edu.train.run_lock import RunFolderBusy, RunLock, folder_state
 
 __all__ = ["add_data_parallel_flags", "run_data_parallel"]
 
@@ -55,6 +55,7 @@ class _Setup(NamedTuple):
     optimizer: Any
     scheduler: Any
     start: ResumePoint | None
+    folder: tuple = ()  # what a resumed run folder held before it was read (run_lock.folder_state)
 
 
 def add_data_parallel_flags(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +107,10 @@ def _claim(lock: RunLock, args: argparse.Namespace, setup: _Setup) -> ResumePoin
     except RunFolderBusy as error:
         raise CommandError(str(error), 1) from None
     try:
+        if setup.run.resuming and folder_state(setup.run.out) != setup.folder:
+            # every rank read the folder before rank 0 could lock it: another writer finished in between
+            raise CommandError(f"argument --resume: {setup.run.out} changed while this job was starting (another "
+                               "process wrote it); start the job again", 1)
         return setup.start if setup.run.resuming else start_new_folder(setup.run.out, args.overwrite)
     except BaseException:
         lock.release()
@@ -119,6 +124,7 @@ def _set_up(args: argparse.Namespace, ranks: int) -> _Setup:
             raise CommandError("argument --shard-optimizer: needs --data-parallel", 2)
         refuse_mpi_copies(args)
         raise CommandError(f"argument --data-parallel: every rank of an MPI job of {ranks} needs it", 2)
+    folder = folder_state(args.resume) if args.resume is not None else ()  # before anything in it is read
     run = prepare_run(args)
     batch, accumulate = run.settings["batch_size"], run.settings["accumulate"]
     if batch % ranks:
@@ -134,7 +140,7 @@ def _set_up(args: argparse.Namespace, ranks: int) -> _Setup:
         except ValueError as error:
             raise CommandError(f"argument --shard-optimizer: {error}", 2) from None
     start = resume_point(run, model, optimizer, scheduler) if run.resuming else None  # every rank reads it
-    return _Setup(run, model, optimizer, scheduler, start)
+    return _Setup(run, model, optimizer, scheduler, start, folder)
 
 
 def _settings_digest(setup: _Setup, args: argparse.Namespace) -> float:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LOCK_FILE", "RunLock", "RunFolderBusy"]
+__all__ = ["LOCK_FILE", "RunLock", "RunFolderBusy", "folder_state"]
 
 LOCK_FILE = ".lamb-edu.lock"
 _UNWRITTEN_GRACE_S = 10.0  # a lock file still empty after this long belongs to a writer killed while creating it
@@ -105,3 +105,20 @@ def _alive(pid: int) -> bool:
     except OverflowError:
         return False
     return True
+
+
+def folder_state(folder: str | os.PathLike) -> tuple[tuple[str, int, int], ...]:
+    """What ``folder`` holds, file by file (name, size, modification time in ns; the lock file left out).
+
+    A process that read a run folder before it could take its lock compares this after taking it: a
+    different state means another writer finished in between, and what was read is out of date.
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        return ()
+    entries = []
+    for entry in sorted(path.iterdir()):
+        if entry.name != LOCK_FILE and entry.is_file():
+            stat = entry.stat()
+            entries.append((entry.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(entries)
