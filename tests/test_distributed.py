@@ -86,7 +86,7 @@ def assert_matches_reference(results, references):
         assert results[f"{name}/plain/weights"].shape == weights.shape
         # the overlap: of the 4 buckets, the 3 not holding the first layer started before backward() returned
         assert results[f"{name}/plain/started_during_backward"].tolist() == [0] * 4
-        for mode in ("bucketed", "sharded"):
+        for mode in ("bucketed", "sharded", "bucket_steps", "sharded_bucket_steps"):
             assert results[f"{name}/{mode}/started_during_backward"].tolist() == [3] * 4, (name, mode)
 
 
