@@ -99,13 +99,15 @@ class BucketSteps:
             return
         if self.sharded:
             self.optimizer.begin_step()
+        gathers = []
         for number, indices in enumerate(buckets.plan):
             parallel.wait_bucket(number)
             buckets.events.append((time.perf_counter(), "step", number))
-            if self.sharded:
+            if self.sharded:  # ZeRO-1: the bucket's new parameters leave while the next bucket is stepped
                 self.optimizer.step_layers(indices)
+                gathers.append(self.optimizer.start_gather(*buckets.ranges[number]))
             else:
                 self.optimizer.step_parameters([parallel.flat.parameters[index] for index in indices])
         parallel.complete()
         if self.sharded:
-            self.optimizer.end_step()
+            self.optimizer.end_step(gathers)

@@ -26,6 +26,7 @@ from lamb_edu import backend
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
 from lamb_edu.distributed.data_parallel import DataParallel
+from lamb_edu.distributed.world import Pending
 from lamb_edu.optim.adam import Adam
 from lamb_edu.optim.functional import TRUST_KEYS, TrustRatio, global_norm_scale, norm
 from lamb_edu.optim.fused.blocked import lamb_direction
@@ -139,12 +140,22 @@ class ShardedOptimizer:
         pieces = [piece for piece in self.pieces if piece[0] in chosen]
         {"lamb": self._lamb_step, "lars": self._lars_step, "adam": self._adam_step}[self.rule](pieces, sorted(chosen))
 
-    def end_step(self) -> None:
-        """The last part of ``step``: record the step count, all-gather the parameters."""
+    def start_gather(self, start: int, stop: int) -> Pending:
+        """Send flat ``[start, stop)`` of the new parameters (whole layers, stepped) to every rank, without waiting."""
+        size = self.flat.shard_size
+        counts = [max(0, min(stop, (r + 1) * size) - max(start, r * size)) for r in range(self.world.size)]
+        return self.world.start_allgather(self.flat.data[start:stop], counts)
+
+    def end_step(self, gathers: list[Pending] | None = None) -> None:
+        """The last part of ``step``: record the step count, all-gather the parameters (or wait for ``gathers``,
+        ``start_gather``'s of every part of the buffer)."""
         for p in self.flat.parameters:
             self.state[p]["step"] = self.steps
         gather_started = time.perf_counter()
-        self.world.allgather(self.flat.data)  # every rank's new shard to every rank
+        if gathers is None:
+            self.world.allgather(self.flat.data)  # every rank's new shard to every rank
+        for pending in gathers or ():
+            pending.wait()
         backend.synchronize()
         if self.parallel.timings:
             self.parallel.timings[-1].update(shard_step_seconds=gather_started - self._started,
