@@ -18,9 +18,14 @@ script also times all-reduces of 4 KiB to 16 MiB on as many ranks as cores; the 
 (``distributed.fit_latency_bandwidth``) and gives the ring model's per-link latency and bandwidth.
 ``--models bert --batch 64`` measures the tiny BERT (64 sequences, 4096 characters a step).
 
-Usage: ``python benchmarks/bench_data_parallel.py [--ranks 1 2 4] [--models mlp cnn] [--modes plain sharded]
-[--batch 512] [--steps 30] [--bucket-mb 0.25] [--json PATH] [--quick]``. Prints a table and writes
-JSON (default ``benchmarks/data_parallel.json``) with the machine's load before and after.
+Usage: ``python benchmarks/bench_data_parallel.py [--ranks 1 2 4] [--models mlp cnn] [--modes plain sharded
+plain-steps sharded-steps] [--batch 512] [--steps 30] [--bucket-mb 0.25] [--progress-thread auto|on|off]
+[--baseline-blas-threads 2] [--json PATH] [--quick]``. ``-steps`` modes step the optimizer bucket by
+bucket (``BucketSteps``); ``--baseline-blas-threads 2`` also times one process whose matrix products
+use both cores (OpenBLAS threads; lamb-edu's own loops then one thread). Prints a table and writes
+JSON (default ``benchmarks/data_parallel.json``) with the machine's load before and after. Keep
+``--steps`` small: the batch is fixed, so after about 140 steps LAMB has fitted it, the gradients
+become subnormal numbers and every step slows down several times.
 """
 
 from __future__ import annotations
@@ -108,7 +113,8 @@ def worker(args: argparse.Namespace) -> None:
     """One rank: time ``args.steps`` data-parallel steps (after 3 warm-up steps); rank 0 writes the JSON."""
     world = get_world()
     model = MODELS[args.model][0]()
-    parallel = DataParallel(model, world, bucket_mb=args.bucket_mb or None)
+    progress = {"auto": None, "on": True, "off": False}[args.progress_thread]
+    parallel = DataParallel(model, world, bucket_mb=args.bucket_mb or None, progress_thread=progress)
     optimizer = optim.LAMB(model.parameters(), lr=0.01)
     if args.mode.startswith("sharded"):
         optimizer = ShardedOptimizer(optimizer, parallel)
@@ -123,6 +129,7 @@ def worker(args: argparse.Namespace) -> None:
     traffic = optimizer.traffic() if hasattr(optimizer, "traffic") else parallel.traffic()
     result = {"ranks": world.size, "model": args.model, "mode": args.mode, "global_batch": args.batch,
               "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "host_threads": num_threads(),
+              "progress_thread": parallel.buckets.progress is not None,
               "bucket_mb": args.bucket_mb, "buckets": len(parallel.buckets.plan), "step_seconds": step,
               "compute_seconds": compute, "exposed_communication_seconds": exposed, "optimizer_seconds": update,
               "images_per_second": args.batch / step, "parameters": parallel.flat.numel,
@@ -147,7 +154,7 @@ def launch(ranks: int, model: str, mode: str, args: argparse.Namespace, messages
         command = ["mpiexec", "-n", str(ranks), sys.executable, __file__, "--worker-out", str(out),
                    "--batch", str(args.batch), "--steps", str(args.steps), "--model", model, "--mode", mode,
                    "--bucket-mb", str(args.bucket_mb if bucket_mb is None else bucket_mb),
-                   "--repeats", str(args.repeats)]
+                   "--repeats", str(args.repeats), "--progress-thread", args.progress_thread]
         command += ["--messages"] if messages else []
         threads = os.environ.get("OPENBLAS_NUM_THREADS", "1")
         environment = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": threads}
@@ -213,6 +220,8 @@ def main() -> None:
                         help="also time plain data parallelism with these bucket sizes (MB; 0: one bucket), on as "
                              "many ranks as cores")
     parser.add_argument("--repeats", type=int, default=20, help="timings per message size")
+    parser.add_argument("--progress-thread", choices=["auto", "on", "off"], default="auto",
+                        help="the thread that pokes MPI during backward (auto: only with two cores per rank)")
     parser.add_argument("--baseline-blas-threads", type=int, default=0,
                         help="also time one process with this many BLAS threads (and one lamb-edu thread)")
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "data_parallel.json"))

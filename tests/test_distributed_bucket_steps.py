@@ -167,3 +167,16 @@ def test_a_nan_on_one_rank_changes_no_parameter_on_any_rank(tmp_path):
                 assert str(results[f"{name}/{mode}/message"]) == ("rank 1 of 2 failed: the gradient of layers.2.weight "
                                                                   "contains NaN or inf at step 3")
     assert RankFailure.__name__ in DRIVER.read_text()
+
+
+def test_the_progress_thread_runs_only_with_a_core_to_spare_per_rank():
+    cores = os.cpu_count() or 1
+    for local_size in (cores, max(1, cores // 2)):  # 2 cores: 2 ranks have none to spare, 1 rank has one
+        expected = cores >= 2 * local_size
+        world = LocalWorld()
+        world.size, world.local_size = 2, local_size  # rank 0's bookkeeping (no collective is called)
+        parallel = DataParallel(nn.MLP([6, 5, 3], seed=0), world)
+        assert parallel.progress_thread is expected and (parallel.buckets.progress is not None) is expected
+    world = LocalWorld()
+    world.size, world.local_size = 2, cores
+    assert DataParallel(nn.MLP([6, 5, 3], seed=0), world, progress_thread=True).buckets.progress is not None

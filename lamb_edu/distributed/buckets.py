@@ -22,10 +22,14 @@ bucket's sum sure to pass the optimizer's checks, so that stepping a bucket befo
 arrived can never leave a step half done.
 
 MPI moves a non-blocking collective on only inside MPI calls, and a long matrix product inside
-backward makes none. While buckets are in flight a helper thread pokes MPI's progress engine every
-``PROGRESS_SECONDS`` (NumPy releases Python's lock during its products, so the two run side by side),
-so the buckets travel during backward rather than at the first wait; each hook call polls them too.
-Poking more often makes the transfers finish sooner but takes processor time from the compute.
+backward makes none. Each hook call polls the buckets in flight. With ``progress=True`` a helper
+thread also pokes MPI's progress engine every ``PROGRESS_SECONDS`` while buckets are in flight
+(NumPy releases Python's lock during its products, so the two run side by side), so the buckets
+travel during a long product rather than at the next hook. That thread needs a core of its own: on
+a machine with no core to spare (2 ranks on 2 cores) it takes processor time from some rank's
+compute, and a step is slower with it (README: data-parallel training), so ``DataParallel`` starts it
+only when there are at least two cores per rank on the machine. Poking more often makes the
+transfers finish sooner but takes more processor time.
 """
 
 from __future__ import annotations
@@ -91,7 +95,8 @@ def plan_buckets(sizes: list[int], itemsize: int, bucket_bytes: float | None) ->
 
 
 class GradientBuckets:
-    """``GradientBuckets(flat, world, bucket_bytes, scatter=False, overlap=True)``: the gradient's reductions.
+    """``GradientBuckets(flat, world, bucket_bytes, scatter=False, overlap=True, backward_passes=1, progress=True)``:
+    the gradient's reductions.
 
     ``scatter=False``: every rank ends with the summed gradient in ``flat.grad``. ``scatter=True``
     (ZeRO-1): rank r ends with the sum over its shard ``flat.shard_range(r)`` in ``shard_grad``;
@@ -102,7 +107,7 @@ class GradientBuckets:
     """
 
     def __init__(self, flat: FlatParameters, world: World, bucket_bytes: float | None, scatter: bool = False,
-                 overlap: bool = True, backward_passes: int = 1) -> None:
+                 overlap: bool = True, backward_passes: int = 1, progress: bool = True) -> None:
         self.flat, self.world, self.scatter, self.overlap = flat, world, scatter, overlap
         self.backward_passes = int(backward_passes)
         self.plan = plan_buckets(flat.sizes, flat.data.itemsize, bucket_bytes)
@@ -119,7 +124,7 @@ class GradientBuckets:
                           for index, p in enumerate(flat.parameters)]
         self.events: list[tuple[float, str, int]] = []
         self.last_events: list[tuple[float, str, int]] = []
-        self.progress = progress_of(world) if world.size > 1 and overlap else None
+        self.progress = progress_of(world) if world.size > 1 and overlap and progress else None
         self._begin()
 
     def defer(self) -> None:

@@ -59,8 +59,11 @@ def check_batch_size(batch_size: int, world_size: int, train_size: int | None = 
 
 
 class DataParallel:
-    """``DataParallel(model, world=None, bucket_mb=0.25, overlap=True, backward_passes=1)``: batch slices,
-    the gradient's reductions (buckets), the status, and timings.
+    """``DataParallel(model, world=None, bucket_mb=0.25, overlap=True, backward_passes=1, progress_thread=None)``:
+    batch slices, the gradient's reductions (buckets), the status, and timings.
+
+    ``progress_thread``: poke MPI from a helper thread while buckets are in flight (``buckets``);
+    None starts it only when the machine has at least two cores per rank on it.
 
     ``bucket_mb=None`` sends the whole gradient in one bucket after backward (the unbucketed path);
     ``overlap=False`` sends every bucket after backward. ``backward_passes`` is how many ``backward()``
@@ -71,7 +74,7 @@ class DataParallel:
     """
 
     def __init__(self, model: Any, world: World | None = None, bucket_mb: float | None = DEFAULT_BUCKET_MB,
-                 overlap: bool = True, backward_passes: int = 1) -> None:
+                 overlap: bool = True, backward_passes: int = 1, progress_thread: bool | None = None) -> None:
         self.world = world if world is not None else get_world()
         if bucket_mb is not None and not bucket_mb > 0:
             raise ValueError(f"bucket_mb must be a positive number of megabytes (or None for one bucket), "
@@ -82,6 +85,9 @@ class DataParallel:
             # the ranks on one machine share its cores: the fused optimizer steps get their share of them
             set_num_threads(max(1, min(num_threads(), (os.cpu_count() or 1) // self.world.local_size)))
         self.bucket_mb, self.overlap, self.backward_passes = bucket_mb, overlap, backward_passes
+        # a thread poking MPI needs a core of its own; without one it slows some rank's compute down
+        self.progress_thread = ((os.cpu_count() or 1) >= 2 * self.world.local_size if progress_thread is None
+                                else bool(progress_thread))
         self.deferred, self._average, self._averaged = False, True, [False]
         self.buckets = self._buckets(scatter=False)
         self.steps = 0
@@ -92,7 +98,7 @@ class DataParallel:
     def _buckets(self, scatter: bool) -> GradientBuckets:
         size = None if self.bucket_mb is None else self.bucket_mb * 2**20
         buckets = GradientBuckets(self.flat, self.world, size, scatter=scatter, overlap=self.overlap,
-                                  backward_passes=self.backward_passes)
+                                  backward_passes=self.backward_passes, progress=self.progress_thread)
         if self.deferred:
             buckets.defer()
         return buckets
