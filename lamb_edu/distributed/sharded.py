@@ -29,7 +29,6 @@ from lamb_edu.distributed.data_parallel import DataParallel
 from lamb_edu.distributed.world import Pending
 from lamb_edu.optim.adam import Adam
 from lamb_edu.optim.functional import TRUST_KEYS, TrustRatio, global_norm_scale, norm
-from lamb_edu.optim.fused.blocked import lamb_direction
 from lamb_edu.optim.lamb import LAMB
 from lamb_edu.optim.lars import LARS
 
@@ -207,28 +206,19 @@ class ShardedOptimizer:
     def _lamb_step(self, pieces: list[tuple[int, int, int]], layers: list[int]) -> None:
         base, (update, work) = self.base, self._work
         grad_scale = self._clip_scale()
-        fused = base.fused and isinstance(update, np.ndarray)  # the blocked first pass (optim.fused) on the host
-        squares, scales = {}, {}
         for index, start, stop in pieces:  # pass 1, local: u = Adam's direction + weight_decay·w
             m, v = self._local(self.shard_state["m"], start, stop), self._local(self.shard_state["v"], start, stop)
-            grad, weight, out, group = self._grad(start, stop), self.flat.data[start:stop], self._local(
-                update, start, stop), self.groups[index]
-            if fused:  # out holds u/scale
-                (beta1, beta2), keys = group["betas"], ("eps", "weight_decay", "bias_correction", "grad_averaging")
-                squares[index], scales[index] = lamb_direction(
-                    weight, grad, m, v, out, beta1=beta1, beta2=beta2, step=self.steps, grad_scale=grad_scale,
-                    **{key: group[key] for key in keys})
-            else:
-                base.direction(grad, weight, m, v, group, step=self.steps, grad_scale=grad_scale, out=out,
-                               scratch=self._local(work, start, stop))
-                squares[index], scales[index] = float(xp.dot(out, out)), 1.0
+            base.direction(self._grad(start, stop), self.flat.data[start:stop], m, v, self.groups[index],
+                           step=self.steps, grad_scale=grad_scale, out=self._local(update, start, stop),
+                           scratch=self._local(work, start, stop))
         weight_norms = {index: norm(self.flat.view(self.flat.data, index)) for index in layers}  # every rank has w
-        update_norms = self._summed_norms(squares, layers)
+        update_norms = self._summed_norms({index: float(xp.dot(self._local(update, start, stop),
+                                                               self._local(update, start, stop)))
+                                           for index, start, stop in pieces}, layers)
         ratios = self._record(lambda i: base.trust_ratio(self.groups[i], weight_norms[i], float(update_norms[i])),
                               layers)
         for index, start, stop in pieces:  # pass 2, local: w ← w − lr·trust_ratio·u
-            base.apply(self.flat.data[start:stop], self._local(update, start, stop), self.groups[index], ratios[index],
-                       update_scale=scales[index])
+            base.apply(self.flat.data[start:stop], self._local(update, start, stop), self.groups[index], ratios[index])
 
     def _lars_step(self, pieces: list[tuple[int, int, int]], layers: list[int]) -> None:
         base = self.base

@@ -116,14 +116,10 @@ class LAMB(Optimizer):
         return measure_trust_ratio(weight_norm, update_norm, clamp_value=group["clamp_value"],
                                    trust_clip=group["trust_clip"])
 
-    def apply(self, weight: Any, update: Any, group: dict[str, Any], trust_ratio: float,
-              update_scale: float = 1.0) -> None:
-        """w ← w − lr·trust_ratio·u in place (ratio 1 with ``use_trust_ratio=False``); ``update`` is overwritten.
-
-        ``update`` holds u/``update_scale`` (the fused first pass, ``fused.lamb_direction``, leaves it so).
-        """
+    def apply(self, weight: Any, update: Any, group: dict[str, Any], trust_ratio: float) -> None:
+        """w ← w − lr·trust_ratio·u in place (ratio 1 with ``use_trust_ratio=False``); ``update`` is overwritten."""
         used = trust_ratio if group["use_trust_ratio"] else 1.0
-        apply_updates(weight, scale(update, -group["lr"] * used * update_scale, out=update))
+        apply_updates(weight, scale(update, -group["lr"] * used, out=update))
 
     def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
         w = p.data

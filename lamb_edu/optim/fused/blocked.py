@@ -24,7 +24,7 @@ from lamb_edu.optim.functional import (
 from lamb_edu.optim.fused import cuda
 from lamb_edu.optim.fused.threads import parallel, scratch, workspace
 
-__all__ = ["adam_step", "lamb_step", "lamb_direction", "WORKSPACE_LIMIT"]
+__all__ = ["adam_step", "lamb_step", "WORKSPACE_LIMIT"]
 
 WORKSPACE_LIMIT = 1 << 22  # LAMB keeps u for tensors up to this size (16 MB of float32, one per thread)
 
@@ -96,49 +96,24 @@ def lamb_step(
     weight_decay·w; the ratio from ‖w‖ and ‖u‖ (``functional.trust_ratio``); w ← w − lr·trust_ratio·u
     (ratio 1 if not ``use_trust_ratio``).
     """
-    direction_scale, moments, blocks = _lamb_constants(step, beta1, beta2, eps, weight_decay, bias_correction,
-                                                       grad_scale, grad_averaging)
+    bias_correction1, bias_correction2 = bias_corrections(step, beta1, beta2, bias_correction)
+    eps_hat = eps * math.sqrt(bias_correction2)
+    direction_scale = math.sqrt(bias_correction2) / bias_correction1
+    moments = dict(beta1=beta1, beta2=beta2, grad_scale=grad_scale, grad_averaging=grad_averaging)
     if not isinstance(param, backend.np.ndarray):
         m_weight, v_weight = moment_weights(**moments)
         return cuda.lamb_step(param, grad, m, v, dict(
-            beta1=beta1, beta2=beta2, m_weight=m_weight, v_weight=v_weight, eps_hat=blocks["eps_hat"],
+            beta1=beta1, beta2=beta2, m_weight=m_weight, v_weight=v_weight, eps_hat=eps_hat,
             direction_scale=direction_scale, weight_decay=weight_decay), dict(
             lr=lr, clamp_value=clamp_value, trust_clip=trust_clip, use_trust_ratio=use_trust_ratio), record)
+    # the blocks hold u/direction_scale (one pass fewer); the scale comes back in the norm and the step
+    blocks = dict(eps_hat=eps_hat, weight_decay=weight_decay / direction_scale)
     sums, update = _lamb_first_pass(_flat(param), _flat(grad), _flat(m), _flat(v), moments, blocks)
     weight_norm, update_norm = math.sqrt(sums[0]), direction_scale * math.sqrt(sums[1])
     ratio = trust_ratio(weight_norm, update_norm, clamp_value=clamp_value, trust_clip=trust_clip)
     scale = lr * (ratio if use_trust_ratio else 1.0) * direction_scale
     _lamb_second_pass(_flat(param), _flat(m), _flat(v), update, scale, blocks)
     return weight_norm, update_norm, ratio
-
-
-def _lamb_constants(step: int, beta1: float, beta2: float, eps: float, weight_decay: float, bias_correction: bool,
-                    grad_scale: float, grad_averaging: bool) -> tuple[float, dict[str, Any], dict[str, float]]:
-    """direction_scale = √bc2/bc1, the moments' settings, and the blocks' eps_hat and weight decay.
-
-    The blocks hold u/direction_scale (one pass fewer); the scale comes back in the norm and the step.
-    """
-    bias_correction1, bias_correction2 = bias_corrections(step, beta1, beta2, bias_correction)
-    direction_scale = math.sqrt(bias_correction2) / bias_correction1
-    moments = dict(beta1=beta1, beta2=beta2, grad_scale=grad_scale, grad_averaging=grad_averaging)
-    blocks = dict(eps_hat=eps * math.sqrt(bias_correction2), weight_decay=weight_decay / direction_scale)
-    return direction_scale, moments, blocks
-
-
-def lamb_direction(
-    param: Any, grad: Any, m: Any, v: Any, update: Any, *, beta1: float, beta2: float, eps: float,
-    weight_decay: float, step: int, bias_correction: bool = True, grad_scale: float = 1.0,
-    grad_averaging: bool = True,
-) -> tuple[float, float]:
-    """LAMB's first pass on any slice of a layer (host arrays): m and v updated, ``update`` ← u/direction_scale.
-
-    Returns (‖u‖² of the slice, direction_scale). The step is then w ← w − lr·trust_ratio·direction_scale·update,
-    with the ratio from the whole layer's norms (a sharded LAMB adds ‖u‖² over the ranks first).
-    """
-    direction_scale, moments, blocks = _lamb_constants(step, beta1, beta2, eps, weight_decay, bias_correction,
-                                                       grad_scale, grad_averaging)
-    sums, _ = _lamb_first_pass(_flat(param), _flat(grad), _flat(m), _flat(v), moments, blocks, _flat(update))
-    return direction_scale**2 * sums[1], direction_scale
 
 
 def _direction_block(w: Any, m: Any, v: Any, u: Any, t: Any, eps_hat: float, weight_decay: float) -> None:
@@ -151,11 +126,10 @@ def _direction_block(w: Any, m: Any, v: Any, u: Any, t: Any, eps_hat: float, wei
 
 
 def _lamb_first_pass(w: Any, g: Any, m: Any, v: Any, moments: dict[str, Any],
-                     blocks: dict[str, float], update: Any = None) -> tuple[list[float], Any]:
-    """Update m and v, compute u (into ``update``, or a workspace when it fits), return [‖w‖², ‖u‖²] and u."""
+                     blocks: dict[str, float]) -> tuple[list[float], Any]:
+    """Update m and v, compute u (kept in a workspace when it fits), return [‖w‖², ‖u‖²] and u."""
     np = backend.np
-    if update is None:
-        update = workspace(w.size, w.dtype) if w.size <= WORKSPACE_LIMIT else None
+    update = workspace(w.size, w.dtype) if w.size <= WORKSPACE_LIMIT else None
 
     def first_pass(start: int, stop: int, block: int) -> list[tuple[float, float]]:
         t, own = scratch(w.dtype, 0), scratch(w.dtype, 2)
