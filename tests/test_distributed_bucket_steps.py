@@ -63,6 +63,33 @@ def test_bucket_by_bucket_equals_the_whole_step(name, sharded):
     assert stepped == [0, 1, 2, 3]
 
 
+def accumulated(bucket_steps, sharded, overlap, passes=2, steps=3):
+    """LAMB with ``passes`` micro-batches a step, each weighted by its share (``average=False``, as ``fit``)."""
+    model = nn.MLP([6, 5, 4, 3], seed=1)
+    parallel = DataParallel(model, LocalWorld(), bucket_mb=BUCKET_MB, backward_passes=passes, overlap=overlap)
+    optimizer = optim.LAMB(model.parameters(), lr=0.02)
+    optimizer = ShardedOptimizer(optimizer, parallel) if sharded else optimizer
+    optimizer = BucketSteps(optimizer, parallel) if bucket_steps else optimizer
+    for step in range(steps):
+        x, y = batch(step)
+        model.zero_grad()
+        total = 0.0
+        for part in np.array_split(np.arange(len(y)), passes):
+            loss = nn.cross_entropy(model(Tensor(x[part])), y[part])
+            loss.backward(np.asarray(len(part) / len(y), dtype=np.float32))
+            total += loss.item() * len(part) / len(y)
+        parallel.all_reduce_gradients(total, average=False)
+        optimizer.step()
+    return parallel.flat.host_copy()
+
+
+@pytest.mark.parametrize("overlap", [True, False], ids=["overlap", "after-backward"])
+@pytest.mark.parametrize("sharded", [False, True], ids=["plain", "sharded"])
+def test_bucket_by_bucket_with_accumulation_equals_the_whole_step(sharded, overlap):
+    np.testing.assert_allclose(accumulated(True, sharded, overlap), accumulated(False, sharded, overlap),
+                               rtol=1e-6, atol=1e-8)
+
+
 class TwinWorld(LocalWorld):
     """Rank 0 of 2 whose partner has the same gradient: a bucket's sum (twice this rank's gradient) is
     delivered only when it is waited for, as a slow network would, and each delivery is logged."""
