@@ -215,7 +215,7 @@ class DataParallel:
                 start, stop = max(start - first, 0), max(min(stop - first, self.flat.shard_size), 0)
             (self.buckets.shard_grad if self.buckets.scatter else self.flat.grad)[start:stop] *= 1.0 / self.world.size
         self._averaged[number] = True
-        if self.timings:
+        if self.timings and self.timings[-1]["step"] == self.steps:  # (a refused step has no timing yet)
             timing = self.timings[-1]
             timing["bucket_wait_seconds"] = timing.get("bucket_wait_seconds", 0.0) + time.perf_counter() - started
 
