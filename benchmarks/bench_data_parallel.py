@@ -18,9 +18,14 @@ script also times all-reduces of 4 KiB to 16 MiB on as many ranks as cores; the 
 (``distributed.fit_latency_bandwidth``) and gives the ring model's per-link latency and bandwidth.
 ``--models bert --batch 64`` measures the tiny BERT (64 sequences, 4096 characters a step).
 
-Usage: ``python benchmarks/bench_data_parallel.py [--ranks 1 2 4] [--models mlp cnn] [--modes plain sharded]
-[--batch 512] [--steps 30] [--bucket-mb 0.25] [--json PATH] [--quick]``. Prints a table and writes
-JSON (default ``benchmarks/data_parallel.json``) with the machine's load before and after.
+Usage: ``python benchmarks/bench_data_parallel.py [--ranks 1 2 4] [--models mlp cnn] [--modes plain sharded
+plain-steps sharded-steps] [--batch 512] [--steps 30] [--bucket-mb 0.25] [--progress-thread auto|on|off]
+[--baseline-blas-threads 2] [--json PATH] [--quick]``. ``-steps`` modes step the optimizer bucket by
+bucket (``BucketSteps``); ``--baseline-blas-threads 2`` also times one process whose matrix products
+use both cores (OpenBLAS threads; lamb-edu's own loops then one thread). Prints a table and writes
+JSON (default ``benchmarks/data_parallel.json``) with the machine's load before and after. Keep
+``--steps`` small: the batch is fixed, so after about 140 steps LAMB has fitted it, the gradients
+become subnormal numbers and every step slows down several times.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import numpy as np
 from lamb_edu import Tensor, backend, nn, optim
 from lamb_edu.distributed import (
     DEFAULT_BUCKET_MB,
+    BucketSteps,
     DataParallel,
     ShardedOptimizer,
     fit_latency_bandwidth,
@@ -47,6 +53,7 @@ from lamb_edu.distributed import (
     ring_bytes_per_rank,
     ring_link_from_fit,
 )
+from lamb_edu.host_threads import num_threads
 
 REPO = Path(__file__).resolve().parents[1]
 MESSAGE_SIZES = [2**k for k in range(12, 25, 2)]  # 4 KiB .. 16 MiB
@@ -94,10 +101,11 @@ def timed_steps(args: argparse.Namespace, world, model, parallel, optimizer) -> 
         backend.synchronize()
         ended = time.perf_counter()
         timing = parallel.timings[-1]
-        gather = timing.get("gather_seconds", 0.0)
+        # communication waited for inside optimizer.step(): the all-gather, and the buckets (BucketSteps)
+        waited = timing.get("gather_seconds", 0.0) + timing.get("bucket_wait_seconds", 0.0)
         if step >= 3:  # after the warm-up
-            rows.append([ended - began, timing["compute_seconds"], timing["exposed_seconds"] + gather,
-                         ended - stepped - gather])
+            rows.append([ended - began, timing["compute_seconds"], timing["exposed_seconds"] + waited,
+                         ended - stepped - waited])
     return np.asarray(rows)
 
 
@@ -105,24 +113,30 @@ def worker(args: argparse.Namespace) -> None:
     """One rank: time ``args.steps`` data-parallel steps (after 3 warm-up steps); rank 0 writes the JSON."""
     world = get_world()
     model = MODELS[args.model][0]()
-    parallel = DataParallel(model, world, bucket_mb=args.bucket_mb or None)
+    progress = {"auto": None, "on": True, "off": False}[args.progress_thread]
+    parallel = DataParallel(model, world, bucket_mb=args.bucket_mb or None, progress_thread=progress)
     optimizer = optim.LAMB(model.parameters(), lr=0.01)
-    if args.mode == "sharded":
+    if args.mode.startswith("sharded"):
         optimizer = ShardedOptimizer(optimizer, parallel)
+    if args.mode.endswith("-steps"):
+        optimizer = BucketSteps(optimizer, parallel)
     rows = timed_steps(args, world, model, parallel, optimizer)
     # the slowest rank sets the pace: the maximum over ranks of each rank's mean
     gathered = np.zeros((world.size, 4))
     gathered[world.rank] = rows.mean(axis=0)
     world.allreduce_sum(gathered)
     step, compute, exposed, update = gathered.max(axis=0)
-    traffic = optimizer.traffic() if args.mode == "sharded" else parallel.traffic()
+    traffic = optimizer.traffic() if hasattr(optimizer, "traffic") else parallel.traffic()
     result = {"ranks": world.size, "model": args.model, "mode": args.mode, "global_batch": args.batch,
+              "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "host_threads": num_threads(),
+              "progress_thread": parallel.buckets.progress is not None,
               "bucket_mb": args.bucket_mb, "buckets": len(parallel.buckets.plan), "step_seconds": step,
               "compute_seconds": compute, "exposed_communication_seconds": exposed, "optimizer_seconds": update,
               "images_per_second": args.batch / step, "parameters": parallel.flat.numel,
               "traffic_bytes_per_step": traffic, "ring_bytes_per_rank": ring_bytes_per_rank(traffic, world.size)}
-    if args.mode == "sharded":
-        result["optimizer_state_bytes"] = optimizer.state_bytes()
+    if args.mode.startswith("sharded"):
+        sharded = optimizer.optimizer if args.mode.endswith("-steps") else optimizer
+        result["optimizer_state_bytes"] = sharded.state_bytes()
     if args.messages:
         result["allreduce_by_size"] = measure_allreduce(world, MESSAGE_SIZES, repeats=args.repeats)
     if world.is_root:
@@ -130,31 +144,38 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def launch(ranks: int, model: str, mode: str, args: argparse.Namespace, messages: bool,
-           bucket_mb: float | None = None) -> dict:
-    """Run this script's worker under ``mpiexec -n ranks`` and return its JSON."""
+           bucket_mb: float | None = None, blas_threads: int | None = None) -> dict:
+    """Run this script's worker under ``mpiexec -n ranks`` and return its JSON.
+
+    ``blas_threads``: that many OpenBLAS threads and one lamb-edu thread (else ``OPENBLAS_NUM_THREADS``, 1 by default).
+    """
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "result.json"
         command = ["mpiexec", "-n", str(ranks), sys.executable, __file__, "--worker-out", str(out),
                    "--batch", str(args.batch), "--steps", str(args.steps), "--model", model, "--mode", mode,
                    "--bucket-mb", str(args.bucket_mb if bucket_mb is None else bucket_mb),
-                   "--repeats", str(args.repeats)]
+                   "--repeats", str(args.repeats), "--progress-thread", args.progress_thread]
         command += ["--messages"] if messages else []
         threads = os.environ.get("OPENBLAS_NUM_THREADS", "1")
         environment = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": threads}
+        if blas_threads:
+            environment.update(OPENBLAS_NUM_THREADS=str(blas_threads), LAMB_EDU_NUM_THREADS="1")
         subprocess.run(command, check=True, env=environment, timeout=900)
         return json.loads(out.read_text())
 
 
 def print_table(runs: list[dict]) -> None:
     """Images/s, speed-up over one process of the same model, and the step's breakdown in ms."""
-    print(f"{'model':>5} {'mode':>8} {'ranks':>5} {'step ms':>8} {'compute':>8} {'exposed':>8} {'optim':>7} "
-          f"{'images/s':>9} {'speed-up':>8} {'MB sent':>8}")
+    print(f"{'model':>5} {'mode':>13} {'ranks':>5} {'BLAS':>4} {'step ms':>8} {'compute':>8} {'exposed':>8} "
+          f"{'optim':>7} {'images/s':>9} {'speed-up':>8} {'MB sent':>8}")
     for run in runs:
-        one = next(r for r in runs if r["model"] == run["model"] and r["ranks"] == 1 and r["mode"] == "plain")
-        print(f"{run['model']:>5} {run['mode']:>8} {run['ranks']:>5} {1e3 * run['step_seconds']:>8.2f} "
-              f"{1e3 * run['compute_seconds']:>8.2f} {1e3 * run['exposed_communication_seconds']:>8.2f} "
-              f"{1e3 * run['optimizer_seconds']:>7.2f} {run['images_per_second']:>9.0f} "
-              f"{run['images_per_second'] / one['images_per_second']:>8.2f} {run['ring_bytes_per_rank'] / 1e6:>8.2f}")
+        one = next(r for r in runs if r["model"] == run["model"] and r["ranks"] == 1 and r["mode"] == "plain"
+                   and r.get("blas_threads") == runs[0].get("blas_threads"))
+        print(f"{run['model']:>5} {run['mode']:>13} {run['ranks']:>5} {run.get('blas_threads'):>4} "
+              f"{1e3 * run['step_seconds']:>8.2f} {1e3 * run['compute_seconds']:>8.2f} "
+              f"{1e3 * run['exposed_communication_seconds']:>8.2f} {1e3 * run['optimizer_seconds']:>7.2f} "
+              f"{run['images_per_second']:>9.0f} {run['images_per_second'] / one['images_per_second']:>8.2f} "
+              f"{run['ring_bytes_per_rank'] / 1e6:>8.2f}")
 
 
 def print_sweep(runs: list[dict], ranks: int) -> None:
@@ -190,7 +211,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["mlp", "cnn"])
-    parser.add_argument("--modes", nargs="+", choices=["plain", "sharded"], default=["plain", "sharded"])
+    parser.add_argument("--modes", nargs="+", choices=["plain", "sharded", "plain-steps", "sharded-steps"],
+                        default=["plain", "sharded"], help="-steps: the optimizer steps bucket by bucket (BucketSteps)")
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--bucket-mb", type=float, default=DEFAULT_BUCKET_MB, help="0: one bucket, after backward")
@@ -198,6 +220,10 @@ def main() -> None:
                         help="also time plain data parallelism with these bucket sizes (MB; 0: one bucket), on as "
                              "many ranks as cores")
     parser.add_argument("--repeats", type=int, default=20, help="timings per message size")
+    parser.add_argument("--progress-thread", choices=["auto", "on", "off"], default="auto",
+                        help="the thread that pokes MPI during backward (auto: only with two cores per rank)")
+    parser.add_argument("--baseline-blas-threads", type=int, default=0,
+                        help="also time one process with this many BLAS threads (and one lamb-edu thread)")
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "data_parallel.json"))
     parser.add_argument("--quick", action="store_true", help="a few steps and repeats: checks that it runs")
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -214,6 +240,8 @@ def main() -> None:
     load_before, started = load(), time.perf_counter()
     runs = [launch(ranks, model, mode, args, messages=False) for model in args.models
             for mode in args.modes for ranks in sorted(set(args.ranks) | {1}) if ranks > 1 or mode == "plain"]
+    runs += [launch(1, model, "plain", args, messages=False, blas_threads=args.baseline_blas_threads)
+             for model in args.models if args.baseline_blas_threads]
     largest = max(args.ranks)
     cores = min(largest, os.cpu_count() or 1)
     sweep = [launch(cores, model, "plain", args, messages=False, bucket_mb=size) for model in args.models

@@ -86,8 +86,13 @@ def assert_matches_reference(results, references):
         assert results[f"{name}/plain/weights"].shape == weights.shape
         # the overlap: of the 4 buckets, the 3 not holding the first layer started before backward() returned
         assert results[f"{name}/plain/started_during_backward"].tolist() == [0] * 4
-        for mode in ("bucketed", "sharded"):
+        for mode in ("bucketed", "sharded", "bucket_steps", "sharded_bucket_steps"):
             assert results[f"{name}/{mode}/started_during_backward"].tolist() == [3] * 4, (name, mode)
+        # stepped bucket by bucket or all at once: the same step, to float32 rounding
+        for whole, by_bucket in (("bucketed", "bucket_steps"), ("sharded", "sharded_bucket_steps")):
+            for item in ("losses", "weights", "first_state"):
+                np.testing.assert_allclose(results[f"{name}/{by_bucket}/{item}"], results[f"{name}/{whole}/{item}"],
+                                           rtol=1e-6, atol=1e-8, err_msg=f"{name} {by_bucket} {item}")
 
 
 def test_one_process_world_matches_the_optimizers(references, tmp_path):

@@ -7,9 +7,11 @@
 - ``data_parallel``: ``DataParallel`` (the batch slice, the averaged gradient, per-step timings) and
   ``RankFailure``.
 - ``sharded``: ``ShardedOptimizer``, ZeRO stage 1 (reduce-scatter, all-gather) for LAMB, LARS, Adam and AdamW.
+- ``bucket_steps``: ``BucketSteps``, the optimizer's step taken bucket by bucket as each bucket's sum arrives.
 - ``cost``: the ring all-reduce model and the latency/bandwidth fit.
 """
 
+from lamb_edu.distributed.bucket_steps import BucketSteps
 from lamb_edu.distributed.buckets import GradientBuckets, plan_buckets
 from lamb_edu.distributed.cost import (
                                        fit_latency_bandwidth,
@@ -27,7 +29,7 @@ from lamb_edu.distributed.world import LocalWorld, MPIWorld, World, get_world, l
 __all__ = [
     "World", "LocalWorld", "MPIWorld", "get_world", "launched_by_mpi",
     "FlatParameters", "GradientBuckets", "plan_buckets", "DEFAULT_BUCKET_MB",
-    "DataParallel", "RankFailure", "check_batch_size", "ShardedOptimizer", "sharding_rule",
+    "DataParallel", "RankFailure", "check_batch_size", "ShardedOptimizer", "sharding_rule", "BucketSteps",
     "ring_allreduce_seconds", "fit_latency_bandwidth", "ring_link_from_fit", "measure_allreduce",
     "predict_data_parallel_step", "ring_bytes_per_rank",
 ]

@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from lamb_edu import backend
-from lamb_edu.distributed.buckets import STATUS_SIZE, GradientBuckets
+from lamb_edu.distributed.buckets import GradientBuckets
 from lamb_edu.distributed.flat import FlatParameters
 from lamb_edu.distributed.world import World, get_world
 from lamb_edu.optim.fused import num_threads, set_num_threads
@@ -59,8 +59,11 @@ def check_batch_size(batch_size: int, world_size: int, train_size: int | None = 
 
 
 class DataParallel:
-    """``DataParallel(model, world=None, bucket_mb=0.25, overlap=True, backward_passes=1)``: batch slices,
-    the gradient's reductions (buckets), the status, and timings.
+    """``DataParallel(model, world=None, bucket_mb=0.25, overlap=True, backward_passes=1, progress_thread=None)``:
+    batch slices, the gradient's reductions (buckets), the status, and timings.
+
+    ``progress_thread``: poke MPI from a helper thread while buckets are in flight (``buckets``);
+    None starts it only when the machine has at least two cores per rank on it.
 
     ``bucket_mb=None`` sends the whole gradient in one bucket after backward (the unbucketed path);
     ``overlap=False`` sends every bucket after backward. ``backward_passes`` is how many ``backward()``
@@ -71,7 +74,7 @@ class DataParallel:
     """
 
     def __init__(self, model: Any, world: World | None = None, bucket_mb: float | None = DEFAULT_BUCKET_MB,
-                 overlap: bool = True, backward_passes: int = 1) -> None:
+                 overlap: bool = True, backward_passes: int = 1, progress_thread: bool | None = None) -> None:
         self.world = world if world is not None else get_world()
         if bucket_mb is not None and not bucket_mb > 0:
             raise ValueError(f"bucket_mb must be a positive number of megabytes (or None for one bucket), "
@@ -82,6 +85,10 @@ class DataParallel:
             # the ranks on one machine share its cores: the fused optimizer steps get their share of them
             set_num_threads(max(1, min(num_threads(), (os.cpu_count() or 1) // self.world.local_size)))
         self.bucket_mb, self.overlap, self.backward_passes = bucket_mb, overlap, backward_passes
+        # a thread poking MPI needs a core of its own; without one it slows some rank's compute down
+        self.progress_thread = ((os.cpu_count() or 1) >= 2 * self.world.local_size if progress_thread is None
+                                else bool(progress_thread))
+        self.deferred, self._average, self._averaged = False, True, [False]
         self.buckets = self._buckets(scatter=False)
         self.steps = 0
         self.timings: list[dict[str, Any]] = []
@@ -90,8 +97,17 @@ class DataParallel:
 
     def _buckets(self, scatter: bool) -> GradientBuckets:
         size = None if self.bucket_mb is None else self.bucket_mb * 2**20
-        return GradientBuckets(self.flat, self.world, size, scatter=scatter, overlap=self.overlap,
-                               backward_passes=self.backward_passes)
+        buckets = GradientBuckets(self.flat, self.world, size, scatter=scatter, overlap=self.overlap,
+                                  backward_passes=self.backward_passes, progress=self.progress_thread)
+        if self.deferred:
+            buckets.defer()
+        return buckets
+
+    def defer(self) -> None:
+        """Let the optimizer step bucket by bucket (``BucketSteps``): ``all_reduce_gradients`` then waits only
+        for the status (sent on its own, first), and ``wait_bucket``/``complete`` finish each bucket later."""
+        self.deferred = True
+        self.buckets.defer()
 
     def reduce_scatter(self) -> None:
         """From now on each rank receives only its shard's summed gradient (``shard_gradient``): ZeRO-1."""
@@ -106,11 +122,10 @@ class DataParallel:
 
     def traffic(self) -> dict[str, int]:
         """Bytes each collective of a step carries (the payload, as MPI is given it): the gradient and the status."""
-        gradient = int(self.flat.grad.nbytes)
+        gradient, status = int(self.flat.grad.nbytes), int(self.buckets.status.nbytes)
         if self.buckets.scatter:
-            return {"gradient_reduce_scatter": gradient,
-                    "status_reduce_scatter": STATUS_SIZE * self.flat.grad.itemsize * self.world.size}
-        return {"gradient_allreduce": gradient, "status_allreduce": STATUS_SIZE * self.flat.grad.itemsize}
+            return {"gradient_reduce_scatter": gradient, "status_reduce_scatter": status * self.world.size}
+        return {"gradient_allreduce": gradient, "status_allreduce": status}
 
     def begin_step(self) -> None:
         """Start the compute clock of this step (the first ``shard`` after an all-reduce does it too)."""
@@ -162,22 +177,54 @@ class DataParallel:
         when all have (the run diverged, as it would on one process). The loss sum travels as float32.
         """
         compute_seconds = time.perf_counter() - self._step_started
+        if self.buckets.in_flight():
+            raise RuntimeError("the last step's buckets are still in flight: call optimizer.step() (BucketSteps) "
+                               "after every all_reduce_gradients")
         self.steps += 1
         started = time.perf_counter()
         loss_problem = "" if math.isfinite(loss) else f"the loss is {loss}"
-        problem, failed, total = self.buckets.finish(loss_problem, loss)
+        problem, failed, total = self.buckets.finish(loss_problem, loss, wait=not self.deferred)
         if self.world.size == 1:
             total = loss  # nothing was summed: keep the float64 loss
+        self._average, self._averaged = average, [False] * len(self.buckets.plan)
         if failed:
+            self.complete()  # nothing is stepped: every bucket arrives, and the step is refused
             self._fail(problem, failed)
-        if average and self.world.size > 1:
-            reduced = self.buckets.shard_grad if self.buckets.scatter else self.flat.grad
-            reduced *= 1.0 / self.world.size
+        if not self.deferred:
+            self._average_all()
         backend.synchronize()
         self.timings.append({"step": self.steps, "compute_seconds": compute_seconds,
                              "exposed_seconds": time.perf_counter() - started, "gradient_bytes": self.flat.grad.nbytes})
         self._step_started, self._clock_running = time.perf_counter(), False
         return total / self.world.size if average else total
+
+    def _average_all(self) -> None:
+        """Divide the summed gradient (this rank's shard of it, in reduce-scatter mode) by the world size."""
+        if self._average and self.world.size > 1:
+            reduced = self.buckets.shard_grad if self.buckets.scatter else self.flat.grad
+            reduced *= 1.0 / self.world.size
+
+    def wait_bucket(self, number: int) -> None:
+        """``defer``: wait for bucket ``number``'s sum and average it (its time is added to ``bucket_wait_seconds``)."""
+        started = time.perf_counter()
+        self.buckets.wait_bucket(number)
+        if self._average and self.world.size > 1 and not self._averaged[number]:
+            start, stop = self.buckets.ranges[number]
+            if self.buckets.scatter:  # the bucket's overlap with this rank's shard
+                first = self.flat.shard_range(self.world.rank)[0]
+                start, stop = max(start - first, 0), max(min(stop - first, self.flat.shard_size), 0)
+            (self.buckets.shard_grad if self.buckets.scatter else self.flat.grad)[start:stop] *= 1.0 / self.world.size
+        self._averaged[number] = True
+        if self.timings and self.timings[-1]["step"] == self.steps:  # (a refused step has no timing yet)
+            timing = self.timings[-1]
+            timing["bucket_wait_seconds"] = timing.get("bucket_wait_seconds", 0.0) + time.perf_counter() - started
+
+    def complete(self) -> None:
+        """``defer``: wait for (and average) every bucket still in flight; the step's reduction is over."""
+        if self.buckets.in_flight():
+            for number in range(len(self.buckets.plan)):
+                self.wait_bucket(number)
+            self.buckets.complete()
 
     def timing_summary(self) -> dict[str, Any]:
         """Mean and total over the timed steps of each entry of ``timings`` (seconds and bytes)."""

@@ -26,6 +26,7 @@ from lamb_edu import backend
 from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
 from lamb_edu.distributed.data_parallel import DataParallel
+from lamb_edu.distributed.world import Pending
 from lamb_edu.optim.adam import Adam
 from lamb_edu.optim.functional import TRUST_KEYS, TrustRatio, global_norm_scale, norm, squared_norm
 from lamb_edu.optim.lamb import LAMB
@@ -81,7 +82,7 @@ class ShardedOptimizer:
         self.steps, self._reduced_at = 0, data_parallel.steps
         data_parallel.reduce_scatter()  # from now on the gradient arrives as this rank's shard
         self.state: dict[Tensor, dict[str, Any]] = {p: {} for p in self.flat.parameters}
-        self._piece_tensors = [Tensor(self.flat.data[start:stop]) for _, start, stop in self.pieces]
+        self._piece_tensors = {index: Tensor(self.flat.data[start:stop]) for index, start, stop in self.pieces}
 
     @property
     def saves_as(self) -> Any:
@@ -117,87 +118,116 @@ class ShardedOptimizer:
         Needs ``DataParallel.all_reduce_gradients`` first, every step (which has already refused a
         non-finite gradient on any rank).
         """
+        self.begin_step()
+        self.step_layers(range(len(self.flat.parameters)))
+        self.end_step()
+
+    def begin_step(self) -> None:
+        """The first part of ``step``: check that the gradient was reduced, count the step."""
         if self.parallel.steps == self._reduced_at:
             raise RuntimeError("ShardedOptimizer.step() needs DataParallel.all_reduce_gradients() first, every step")
         self._reduced_at = self.parallel.steps
         self.steps += 1
-        started = time.perf_counter()
-        {"lamb": self._lamb_step, "lars": self._lars_step, "adam": self._adam_step}[self.rule]()
+        self._started = time.perf_counter()
+
+    def step_layers(self, layers: Any) -> None:
+        """Step this rank's pieces of the parameters numbered ``layers`` (whole layers: a bucket of them).
+
+        A collective for LAMB and LARS (their layer norms): every rank calls it with the same layers.
+        """
+        chosen = set(layers)
+        pieces = [piece for piece in self.pieces if piece[0] in chosen]
+        {"lamb": self._lamb_step, "lars": self._lars_step, "adam": self._adam_step}[self.rule](pieces, sorted(chosen))
+
+    def start_gather(self, start: int, stop: int) -> Pending:
+        """Send flat ``[start, stop)`` of the new parameters (whole layers, stepped) to every rank, without waiting."""
+        size = self.flat.shard_size
+        counts = [max(0, min(stop, (r + 1) * size) - max(start, r * size)) for r in range(self.world.size)]
+        return self.world.start_allgather(self.flat.data[start:stop], counts)
+
+    def end_step(self, gathers: list[Pending] | None = None) -> None:
+        """The last part of ``step``: record the step count, all-gather the parameters (or wait for ``gathers``,
+        ``start_gather``'s of every part of the buffer)."""
         for p in self.flat.parameters:
             self.state[p]["step"] = self.steps
         gather_started = time.perf_counter()
-        self.world.allgather(self.flat.data)  # every rank's new shard to every rank
+        if gathers is None:
+            self.world.allgather(self.flat.data)  # every rank's new shard to every rank
+        for pending in gathers or ():
+            pending.wait()
         backend.synchronize()
         if self.parallel.timings:
-            self.parallel.timings[-1].update(shard_step_seconds=gather_started - started,
+            self.parallel.timings[-1].update(shard_step_seconds=gather_started - self._started,
                                              gather_seconds=time.perf_counter() - gather_started)
 
     def _grad(self, start: int, stop: int) -> Any:
         """The summed gradient at flat positions ``[start, stop)`` of this rank's shard."""
         return self._local(self.parallel.shard_gradient, start, stop)
 
-    def _adam_step(self) -> None:
+    def _adam_step(self, pieces: list[tuple[int, int, int]], layers: list[int]) -> None:
         # Element by element, so Adam's (and AdamW's) own update runs unchanged on each piece.
-        for (index, start, stop), piece in zip(self.pieces, self._piece_tensors):
+        for index, start, stop in pieces:
             state = {"step": self.steps - 1, "m": self._local(self.shard_state["m"], start, stop),
                      "v": self._local(self.shard_state["v"], start, stop)}
-            self.base.update(piece, self._grad(start, stop), self.groups[index], state, 1.0)
+            self.base.update(self._piece_tensors[index], self._grad(start, stop), self.groups[index], state, 1.0)
 
-    def _summed_norms(self, piece: Callable[[int, int], Any]) -> Any:
-        """Per layer, the norm over all ranks of ``piece(start, stop)`` (an array of this rank's shard)."""
+    def _summed_norms(self, squares: dict[int, float], layers: list[int]) -> Any:
+        """Per layer, the norm over all ranks from this rank's sums of squares ``squares[layer]`` of its pieces.
+
+        ``layers`` are consecutive (all of them, or a bucket's): only their numbers are summed.
+        """
         self._sums[:] = 0.0
-        for index, start, stop in self.pieces:
-            part = piece(start, stop)
-            self._sums[index] += squared_norm(part)
+        for index, value in squares.items():
+            self._sums[index] += value
         # THE POINT OF SHARDING LAMB AND LARS: a layer may be cut between two ranks, so its norm is a
         # sum of squares over ranks. One all-reduce of one number per layer gives it to every rank.
         # (Adam needs no such step: it shards for free.)
-        self.world.allreduce_sum(self._sums)
+        self.world.allreduce_sum(self._sums[layers[0] : layers[-1] + 1])
         return np.sqrt(self._sums)
 
-    def _weight_norms(self) -> list[float]:
-        """‖w‖ of every layer, computed here: every rank holds all the weights."""
-        return [norm(self.flat.view(self.flat.data, index)) for index in range(len(self.flat.parameters))]
-
-    def _record(self, ratio_of: Callable[[int], TrustRatio]) -> list[float]:
-        """Store each layer's ``TrustRatio`` (``ratio_of(index)``) in ``state``; return the ratios."""
-        ratios = []
-        for index, p in enumerate(self.flat.parameters):
+    def _record(self, ratio_of: Callable[[int], TrustRatio], layers: list[int]) -> dict[int, float]:
+        """Store each layer's ``TrustRatio`` (``ratio_of(index)``) in ``state``; return the ratios by layer."""
+        ratios = {}
+        for index in layers:
             measured = ratio_of(index)
-            self.state[p].update({key: float(value) for key, value in measured._asdict().items()})
-            ratios.append(measured.trust_ratio)
+            self.state[self.flat.parameters[index]].update({key: float(value)
+                                                            for key, value in measured._asdict().items()})
+            ratios[index] = measured.trust_ratio
         return ratios
 
     def _clip_scale(self) -> float:
         """LAMB's ``max_grad_norm`` factor from the global ‖g‖ (one all-reduce of one number); 1 without it."""
         if self.base.max_grad_norm is None:
             return 1.0
-        squares = np.asarray([float(xp.dot(self.parallel.shard_gradient, self.parallel.shard_gradient))])
+        squares = np.asarray([squared_norm(self.parallel.shard_gradient)])
         self.world.allreduce_sum(squares)
         return global_norm_scale([np.asarray([math.sqrt(squares[0])])], self.base.max_grad_norm)
 
-    def _lamb_step(self) -> None:
+    def _lamb_step(self, pieces: list[tuple[int, int, int]], layers: list[int]) -> None:
         base, (update, work) = self.base, self._work
         grad_scale = self._clip_scale()
-        for index, start, stop in self.pieces:  # pass 1, local: u = Adam's direction + weight_decay·w
+        for index, start, stop in pieces:  # pass 1, local: u = Adam's direction + weight_decay·w
             m, v = self._local(self.shard_state["m"], start, stop), self._local(self.shard_state["v"], start, stop)
             base.direction(self._grad(start, stop), self.flat.data[start:stop], m, v, self.groups[index],
                            step=self.steps, grad_scale=grad_scale, out=self._local(update, start, stop),
                            scratch=self._local(work, start, stop))
-        weight_norms = self._weight_norms()
-        update_norms = self._summed_norms(lambda a, b: self._local(update, a, b))
-        ratios = self._record(lambda i: base.trust_ratio(self.groups[i], weight_norms[i], float(update_norms[i])))
-        for index, start, stop in self.pieces:  # pass 2, local: w ← w − lr·trust_ratio·u
+        weight_norms = {index: norm(self.flat.view(self.flat.data, index)) for index in layers}  # every rank has w
+        update_norms = self._summed_norms({index: squared_norm(self._local(update, start, stop))
+                                           for index, start, stop in pieces}, layers)
+        ratios = self._record(lambda i: base.trust_ratio(self.groups[i], weight_norms[i], float(update_norms[i])),
+                              layers)
+        for index, start, stop in pieces:  # pass 2, local: w ← w − lr·trust_ratio·u
             base.apply(self.flat.data[start:stop], self._local(update, start, stop), self.groups[index], ratios[index])
 
-    def _lars_step(self) -> None:
+    def _lars_step(self, pieces: list[tuple[int, int, int]], layers: list[int]) -> None:
         base = self.base
-        weight_norms = self._weight_norms()
-        grad_norms = self._summed_norms(self._grad)
-        for p, grad_norm in zip(self.flat.parameters, grad_norms):
-            self.state[p]["grad_norm"] = float(grad_norm)
-        ratios = self._record(lambda i: base.local_lr(self.groups[i], weight_norms[i], float(grad_norms[i])))
-        for index, start, stop in self.pieces:  # LARS's momentum step with the layer's local_lr, on this piece
+        weight_norms = {index: norm(self.flat.view(self.flat.data, index)) for index in layers}
+        grad_norms = self._summed_norms({index: squared_norm(self._grad(start, stop)) for index, start, stop in pieces},
+                                        layers)
+        for index in layers:
+            self.state[self.flat.parameters[index]]["grad_norm"] = float(grad_norms[index])
+        ratios = self._record(lambda i: base.local_lr(self.groups[i], weight_norms[i], float(grad_norms[i])), layers)
+        for index, start, stop in pieces:  # LARS's momentum step with the layer's local_lr, on this piece
             out, look_ahead = (self._local(work, start, stop) for work in self._work)
             base.momentum_step(self.flat.data[start:stop], self._grad(start, stop),
                                self._local(self.shard_state["momentum_buffer"], start, stop), self.groups[index],

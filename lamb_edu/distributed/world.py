@@ -10,9 +10,10 @@ Only a handful of collectives are needed, all on contiguous arrays:
 - ``broadcast(buffer)``: every rank ends with rank 0's values;
 - ``allgather(full)``: ``full`` is cut into ``size`` equal parts; part r, written by rank r, is
   copied into ``full`` on every rank;
-- ``start_allreduce_sum(buffer)`` and ``start_reduce_scatter_sum(send, receive, counts)``: the same
-  without waiting (MPI's ``Iallreduce``, ``Ireduce_scatter``); they return a ``Pending`` whose
-  ``wait()`` finishes it, so gradients travel while backward computes the next ones.
+- ``start_allreduce_sum(buffer)``, ``start_reduce_scatter_sum(send, receive, counts)`` and
+  ``start_allgather(buffer, counts)``: the same without waiting (MPI's ``Iallreduce``,
+  ``Ireduce_scatter``, ``Iallgatherv``); they return a ``Pending`` whose ``wait()`` finishes it, so
+  gradients travel while backward computes the next ones.
 
 Arrays on the GPU are staged through host memory (an MPI library need not read device memory).
 A rank that dies must not leave the others waiting in a collective forever: ``MPIWorld`` installs
@@ -100,6 +101,11 @@ class World:
         receive[...] = send[start : start + counts[self.rank]]
         return Pending()
 
+    def start_allgather(self, buffer: Any, counts: list[int]) -> Pending:
+        """``buffer`` is cut into parts of ``counts`` (one per rank, in rank order); part r, written by rank r,
+        is copied into ``buffer`` on every rank, without waiting (MPI's ``Iallgatherv``)."""
+        return Pending()
+
     def poke(self) -> None:
         """Let MPI move the collectives in flight on (nothing to do in a world of one)."""
 
@@ -182,6 +188,12 @@ class MPIWorld(World):
         request = self.comm.Ireduce_scatter(host_send, host_receive, list(counts), op=self._mpi.SUM)
         return Pending(request, None if host_receive is receive else lambda: self._back(host_receive, receive),
                        keep=host_send)
+
+    def start_allgather(self, buffer: Any, counts: list[int]) -> Pending:
+        host = self._on_host(buffer)
+        displacements = [sum(counts[:rank]) for rank in range(len(counts))]
+        request = self.comm.Iallgatherv(self._mpi.IN_PLACE, [host, (list(counts), displacements)])
+        return Pending(request, None if host is buffer else lambda: self._back(host, buffer))
 
     def poke(self) -> None:
         # MPICH and Open MPI advance non-blocking collectives only inside MPI calls; a probe for a

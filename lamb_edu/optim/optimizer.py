@@ -126,11 +126,25 @@ class Optimizer:
         self.check_gradients()
         visits = self._visits()
         grad_scale = global_norm_scale((grad for _, grad, _, _ in visits), self.max_grad_norm)
+        self._apply_rule(visits, grad_scale)
+        return loss
+
+    def step_parameters(self, parameters: Iterable[Tensor]) -> None:
+        """The rule on ``parameters`` only (those with a gradient): one part of a step, as ``step`` takes it.
+
+        For a caller that steps a model in parts and has checked every gradient of the step itself
+        (``distributed.BucketSteps``, bucket by bucket): nothing is checked here. Every rule here is
+        per parameter, so the parts add up to ``step``; a global clip (``max_grad_norm``) is not, and refused.
+        """
+        if self.max_grad_norm is not None:
+            raise ValueError("step_parameters cannot clip the global gradient norm (max_grad_norm): use step()")
+        self._apply_rule(self._visits({id(p) for p in parameters}), 1.0)
+
+    def _apply_rule(self, visits: list[Visit], grad_scale: float) -> None:
         if self.fused and self.fused_update is not None:  # the same rule, computed faster; returns what it cannot take
             visits = self.fused_update(visits, grad_scale)
         for p, grad, group, state in visits:
             self.update(p, grad, group, state, grad_scale)
-        return loss
 
     def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
         """The rule: update ``p.data`` and ``state`` in place from ``grad`` (times ``grad_scale``)."""
@@ -147,12 +161,13 @@ class Optimizer:
             for entry in present:
                 check_gradient(*entry, squares=squares)  # names the first gradient with a NaN, an inf or a huge value
 
-    def _visits(self) -> list[Visit]:
-        """(p, grad, group, state) for every parameter with a gradient, creating state at its first step."""
+    def _visits(self, only: set[int] | None = None) -> list[Visit]:
+        """(p, grad, group, state) for every parameter with a gradient (whose id is in ``only``, if given),
+        creating state at its first step."""
         visits = []
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is not None:
+                if p.grad is not None and (only is None or id(p) in only):
                     state = self.state.get(p)
                     if state is None:
                         state = self.state[p] = self._init_state(p, group)

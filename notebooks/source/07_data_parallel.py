@@ -247,7 +247,10 @@ if bench is not None and bench.get("allreduce_fit"):
 #   = \frac{\text{speed-up over one worker}}{p}.$$
 #
 # (This is the ideal: the last bucket, the first layer's, cannot leave before backward ends, and the
-# network and the processor compete for memory bandwidth.)
+# network and the processor compete for memory bandwidth. Between ranks on one machine MPI moves the
+# bytes through shared memory with copies made by the ranks' own cores: with one core per rank and none
+# to spare, overlap hides nothing there, as the README measures, where a network card or a GPU's copy
+# engine moves them without the processor.)
 #
 # **Assumptions, stated.** BERT-Large: $P = 340$M parameters, float32 gradients ($4P = 1.36$ GB per
 # all-reduce), sequences of 128 tokens. Training costs about $6P$ FLOPs per token (forward $2P$,
