@@ -30,7 +30,7 @@ from lamb_edu.train import RunFileError, checkpoint_file, files, read_checkpoint
 from lamb_edu.train.history import History
 from lamb_edu.train.position import Position
 from lamb_edu.train.run_folder import MetricsLog
-from lamb_edu.train.run_lock import LOCK_FILE, RunLock, folder_state
+from lamb_edu.train.run_lock import LOCK_FILE, RunFolderBusy, RunLock, folder_state
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--epochs", "2", "--train-size", "300", "--batch-size", "100", "--hidden", "16"]
@@ -514,3 +514,44 @@ def test_a_data_parallel_resume_refuses_a_folder_that_changed_before_its_lock(tm
         _claim(lock, args, setup)
     assert not (tmp_path / LOCK_FILE).exists()  # the lock is given back
     assert json.loads((tmp_path / "summary.json").read_text()) == {"status": "finished"}  # nothing written
+
+
+@pytest.mark.slow
+def test_two_takeovers_of_one_stale_lock_leave_one_writer(tmp_path):
+    """Both read the dead writer's lock; the slower one then deleted the faster one's new lock and took the
+    folder too. Here the child reads the stale holder slowly; the test process takes over meanwhile."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          timeout=60)
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))
+    child = subprocess.Popen([sys.executable, "-c", f"""
+import time
+from lamb_edu.train import run_lock
+read = run_lock._holder
+def slow(path):
+    holder = read(path)
+    time.sleep(1.0)  # the other process takes over meanwhile (or waits for its turn)
+    return holder
+run_lock._holder = slow
+lock = run_lock.RunLock({str(tmp_path)!r})
+try:
+    lock.acquire()
+except run_lock.RunFolderBusy:
+    print("busy", flush=True)
+else:
+    print("held", flush=True)
+    time.sleep(1.5)
+    lock.release()
+"""], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    time.sleep(0.5)  # the child is inside its slow read of the stale lock
+    lock = RunLock(tmp_path)
+    try:
+        lock.acquire()
+        mine = "held"
+    except RunFolderBusy:
+        mine = "busy"
+    try:
+        out, _ = child.communicate(timeout=60)
+    finally:
+        if mine == "held":
+            lock.release()
+    assert sorted([mine, out.strip()]) == ["busy", "held"]  # one writer, one refusal

@@ -3,7 +3,9 @@
 ``RunLock(folder)`` creates ``folder/.lamb-edu.lock`` with ``O_CREAT | O_EXCL`` (the kernel lets exactly
 one process create it) and writes ``{"pid": ..., "host": ...}`` into it. A second writer finds it and is
 refused with ``RunFolderBusy`` naming the process; a lock whose process is gone (same host, no such pid:
-it was killed) is stale, and is taken over. Leaving the ``with`` block removes the file, if it is still
+it was killed) is stale, and is taken over. Two processes that find the same stale lock take turns
+(an ``flock`` on the folder itself): each looks again once it has its turn, so the second finds the
+first's new lock instead of deleting it. Leaving the ``with`` block removes the file, if it is still
 this process's. ``lamb-edu train``, ``train --resume`` and ``reproduce`` hold it while they write.
 """
 
@@ -13,8 +15,14 @@ import json
 import os
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no turns, the small race of two takeovers at once remains
+    fcntl = None
 
 __all__ = ["LOCK_FILE", "RunLock", "RunFolderBusy", "folder_state"]
 
@@ -42,7 +50,8 @@ class RunLock:
             try:
                 descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                self._remove_if_stale()
+                with _turn(self.folder):  # one takeover at a time: the holder is read again inside
+                    self._remove_if_stale()
                 continue
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(me)
@@ -80,6 +89,20 @@ class RunLock:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.release()
+
+
+@contextmanager
+def _turn(folder: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``folder`` (the directory itself: no extra file) while the block runs."""
+    if fcntl is None:
+        yield
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)  # released by the kernel if this process dies
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def _holder(path: Path) -> dict[str, Any] | None:
