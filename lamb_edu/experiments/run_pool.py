@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from lamb_edu.experiments.batch_run import BatchRun, Pending
@@ -71,7 +72,10 @@ class RunPool:
         self.close()
 
     def _start(self) -> None:
-        environment = {**os.environ, **ONE_THREAD}
+        # the workers import this same lamb_edu, even when it is found through a path only this process has
+        package_root = str(Path(__file__).resolve().parents[2])
+        search_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+        environment = {**os.environ, **ONE_THREAD, "PYTHONPATH": search_path}
         for _ in range(self.size - len(self.processes)):
             process = subprocess.Popen(self.command, env=environment,
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
