@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +24,7 @@ from lamb_edu.experiments.study_optimizers import STUDY_OPTIMIZERS, StudyOptimiz
 from lamb_edu.experiments.tuning import Dimension, SearchSpace, tune
 from tests.test_large_batch import real_data_dir, synthetic_mnist
 
+REPO = Path(__file__).resolve().parents[1]
 SETTINGS = LargeBatchSettings(
     batch_sizes=(32, 128), epochs=1, train_size=256, validation_size=128, test_size=100, target=0.5, curve_size=64,
     optimizers=tuple(replace(o, grid=o.grid[2:6:2]) for o in STUDY_OPTIMIZERS[2:]), repeat_seeds=(1, 2), trials=3,
@@ -132,3 +138,29 @@ def test_real_workers_give_the_same_runs_however_many_there_are():
     two = large_batch(settings=SETTINGS, data_dir=data_dir, workers=2)
     assert _rows(one) == _rows(two) and (one.workers, two.workers) == (1, 2)
     assert len({run.protocol for run in two.runs}) == 3
+
+
+@pytest.mark.slow
+def test_a_killed_pooled_study_resumes_from_its_journal(tmp_path):
+    """SIGKILL the study (its workers die with it) once some runs are in the journal; the second start trains
+    only the rest and gives the table of a study never stopped."""
+    data_dir = real_data_dir()
+    journal = tmp_path / "runs.jsonl"
+    script = (f"from tests.test_run_pool import SETTINGS\nfrom lamb_edu.experiments import large_batch\n"
+              f"large_batch(settings=SETTINGS, data_dir={data_dir!r}, workers=2, journal={str(journal)!r})\n")
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, start_new_session=True,
+                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if journal.exists() and len(journal.read_text().splitlines()) >= 10:
+            os.killpg(process.pid, signal.SIGKILL)  # the study and its workers, as a killed job
+            break
+        time.sleep(0.05)
+    process.wait(timeout=60)
+    kept = len(journal.read_text().splitlines())
+    assert 10 <= kept < 50  # stopped part way (50 distinct runs in all)
+    resumed = large_batch(settings=SETTINGS, data_dir=data_dir, workers=2, journal=journal)
+    straight = large_batch(settings=SETTINGS, data_dir=data_dir, workers=2)
+    assert _rows(resumed) == _rows(straight)
+    runs = [line for line in journal.read_text().splitlines() if line.endswith("}")]  # a killed write may be cut
+    assert len(runs) == 50  # nothing trained twice
