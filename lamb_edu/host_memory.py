@@ -10,7 +10,9 @@ memory stays with the process and is reused; the process then holds about its pe
 needed anyway. PyTorch's allocators keep memory in the same spirit.
 
 ``import lamb_edu`` calls it once; ``LAMB_EDU_KEEP_FREED_MEMORY=0`` turns that off. Elsewhere than
-Linux with glibc it does nothing.
+Linux with glibc it does nothing. A process that trains many runs one after another (a study's
+worker) calls ``release_freed_memory()`` between them: what one run kept, freed and fragmented, would
+otherwise pile up towards the 2 GB the threshold allows.
 """
 
 from __future__ import annotations
@@ -19,21 +21,34 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from typing import Any
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["keep_freed_memory", "release_freed_memory"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers (malloc.h)
 _MMAP_THRESHOLD = 32 * 2**20  # the largest glibc accepts on 64-bit systems
 _TRIM_THRESHOLD = 2**31 - 1  # an int: up to 2 GB of free heap is kept
 
 
+def _glibc_function(name: str) -> Any:
+    """``name`` from glibc, or None (not Linux, or a C library without it: musl has no mallopt)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
+
+
 def keep_freed_memory() -> bool:
     """Ask glibc's malloc to keep freed memory for reuse; True when it was set (Linux with glibc only)."""
-    if not sys.platform.startswith("linux") or os.environ.get("LAMB_EDU_KEEP_FREED_MEMORY", "1") == "0":
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+    mallopt = _glibc_function("mallopt")
+    if mallopt is None or os.environ.get("LAMB_EDU_KEEP_FREED_MEMORY", "1") == "0":
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+
+
+def release_freed_memory() -> bool:
+    """Give the freed memory malloc kept back to the kernel now (``malloc_trim``); True when it released some."""
+    malloc_trim = _glibc_function("malloc_trim")
+    return bool(malloc_trim(0)) if malloc_trim is not None else False

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
-from lamb_edu import backend, train
+from lamb_edu import backend, host_memory, train
 from lamb_edu.data import prepare
 from lamb_edu.experiments.batch_run import RUN_FIELDS, BatchRun, PendingRun
 from lamb_edu.experiments.comparison import _progress
@@ -236,6 +236,7 @@ class RunQueue:
                                                on_step=on_step, protocol=protocol, settings=settings,
                                                **{**self.options, **options})
             self._write(self.trained[key])
+            host_memory.release_freed_memory()  # what this run's steps kept for reuse: the next run is another shape
             if self.bar is not None:
                 self.bar.update(done + self.images - self.bar.n)  # a run that stopped early
         return replace(self.trained[key], lr_rule=lr_rule, protocol=protocol, trial=trial)

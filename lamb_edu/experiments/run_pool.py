@@ -39,8 +39,7 @@ ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", 
 
 
 def default_workers() -> int:
-    """One worker per core, at most 4: each holds its own copy of the data, and a full large-batch study's
-    workers grew to about 2 GB each."""
+    """One worker per core, at most 4: each holds its own copy of the data and its runs' memory."""
     return max(1, min(os.cpu_count() or 1, 4))
 
 
