@@ -194,8 +194,9 @@ def tune(train: Callable[[dict[str, Any], int], Result], space: SearchSpace, tri
     """
     _check_seeds(trials, selection_seed, report_seeds)
     draws = space.draw(trials, draw_seed)
-    results = [train(dict(settings), selection_seed) for settings in draws]  # every trial asked for before any
-    done = []                                                                 # is read: they can train at once
+    # every trial is asked for before any is read, so a study's workers can train them at once (run_pool)
+    results = [train(dict(settings), selection_seed) for settings in draws]
+    done = []
     for index, (settings, result) in enumerate(zip(draws, results)):
         value = float(score(result))
         done.append(Trial(index, settings, result, value if math.isfinite(value) else -math.inf))
