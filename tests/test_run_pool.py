@@ -86,8 +86,7 @@ class _InProcessPool:
         for request in requests:
             json.dumps(request)
             o, knobs = self.optimizers[request["optimizer"]], request["settings"]
-            make = o.make if not knobs else (lambda parameters, lr, o=o, k=knobs: o.make_tuned(parameters, lr, k))
-            run = self.queue.run(o.name, make, request["batch_size"], request["lr"], request["seed"],
+            run = self.queue.run(o.name, o.maker(knobs), request["batch_size"], request["lr"], request["seed"],
                                  settings=knobs, **request["options"])
             on_run(run_from_json(run_to_json(run)))  # the way a worker's answer comes back
 

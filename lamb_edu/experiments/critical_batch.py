@@ -54,9 +54,8 @@ def steps_to_target_cell(queue: RunQueue, study_optimizer: StudyOptimizer, batch
     def train_one(values: dict[str, Any], seed: int) -> BatchRun:
         knobs = {key: value for key, value in values.items() if key != "lr"}
         cap = None if math.isinf(best[0]) else int(best[0])
-        run = queue.run(study_optimizer.name,
-                        lambda parameters, lr: study_optimizer.make_tuned(parameters, lr, knobs), batch, values["lr"],
-                        seed, "trial", protocol=PROTOCOL, settings=knobs, warmup_fraction=knobs["warmup_share"],
+        run = queue.run(study_optimizer.name, study_optimizer.maker(knobs), batch, values["lr"], seed, "trial",
+                        protocol=PROTOCOL, settings=knobs, warmup_fraction=knobs["warmup_share"],
                         warmup_floor_epochs=warmup_floor_epochs, per_doubling=per_doubling, stop_at_target=True,
                         max_steps=cap)
         if run.steps_to_target is not None:

@@ -140,7 +140,7 @@ def _quasi_random(queue: RunQueue, study_optimizer: StudyOptimizer, batch: int,
     """The quasi-random protocol at one batch size: ``settings.trials`` trials, then the best on the repeat seeds."""
     def train_one(values: dict[str, Any], seed: int) -> BatchRun:
         knobs = {key: value for key, value in values.items() if key != "lr"}
-        return queue.run(study_optimizer.name, lambda parameters, lr: study_optimizer.make_tuned(parameters, lr, knobs),
+        return queue.run(study_optimizer.name, study_optimizer.maker(knobs),
                          batch, values["lr"], seed, "report", protocol="quasi_random", settings=knobs,
                          warmup_fraction=knobs["warmup_share"], warmup_floor_epochs=settings.warmup_floor_epochs)
 

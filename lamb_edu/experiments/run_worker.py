@@ -31,10 +31,8 @@ def serve() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         study_optimizer, knobs = optimizers[request["optimizer"]], request["settings"]
-        make = study_optimizer.make if not knobs else \
-            (lambda parameters, lr, o=study_optimizer, k=knobs: o.make_tuned(parameters, lr, k))
-        run = queue.run(study_optimizer.name, make, request["batch_size"], request["lr"], request["seed"],
-                        settings=knobs, **request["options"])
+        run = queue.run(study_optimizer.name, study_optimizer.maker(knobs), request["batch_size"], request["lr"],
+                        request["seed"], settings=knobs, **request["options"])
         answers.write(run_to_json(run) + "\n")
         answers.flush()
 

@@ -11,7 +11,7 @@ by the schedule, not the optimizer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from lamb_edu import optim
 from lamb_edu.experiments.tuning import Dimension, SearchSpace
@@ -63,6 +63,13 @@ class StudyOptimizer:
         else:
             options.update(momentum=beta1)
         return getattr(optim, self.class_name)(parameters, lr=lr, weight_decay=settings["weight_decay"], **options)
+
+    def maker(self, settings: dict[str, Any]) -> Callable[[Sequence[Any], float], Any]:
+        """What builds the optimizer of a run with ``settings`` (the key a run queue files it under): ``make``
+        for the lr grid's empty settings, ``make_tuned`` with them otherwise."""
+        if not settings:
+            return self.make
+        return lambda parameters, lr: self.make_tuned(parameters, lr, settings)
 
     def describe(self) -> dict[str, Any]:
         """What builds the optimizer, as plain JSON values (name, label, class_name, rule, grid, options):
