@@ -176,6 +176,10 @@ def test_batches_must_split_evenly():
 @pytest.mark.parametrize("name, make", [
     ("lamb groups and clipping", lambda model: optim.LAMB(optim.param_groups_no_decay(model, weight_decay=0.05),
                                                           lr=0.05, max_grad_norm=0.5, fused=False)),
+    ("lamb fused, groups and clipping", lambda model: optim.LAMB(
+        optim.param_groups_no_decay(model, weight_decay=0.05), lr=0.05, max_grad_norm=0.5)),
+    ("lamb fused, one group", lambda model: optim.LAMB(model.parameters(), lr=0.05, weight_decay=0.01,
+                                                       bias_correction=False)),
     ("lars nesterov", lambda model: optim.LARS(model.parameters(), lr=0.3, nesterov=True, weight_decay=1e-3)),
     ("adam l2", lambda model: optim.Adam(model.parameters(), lr=0.01, weight_decay=0.1)),
 ])

@@ -55,6 +55,41 @@ def test_hook_waits_for_every_use_of_a_leaf_and_can_be_removed():
         (w * 2.0).register_post_accumulate_grad_hook(lambda t: None)
 
 
+def test_a_gradient_buffer_receives_the_gradient_without_a_copy():
+    x, y = batch()
+    reference = nn.MLP([6, 5, 3], seed=0)
+    nn.cross_entropy(reference(Tensor(x)), y).backward()
+    model = nn.MLP([6, 5, 3], seed=0)
+    buffers = {name: np.full(p.shape, 7.0, dtype=np.float32) for name, p in model.named_parameters()}
+    for name, p in model.named_parameters():
+        p.grad_buffer = buffers[name]
+    for passes in (1, 2):  # a second backward without zero_grad adds a new array to the first
+        nn.cross_entropy(model(Tensor(x)), y).backward()
+        for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+            np.testing.assert_allclose(p.grad, passes * q.grad, rtol=1e-6, err_msg=name)
+            assert (p.grad is buffers[name]) == (passes == 1), name  # the linear layers wrote into the buffer
+    model.zero_grad()
+    nn.cross_entropy(model(Tensor(x)), y).backward()
+    assert all(p.grad is buffers[name] for name, p in model.named_parameters())  # the old values overwritten
+    np.testing.assert_allclose(model.parameters()[0].grad, reference.parameters()[0].grad, rtol=1e-6)
+
+
+def test_data_parallel_gradients_are_born_in_the_flat_buffer():
+    model = nn.MLP([6, 5, 3], seed=0)
+    parallel = DataParallel(model, LocalWorld(), bucket_mb=0.0001)
+    x, y = batch()
+    for _ in range(2):
+        model.zero_grad()
+        nn.cross_entropy(model(Tensor(x)), y).backward()
+        for index, p in enumerate(model.parameters()):
+            assert p.grad is p.grad_buffer and np.shares_memory(p.grad, parallel.flat.grad)
+            assert parallel.flat.offsets[index] == (p.grad.__array_interface__["data"][0]
+                                                    - parallel.flat.grad.__array_interface__["data"][0]) // 4
+        parallel.all_reduce_gradients(1.0)
+    parallel.buckets.remove_hooks()
+    assert all(p.grad_buffer is None for p in model.parameters())
+
+
 # ---------------------------------------------------------------------------- the plan
 def test_buckets_fill_in_reverse_order_and_never_split_a_parameter():
     sizes = [30, 5, 15, 3]  # float32: 120, 20, 60, 12 bytes

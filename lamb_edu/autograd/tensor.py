@@ -39,6 +39,8 @@ class Tensor:
         self._op = ""
         self._freed = False  # True once a backward pass has gone through this node and dropped its graph
         self._grad_hooks: list[Callable[[Tensor], None]] | None = None
+        # where a leaf's gradient is written when it arrives (data parallelism's flat buffer), or None
+        self.grad_buffer: Any = None
 
     # ----------------------------------------------------------------- basics
     @property
@@ -95,6 +97,14 @@ class Tensor:
         # A new array each time: grad arrays may be shared between tensors, so never add in place.
         if self.requires_grad:
             self.grad = grad if self.grad is None else self.grad + grad
+
+    def _grad_out(self) -> Any:
+        """The array an operation may write this leaf's first gradient into (``out=``), or None.
+
+        ``grad_buffer`` when set and no gradient has arrived yet: the gradient is then born in its
+        slot of a flat buffer, with no copy (PyTorch DDP's ``gradient_as_bucket_view``).
+        """
+        return self.grad_buffer if self.grad is None and self.requires_grad else None
 
     def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> Callable[[], None]:
         """Call ``hook(self)`` in each ``backward()`` once this leaf's ``.grad`` is final (as torch's hook of

@@ -114,12 +114,17 @@ class GradientBuckets:
         # the status sits in front of the gradient, so the last bucket [status | first layers] is contiguous
         self.storage = xp.zeros(STATUS_SIZE + 1 + flat.grad.size, dtype=flat.grad.dtype)
         flat.grad = self.storage[STATUS_SIZE + 1 :]
+        for index, p in enumerate(flat.parameters):  # backward writes each gradient into its slot (no copy)
+            p.grad_buffer = flat.view(flat.grad, index)
         self.status_first = False  # defer(): the status leaves on its own, with a third number
         self.split_safe = True  # after finish with defer(): no rank's gradient is too large to step bucket by bucket
         self.status = self.storage[1 : 1 + STATUS_SIZE]
         self.ranges = [self._range(indices, number == len(self.plan) - 1) for number, indices in enumerate(self.plan)]
         self.bucket_of = {index: number for number, indices in enumerate(self.plan) for index in indices}
-        self.shard_grad = xp.zeros(flat.shard_size, dtype=flat.grad.dtype) if scatter else None
+        # ZeRO-1: the status arrives in front of this rank's shard, so the gradient is received in place
+        self.shard_storage = xp.zeros(STATUS_SIZE + 1 + flat.shard_size, dtype=flat.grad.dtype) if scatter else None
+        self.shard_grad = self.shard_storage[STATUS_SIZE + 1 :] if scatter else None
+        self._status_sends: dict[tuple[int, int], Any] = {}  # the status bucket's send buffers, made once
         self._removers = [p.register_post_accumulate_grad_hook(self._hook(index))
                           for index, p in enumerate(flat.parameters)]
         self.events: list[tuple[float, str, int]] = []
@@ -169,6 +174,8 @@ class GradientBuckets:
         """Take the hooks off the parameters (this object stops receiving gradients)."""
         for remove in self._removers:
             remove()
+        for p in self.flat.parameters:
+            p.grad_buffer = None
 
     def _hook(self, index: int) -> Callable[[Any], None]:
         def arrived(p: Any) -> None:
@@ -193,8 +200,12 @@ class GradientBuckets:
         return arrived
 
     def _store(self, index: int) -> None:
-        """Parameter ``index``'s gradient into its slice of ``flat.grad`` (zeros when it has none)."""
-        p, view = self.flat.parameters[index], self.flat.view(self.flat.grad, index)
+        """Parameter ``index``'s gradient into its slice of ``flat.grad`` (zeros when it has none).
+
+        Nothing to copy when backward wrote it there already (``grad_buffer``).
+        """
+        p = self.flat.parameters[index]
+        view = p.grad_buffer
         if p.grad is None:
             view[...] = 0
         elif p.grad is not view:
@@ -234,21 +245,28 @@ class GradientBuckets:
         return counts, self.shard_grad[first : first + counts[self.world.rank]]
 
     def _start_status_scatter(self, stop: int) -> Pending:
-        """The status and flat ``[0, stop)`` reduce-scattered: each rank's part gets a copy of the status in front."""
-        counts, receive = self._scatter_parts(0, stop)
-        parts, at, status = [], 0, self.status.size
-        for count in counts:
-            parts += [self.status, self.flat.grad[at : at + count]]
+        """The status and flat ``[0, stop)`` reduce-scattered: each rank's part gets a copy of the status in front.
+
+        The send buffer is made once; this rank's part (status, then the start of its shard) is received
+        in front of ``shard_grad``, in place.
+        """
+        counts, _ = self._scatter_parts(0, stop)
+        status = self.status.size
+        send = self._status_sends.get((status, stop))
+        if send is None:
+            send = self._status_sends[status, stop] = xp.zeros(status * len(counts) + stop, dtype=self.flat.grad.dtype)
+        at = 0
+        for rank, count in enumerate(counts):
+            part = send[rank * status + at : (rank + 1) * status + at + count]
+            part[:status], part[status:] = self.status, self.flat.grad[at : at + count]
             at += count
-        send = xp.concatenate(parts)
-        mine = xp.zeros(status + counts[self.world.rank], dtype=send.dtype)
+        mine = self.shard_storage[STATUS_SIZE + 1 - status : STATUS_SIZE + 1 + counts[self.world.rank]]
         pending = self.world.start_reduce_scatter_sum(send, mine, [status + count for count in counts])
 
         def unpack() -> None:
             pending.wait()
             self.status[...] = mine[:status]
-            receive[...] = mine[status:]
-        return Pending(done=unpack, keep=send)
+        return Pending(done=unpack)
 
     def finish(self, loss_problem: str, loss: float, wait: bool = True) -> tuple[str, float, float]:
         """Send what is left, with the status; wait for everything (``defer`` and ``wait=False``: the status only).

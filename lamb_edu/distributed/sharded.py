@@ -27,6 +27,7 @@ from lamb_edu.autograd import Tensor
 from lamb_edu.backend import xp
 from lamb_edu.distributed.data_parallel import DataParallel
 from lamb_edu.distributed.world import Pending
+from lamb_edu.optim import fused
 from lamb_edu.optim.adam import Adam
 from lamb_edu.optim.functional import TRUST_KEYS, TrustRatio, global_norm_scale, norm, squared_norm
 from lamb_edu.optim.lamb import LAMB
@@ -204,6 +205,8 @@ class ShardedOptimizer:
         return global_norm_scale([np.asarray([math.sqrt(squares[0])])], self.base.max_grad_norm)
 
     def _lamb_step(self, pieces: list[tuple[int, int, int]], layers: list[int]) -> None:
+        if self.base.fused and self.base.fused_update is not None and isinstance(self.flat.data, backend.np.ndarray):
+            return self._lamb_step_blocked(pieces, layers)  # as the unsharded step would (optim.fused)
         base, (update, work) = self.base, self._work
         grad_scale = self._clip_scale()
         for index, start, stop in pieces:  # pass 1, local: u = Adam's direction + weight_decay·w
@@ -218,6 +221,50 @@ class ShardedOptimizer:
                               layers)
         for index, start, stop in pieces:  # pass 2, local: w ← w − lr·trust_ratio·u
             base.apply(self.flat.data[start:stop], self._local(update, start, stop), self.groups[index], ratios[index])
+
+    def _lamb_step_blocked(self, pieces: list[tuple[int, int, int]], layers: list[int]) -> None:
+        """The same three parts with the fused form's passes over cache-sized blocks (host arrays).
+
+        Pass 1 runs once over each run of consecutive pieces that share their settings (a shard holds
+        whole small layers one after another: one call, not one per bias); it keeps u / direction_scale
+        (``fused.lamb_direction``), so the summed squares give ‖u‖ = direction_scale·√Σ, as in the
+        unsharded fused step.
+        """
+        base, update = self.base, self._work[0]
+        grad_scale = self._clip_scale()
+        numbers = {index: self._lamb_numbers(index, grad_scale) for index in layers}
+        m, v = self.shard_state["m"], self.shard_state["v"]
+        for run in self._runs(pieces):  # pass 1, local: m, v, u
+            start, stop = run[0][1], run[-1][2]
+            fused.lamb_direction(self.flat.data[start:stop], self._grad(start, stop), self._local(m, start, stop),
+                                 self._local(v, start, stop), numbers[run[0][0]], out=self._local(update, start, stop))
+        weight_norms = {index: norm(self.flat.view(self.flat.data, index)) for index in layers}  # every rank has w
+        summed = self._summed_norms({index: squared_norm(self._local(update, start, stop))
+                                     for index, start, stop in pieces}, layers)
+        ratios = self._record(lambda i: base.trust_ratio(self.groups[i], weight_norms[i],
+                                                         numbers[i].direction_scale * float(summed[i])), layers)
+        for index, start, stop in pieces:  # pass 2, local: w ← w − lr·trust_ratio·u
+            fused.lamb_second_pass(self.flat.data[start:stop], self._local(m, start, stop),
+                                   self._local(v, start, stop), self._local(update, start, stop), numbers[index],
+                                   base.step_size(self.groups[index], ratios[index]))
+
+    def _runs(self, pieces: list[tuple[int, int, int]]) -> list[list[tuple[int, int, int]]]:
+        """``pieces`` in runs of consecutive ones whose layers share a parameter group (so the same numbers)."""
+        runs: list[list[tuple[int, int, int]]] = []
+        for piece in pieces:
+            if runs and self.groups[runs[-1][-1][0]] is self.groups[piece[0]] and runs[-1][-1][2] == piece[1]:
+                runs[-1].append(piece)
+            else:
+                runs.append([piece])
+        return runs
+
+    def _lamb_numbers(self, index: int, grad_scale: float) -> fused.LambNumbers:
+        """The scalars of this step for layer ``index`` (its group's settings)."""
+        group = self.groups[index]
+        beta1, beta2 = group["betas"]
+        return fused.lamb_numbers(beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
+                                  step=self.steps, bias_correction=group["bias_correction"], grad_scale=grad_scale,
+                                  grad_averaging=group["grad_averaging"])
 
     def _lars_step(self, pieces: list[tuple[int, int, int]], layers: list[int]) -> None:
         base = self.base

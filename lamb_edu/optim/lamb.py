@@ -116,10 +116,13 @@ class LAMB(Optimizer):
         return measure_trust_ratio(weight_norm, update_norm, clamp_value=group["clamp_value"],
                                    trust_clip=group["trust_clip"])
 
+    def step_size(self, group: dict[str, Any], trust_ratio: float) -> float:
+        """lr·trust_ratio: how far along u the step goes (lr alone with ``use_trust_ratio=False``)."""
+        return group["lr"] * (trust_ratio if group["use_trust_ratio"] else 1.0)
+
     def apply(self, weight: Any, update: Any, group: dict[str, Any], trust_ratio: float) -> None:
-        """w ← w − lr·trust_ratio·u in place (ratio 1 with ``use_trust_ratio=False``); ``update`` is overwritten."""
-        used = trust_ratio if group["use_trust_ratio"] else 1.0
-        apply_updates(weight, scale(update, -group["lr"] * used, out=update))
+        """w ← w − lr·trust_ratio·u in place (``step_size``); ``update`` is overwritten."""
+        apply_updates(weight, scale(update, -self.step_size(group, trust_ratio), out=update))
 
     def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any], grad_scale: float) -> None:
         w = p.data

@@ -44,10 +44,10 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         grad = out.grad.reshape(-1, weight.shape[0])
         if x.requires_grad:
             x._accumulate((grad @ weight.data).reshape(x.shape))
-        if weight.requires_grad:
-            weight._accumulate(grad.T @ rows)
+        if weight.requires_grad:  # written straight into a gradient buffer when the weight has one
+            weight._accumulate(xp.matmul(grad.T, rows, out=weight._grad_out()))
         if bias is not None and bias.requires_grad:
-            bias._accumulate(grad.sum(axis=0))
+            bias._accumulate(grad.sum(axis=0, out=bias._grad_out()))
 
     out._backward = _backward
     return out

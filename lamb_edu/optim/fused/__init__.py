@@ -38,11 +38,20 @@ from lamb_edu import backend
 from lamb_edu.backend import xp
 from lamb_edu.optim.functional import TRUST_KEYS
 from lamb_edu.optim.fused import cuda
-from lamb_edu.optim.fused.blocked import adam_step, lamb_step
+from lamb_edu.optim.fused.blocked import (
+    LambNumbers,
+    adam_step,
+    lamb_direction,
+    lamb_first_pass,
+    lamb_numbers,
+    lamb_second_pass,
+    lamb_step,
+)
 from lamb_edu.optim.fused.threads import BLOCK_SIZE, for_each_tensor, num_threads, set_num_threads
 from lamb_edu.optim.optimizer import Visit
 
-__all__ = ["adam", "lamb", "supports", "adam_step", "lamb_step", "BLOCK_SIZE", "set_num_threads", "num_threads",
+__all__ = ["adam", "lamb", "supports", "adam_step", "lamb_step", "lamb_numbers", "lamb_first_pass",
+           "lamb_direction", "lamb_second_pass", "LambNumbers", "BLOCK_SIZE", "set_num_threads", "num_threads",
            "for_each_tensor"]
 
 def supports(*arrays: Any) -> bool:

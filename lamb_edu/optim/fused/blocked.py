@@ -10,7 +10,7 @@ to the CUDA kernels of ``fused.cuda``, fed the same numbers (``moment_weights``,
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from lamb_edu import backend
 from lamb_edu.optim.functional import (
@@ -24,7 +24,9 @@ from lamb_edu.optim.functional import (
 from lamb_edu.optim.fused import cuda
 from lamb_edu.optim.fused.threads import parallel, scratch, workspace
 
-__all__ = ["adam_step", "lamb_step", "WORKSPACE_LIMIT"]
+__all__ = ["adam_step", "lamb_step", "lamb_numbers", "lamb_first_pass", "lamb_direction", "lamb_second_pass",
+           "LambNumbers",
+           "WORKSPACE_LIMIT"]
 
 WORKSPACE_LIMIT = 1 << 22  # LAMB keeps u for tensors up to this size (16 MB of float32, one per thread)
 
@@ -80,6 +82,24 @@ def _scaled_direction(m: Any, v: Any, eps_hat: float, out: Any) -> Any:
     return np.divide(m, out, out=out)
 
 
+class LambNumbers(NamedTuple):
+    """The scalars of one LAMB step that the blocked passes use (``lamb_numbers``)."""
+
+    moments: dict[str, Any]  # update_moments' keywords: beta1, beta2, grad_scale, grad_averaging
+    eps_hat: float  # eps·√bc2
+    weight_decay: float  # weight_decay / direction_scale: the blocks hold u / direction_scale
+    direction_scale: float  # √bc2 / bc1
+
+
+def lamb_numbers(*, beta1: float, beta2: float, eps: float, weight_decay: float, step: int,
+                 bias_correction: bool = True, grad_scale: float = 1.0, grad_averaging: bool = True) -> LambNumbers:
+    """The scalars of LAMB's step ``step`` (t after it) for ``lamb_first_pass`` and ``lamb_second_pass``."""
+    bias_correction1, bias_correction2 = bias_corrections(step, beta1, beta2, bias_correction)
+    direction_scale = math.sqrt(bias_correction2) / bias_correction1
+    moments = dict(beta1=beta1, beta2=beta2, grad_scale=grad_scale, grad_averaging=grad_averaging)
+    return LambNumbers(moments, eps * math.sqrt(bias_correction2), weight_decay / direction_scale, direction_scale)
+
+
 def lamb_step(
     param: Any, grad: Any, m: Any, v: Any, *, lr: float, beta1: float, beta2: float, eps: float,
     weight_decay: float, step: int, bias_correction: bool = True, grad_scale: float = 1.0,
@@ -96,24 +116,58 @@ def lamb_step(
     weight_decay·w; the ratio from ‖w‖ and ‖u‖ (``functional.trust_ratio``); w ← w − lr·trust_ratio·u
     (ratio 1 if not ``use_trust_ratio``).
     """
-    bias_correction1, bias_correction2 = bias_corrections(step, beta1, beta2, bias_correction)
-    eps_hat = eps * math.sqrt(bias_correction2)
-    direction_scale = math.sqrt(bias_correction2) / bias_correction1
-    moments = dict(beta1=beta1, beta2=beta2, grad_scale=grad_scale, grad_averaging=grad_averaging)
+    numbers = lamb_numbers(beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, step=step,
+                           bias_correction=bias_correction, grad_scale=grad_scale, grad_averaging=grad_averaging)
     if not isinstance(param, backend.np.ndarray):
-        m_weight, v_weight = moment_weights(**moments)
+        m_weight, v_weight = moment_weights(**numbers.moments)
         return cuda.lamb_step(param, grad, m, v, dict(
-            beta1=beta1, beta2=beta2, m_weight=m_weight, v_weight=v_weight, eps_hat=eps_hat,
-            direction_scale=direction_scale, weight_decay=weight_decay), dict(
+            beta1=beta1, beta2=beta2, m_weight=m_weight, v_weight=v_weight, eps_hat=numbers.eps_hat,
+            direction_scale=numbers.direction_scale, weight_decay=weight_decay), dict(
             lr=lr, clamp_value=clamp_value, trust_clip=trust_clip, use_trust_ratio=use_trust_ratio), record)
-    # the blocks hold u/direction_scale (one pass fewer); the scale comes back in the norm and the step
-    blocks = dict(eps_hat=eps_hat, weight_decay=weight_decay / direction_scale)
-    sums, update = _lamb_first_pass(_flat(param), _flat(grad), _flat(m), _flat(v), moments, blocks)
-    weight_norm, update_norm = math.sqrt(sums[0]), direction_scale * math.sqrt(sums[1])
+    (weight_squares, kept_squares), update = lamb_first_pass(param, grad, m, v, numbers)
+    weight_norm, update_norm = math.sqrt(weight_squares), numbers.direction_scale * math.sqrt(kept_squares)
     ratio = trust_ratio(weight_norm, update_norm, clamp_value=clamp_value, trust_clip=trust_clip)
-    scale = lr * (ratio if use_trust_ratio else 1.0) * direction_scale
-    _lamb_second_pass(_flat(param), _flat(m), _flat(v), update, scale, blocks)
+    lamb_second_pass(param, m, v, update, numbers, lr * (ratio if use_trust_ratio else 1.0))
     return weight_norm, update_norm, ratio
+
+
+def lamb_first_pass(param: Any, grad: Any, m: Any, v: Any, numbers: LambNumbers,
+                    out: Any = None) -> tuple[tuple[float, float], Any]:
+    """LAMB's first pass over a host tensor, or any slice of one: update m and v, compute u.
+
+    What is kept is u / direction_scale (one pass fewer; the second pass puts the scale back).
+    Returns (‖w‖², ‖u / direction_scale‖²) of what it was given, so ‖u‖ = direction_scale·√(the second),
+    and where it is kept for ``lamb_second_pass``: ``out`` (an array of param's size) when given,
+    else this thread's workspace, or None for a tensor too large to keep (the second pass then
+    recomputes it from the new m and v).
+    """
+    update = (_flat(out) if out is not None
+              else workspace(param.size, param.dtype) if param.size <= WORKSPACE_LIMIT else None)
+    blocks = dict(eps_hat=numbers.eps_hat, weight_decay=numbers.weight_decay)
+    sums = _lamb_first_pass(_flat(param), _flat(grad), _flat(m), _flat(v), numbers.moments, blocks, update)
+    return (sums[0], sums[1]), update
+
+
+def lamb_direction(param: Any, grad: Any, m: Any, v: Any, numbers: LambNumbers, out: Any) -> None:
+    """``lamb_first_pass`` without its sums, over any run of elements that share ``numbers`` (several layers'
+    pieces, one after another): m and v updated, u / direction_scale written into ``out``."""
+    w, g, m, v, update = _flat(param), _flat(grad), _flat(m), _flat(v), _flat(out)
+    blocks = dict(eps_hat=numbers.eps_hat, weight_decay=numbers.weight_decay)
+
+    def direction_blocks(start: int, stop: int, block: int) -> None:
+        t = scratch(w.dtype, 0)
+        for begin in range(start, stop, block):
+            end = min(begin + block, stop)
+            update_moments(m[begin:end], v[begin:end], g[begin:end], scratch=t[: end - begin], **numbers.moments)
+            _direction_block(w[begin:end], m[begin:end], v[begin:end], update[begin:end], t[: end - begin], **blocks)
+
+    parallel(direction_blocks, w.size)
+
+
+def lamb_second_pass(param: Any, m: Any, v: Any, update: Any, numbers: LambNumbers, step_size: float) -> None:
+    """w ← w − step_size·u (step_size = lr·trust_ratio), u as ``lamb_first_pass`` kept it (None: recomputed)."""
+    blocks = dict(eps_hat=numbers.eps_hat, weight_decay=numbers.weight_decay)
+    _lamb_second_pass(_flat(param), _flat(m), _flat(v), update, step_size * numbers.direction_scale, blocks)
 
 
 def _direction_block(w: Any, m: Any, v: Any, u: Any, t: Any, eps_hat: float, weight_decay: float) -> None:
@@ -125,11 +179,10 @@ def _direction_block(w: Any, m: Any, v: Any, u: Any, t: Any, eps_hat: float, wei
     add_decayed_weights(u, w, weight_decay, out=u, scratch=t)
 
 
-def _lamb_first_pass(w: Any, g: Any, m: Any, v: Any, moments: dict[str, Any],
-                     blocks: dict[str, float]) -> tuple[list[float], Any]:
-    """Update m and v, compute u (kept in a workspace when it fits), return [‖w‖², ‖u‖²] and u."""
+def _lamb_first_pass(w: Any, g: Any, m: Any, v: Any, moments: dict[str, Any], blocks: dict[str, float],
+                     update: Any) -> list[float]:
+    """Update m and v, compute u (into ``update`` unless it is None), return [‖w‖², ‖u‖²]."""
     np = backend.np
-    update = workspace(w.size, w.dtype) if w.size <= WORKSPACE_LIMIT else None
 
     def first_pass(start: int, stop: int, block: int) -> list[tuple[float, float]]:
         t, own = scratch(w.dtype, 0), scratch(w.dtype, 2)
@@ -145,7 +198,7 @@ def _lamb_first_pass(w: Any, g: Any, m: Any, v: Any, moments: dict[str, Any],
 
     # added block by block in order, so the norms do not depend on the thread count
     sums = [pair for part in parallel(first_pass, w.size) for pair in part]
-    return [sum(pair[0] for pair in sums), sum(pair[1] for pair in sums)], update
+    return [sum(pair[0] for pair in sums), sum(pair[1] for pair in sums)]
 
 
 def _lamb_second_pass(w: Any, m: Any, v: Any, update: Any, scale: float, blocks: dict[str, float]) -> None:
