@@ -19,13 +19,16 @@ script also times all-reduces of 4 KiB to 16 MiB on as many ranks as cores; the 
 ``--models bert --batch 64`` measures the tiny BERT (64 sequences, 4096 characters a step).
 
 Usage: ``python benchmarks/bench_data_parallel.py [--ranks 1 2 4] [--models mlp cnn] [--modes plain sharded
-plain-steps sharded-steps] [--batch 512] [--steps 30] [--bucket-mb 0.25] [--progress-thread auto|on|off]
-[--baseline-blas-threads 2] [--json PATH] [--quick]``. ``-steps`` modes step the optimizer bucket by
-bucket (``BucketSteps``); ``--baseline-blas-threads 2`` also times one process whose matrix products
-use both cores (OpenBLAS threads; lamb-edu's own loops then one thread). Prints a table and writes
-JSON (default ``benchmarks/data_parallel.json``) with the machine's load before and after. Keep
-``--steps`` small: the batch is fixed, so after about 140 steps LAMB has fitted it, the gradients
-become subnormal numbers and every step slows down several times.
+plain-steps sharded-steps] [--batch 512] [--steps 30] [--bucket-mb auto] [--progress-thread auto|on|off]
+[--baseline-blas-threads 2] [--rounds 1] [--json PATH] [--quick]``. ``--rounds N`` runs every configuration
+N times in turn and reports the medians (this machine's speed drifts by several per cent between runs).
+Speed-ups are over one process that trains without ``DataParallel`` (mode "single"); "plain" on 1 rank
+is the ranks' own code (flat buffer, hooks, checks) on one process.
+``-steps`` modes step the optimizer bucket by bucket (``BucketSteps``); ``--baseline-blas-threads 2`` also
+times one process whose matrix products use both cores (OpenBLAS threads; lamb-edu's own loops then one
+thread). Prints a table and writes JSON (default ``benchmarks/data_parallel.json``) with the machine's load
+before and after. Keep ``--steps`` small: the batch is fixed, so after about 140 steps LAMB has fitted it, the
+gradients become subnormal numbers and every step slows down several times.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from lamb_edu.distributed import (
     DEFAULT_BUCKET_MB,
     BucketSteps,
     DataParallel,
+    LocalWorld,
     ShardedOptimizer,
     fit_latency_bandwidth,
     get_world,
@@ -83,7 +87,10 @@ MODELS = {
 
 
 def timed_steps(args: argparse.Namespace, world, model, parallel, optimizer) -> np.ndarray:
-    """Per timed step: [step, compute, exposed communication, optimizer] seconds on this rank."""
+    """Per timed step: [step, compute, exposed communication, optimizer] seconds on this rank.
+
+    ``parallel=None``: one process without ``DataParallel`` (mode "single"), nothing exposed.
+    """
     rng = np.random.default_rng(0)
     _, make_batch, loss_of = MODELS[args.model]
     x, y = (backend.asarray(array) for array in make_batch(args.batch, rng))
@@ -91,16 +98,16 @@ def timed_steps(args: argparse.Namespace, world, model, parallel, optimizer) -> 
     for step in range(args.steps + 3):
         world.barrier()
         began = time.perf_counter()
-        xb, yb = parallel.shard(x, y)
+        xb, yb = parallel.shard(x, y) if parallel else (x, y)
         model.zero_grad()
         loss = loss_of(model, xb, yb)
         loss.backward()
-        parallel.all_reduce_gradients(loss.item())
+        parallel.all_reduce_gradients(loss.item()) if parallel else loss.item()
         stepped = time.perf_counter()
         optimizer.step()
         backend.synchronize()
         ended = time.perf_counter()
-        timing = parallel.timings[-1]
+        timing = parallel.timings[-1] if parallel else {"compute_seconds": stepped - began, "exposed_seconds": 0.0}
         # communication waited for inside optimizer.step(): the all-gather, and the buckets (BucketSteps)
         waited = timing.get("gather_seconds", 0.0) + timing.get("bucket_wait_seconds", 0.0)
         if step >= 3:  # after the warm-up
@@ -109,12 +116,30 @@ def timed_steps(args: argparse.Namespace, world, model, parallel, optimizer) -> 
     return np.asarray(rows)
 
 
+def single(args: argparse.Namespace) -> None:
+    """Mode "single": one process, no ``DataParallel`` (no flat buffer, no buckets); writes the JSON."""
+    model = MODELS[args.model][0]()
+    rows = timed_steps(args, LocalWorld(), model, None, optim.LAMB(model.parameters(), lr=0.01)).mean(axis=0)
+    step, compute, exposed, update = (float(value) for value in rows)
+    result = {"ranks": 1, "model": args.model, "mode": "single", "global_batch": args.batch,
+              "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "host_threads": num_threads(),
+              "progress_thread": False, "bucket_mb_option": None, "bucket_mb": None, "buckets": 0,
+              "step_seconds": step, "compute_seconds": compute, "exposed_communication_seconds": exposed,
+              "optimizer_seconds": update, "images_per_second": args.batch / step,
+              "parameters": sum(p.size for p in model.parameters()), "traffic_bytes_per_step": {},
+              "ring_bytes_per_rank": 0}
+    Path(args.worker_out).write_text(json.dumps(result))
+
+
 def worker(args: argparse.Namespace) -> None:
     """One rank: time ``args.steps`` data-parallel steps (after 3 warm-up steps); rank 0 writes the JSON."""
+    if args.mode == "single":
+        return single(args)
     world = get_world()
     model = MODELS[args.model][0]()
     progress = {"auto": None, "on": True, "off": False}[args.progress_thread]
-    parallel = DataParallel(model, world, bucket_mb=args.bucket_mb or None, progress_thread=progress)
+    bucket_mb = args.bucket_mb if args.bucket_mb == "auto" else float(args.bucket_mb) or None
+    parallel = DataParallel(model, world, bucket_mb=bucket_mb, progress_thread=progress)
     optimizer = optim.LAMB(model.parameters(), lr=0.01)
     if args.mode.startswith("sharded"):
         optimizer = ShardedOptimizer(optimizer, parallel)
@@ -130,7 +155,8 @@ def worker(args: argparse.Namespace) -> None:
     result = {"ranks": world.size, "model": args.model, "mode": args.mode, "global_batch": args.batch,
               "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "host_threads": num_threads(),
               "progress_thread": parallel.buckets.progress is not None,
-              "bucket_mb": args.bucket_mb, "buckets": len(parallel.buckets.plan), "step_seconds": step,
+              "bucket_mb_option": args.bucket_mb, "bucket_mb": parallel.bucket_mb,
+              "buckets": len(parallel.buckets.plan), "step_seconds": step,
               "compute_seconds": compute, "exposed_communication_seconds": exposed, "optimizer_seconds": update,
               "images_per_second": args.batch / step, "parameters": parallel.flat.numel,
               "traffic_bytes_per_step": traffic, "ring_bytes_per_rank": ring_bytes_per_rank(traffic, world.size)}
@@ -164,12 +190,35 @@ def launch(ranks: int, model: str, mode: str, args: argparse.Namespace, messages
         return json.loads(out.read_text())
 
 
+def _bucket_mb(text: str) -> str:
+    """``--bucket-mb``: "auto" or a number of megabytes >= 0 (kept as text for the ranks' command line)."""
+    if text != "auto" and not float(text) >= 0:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a number >= 0, got {text!r}")
+    return text
+
+
+TIMES = ("step_seconds", "compute_seconds", "exposed_communication_seconds", "optimizer_seconds")
+
+
+def medians(rounds: list[list[dict]]) -> list[dict]:
+    """One run per configuration: each time the median over the rounds (their step times kept in a list)."""
+    merged = []
+    for runs in zip(*rounds):
+        run = dict(runs[len(runs) // 2])
+        for key in TIMES:
+            run[key] = float(np.median([r[key] for r in runs]))
+        run["images_per_second"] = run["global_batch"] / run["step_seconds"]
+        run["rounds"], run["step_seconds_each_round"] = len(runs), [r["step_seconds"] for r in runs]
+        merged.append(run)
+    return merged
+
+
 def print_table(runs: list[dict]) -> None:
     """Images/s, speed-up over one process of the same model, and the step's breakdown in ms."""
     print(f"{'model':>5} {'mode':>13} {'ranks':>5} {'BLAS':>4} {'step ms':>8} {'compute':>8} {'exposed':>8} "
           f"{'optim':>7} {'images/s':>9} {'speed-up':>8} {'MB sent':>8}")
     for run in runs:
-        one = next(r for r in runs if r["model"] == run["model"] and r["ranks"] == 1 and r["mode"] == "plain"
+        one = next(r for r in runs if r["model"] == run["model"] and r["mode"] == "single"
                    and r.get("blas_threads") == runs[0].get("blas_threads"))
         print(f"{run['model']:>5} {run['mode']:>13} {run['ranks']:>5} {run.get('blas_threads'):>4} "
               f"{1e3 * run['step_seconds']:>8.2f} {1e3 * run['compute_seconds']:>8.2f} "
@@ -215,7 +264,11 @@ def main() -> None:
                         default=["plain", "sharded"], help="-steps: the optimizer steps bucket by bucket (BucketSteps)")
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--bucket-mb", type=float, default=DEFAULT_BUCKET_MB, help="0: one bucket, after backward")
+    parser.add_argument("--bucket-mb", type=_bucket_mb, default="auto",
+                        help=f"0: one bucket, after backward; auto (default): {DEFAULT_BUCKET_MB} with two cores per "
+                             "rank, else one bucket")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every configuration this many times, in turn, and report the medians")
     parser.add_argument("--bucket-sweep", type=float, nargs="*", default=[0, 0.0625, 1],
                         help="also time plain data parallelism with these bucket sizes (MB; 0: one bucket), on as "
                              "many ranks as cores")
@@ -238,10 +291,17 @@ def main() -> None:
     if any(args.batch % ranks for ranks in args.ranks):
         parser.error(f"--batch {args.batch} cannot be split evenly over each of --ranks {args.ranks}")
     load_before, started = load(), time.perf_counter()
-    runs = [launch(ranks, model, mode, args, messages=False) for model in args.models
-            for mode in args.modes for ranks in sorted(set(args.ranks) | {1}) if ranks > 1 or mode == "plain"]
-    runs += [launch(1, model, "plain", args, messages=False, blas_threads=args.baseline_blas_threads)
-             for model in args.models if args.baseline_blas_threads]
+    rounds = []
+    for _ in range(max(1, args.rounds)):  # every configuration once a round, so slow spells of the machine spread
+        # one process without DataParallel (the reference), then the modes; plain also on 1 rank (same code)
+        runs = [launch(ranks, model, mode, args, messages=False) for model in args.models
+                for ranks, mode in [(1, "single")] + [(ranks, mode) for mode in args.modes
+                                                      for ranks in sorted(set(args.ranks) | {1})
+                                                      if ranks > 1 or mode == "plain"]]
+        runs += [launch(1, model, "single", args, messages=False, blas_threads=args.baseline_blas_threads)
+                 for model in args.models if args.baseline_blas_threads]
+        rounds.append(runs)
+    runs = medians(rounds)
     largest = max(args.ranks)
     cores = min(largest, os.cpu_count() or 1)
     sweep = [launch(cores, model, "plain", args, messages=False, bucket_mb=size) for model in args.models

@@ -19,6 +19,7 @@ import pytest
 from lamb_edu import Tensor, nn, optim
 from lamb_edu.data import batches
 from lamb_edu.distributed import (
+    DEFAULT_BUCKET_MB,
     DataParallel,
     FlatParameters,
     LocalWorld,
@@ -26,6 +27,7 @@ from lamb_edu.distributed import (
     ShardedOptimizer,
     check_batch_size,
     fit_latency_bandwidth,
+    resolve_bucket_mb,
     ring_allreduce_seconds,
     ring_link_from_fit,
 )
@@ -362,21 +364,21 @@ def test_cli_two_ranks_equal_one_process(flags, one_process_run, tmp_path):
     report = read_run(out)[2]["data_parallel"]
     parameters = 784 * 32 + 32 + 32 * 10 + 10
     assert report["world_size"] == 2 and report["parameters"] == parameters
-    # the default 0.25 MB bucket holds all of this small MLP (0.1 MB): one bucket, sent when backward ends
-    assert report["bucket_mb"] == 0.25 and report["buckets"] == 1
+    # "auto": 0.25 MB buckets with two cores per rank (all of this 0.1 MB MLP in one), else one bucket
+    assert report["bucket_mb"] == (0.25 if (os.cpu_count() or 1) >= 4 else None) and report["buckets"] == 1
     timings = report["timings"]
     assert timings["steps"] == 8 and timings["gradient_bytes"]["total"] == 8 * 4 * parameters
     assert timings["compute_seconds"]["total"] > 0 and timings["exposed_seconds"]["mean"] > 0
     with np.load(out / "trust.npz") as trust:
         np.testing.assert_array_equal(trust["data_parallel/step"], np.arange(1, 9))
         assert trust["data_parallel/exposed_seconds"].shape == (8,)
-    if flags:  # m and v: 2 float32 per parameter, half of them per rank; ZeRO-1's traffic: one float64 per layer more
+    if flags:  # m and v: 2 float32 per parameter, half of them per rank; ZeRO-1's traffic: two float64 per layer more
         assert report["optimizer_state_bytes"] == {"per_rank": 4 * parameters, "unsharded": 8 * parameters,
                                                    "saved_per_rank": 4 * parameters}
         assert report["traffic_bytes_per_step"] == {"gradient_reduce_scatter": 4 * parameters,
                                                     "status_reduce_scatter": 2 * 4 * 2,
                                                     "parameter_allgather": 4 * parameters,
-                                                    "layer_norms_allreduce": 4 * 8}
+                                                    "layer_norms_allreduce": 4 * 2 * 8}
     else:
         assert "optimizer_state_bytes" not in report
         assert report["traffic_bytes_per_step"] == {"gradient_allreduce": 4 * parameters, "status_allreduce": 8}
@@ -497,7 +499,19 @@ def test_predicted_step_against_hand_computed_values():
         predict_data_parallel_step(1e6, 8, 4, seconds_per_example=1e-3, bandwidth=1e9, latency=0.0)
 
 
-@pytest.mark.parametrize("value", ["-1", "nan", "inf", "x"])
+def test_auto_buckets_only_when_a_progress_thread_can_move_them():
+    assert resolve_bucket_mb("auto", progress_thread=True) == DEFAULT_BUCKET_MB
+    assert resolve_bucket_mb("auto", progress_thread=False) is None
+    assert resolve_bucket_mb(1.5, progress_thread=False) == 1.5 and resolve_bucket_mb(None, True) is None
+    for bad in (0, -1.0, float("nan"), "1", True):
+        with pytest.raises(ValueError, match="bucket_mb must be a positive number"):
+            resolve_bucket_mb(bad, progress_thread=True)
+    model = small_model()
+    assert DataParallel(model, LocalWorld(), progress_thread=False).buckets.plan == [[3, 2, 1, 0]]
+    assert DataParallel(small_model(), LocalWorld(), bucket_mb=20 * 4 / 2**20, progress_thread=False).bucket_mb > 0
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "x", "Auto"])
 def test_cli_bucket_size_must_be_a_finite_number_of_megabytes(value):
     result = run_command(lamb_edu_command("--data-parallel", "--bucket-mb", value), timeout=60)
     assert result.returncode == 2

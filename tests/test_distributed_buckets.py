@@ -186,7 +186,7 @@ def fake_world(size):
 @pytest.mark.parametrize("size", [2, 4])
 @pytest.mark.parametrize("make, norms", [(optim.LAMB, 4), (optim.LARS, 4), (optim.AdamW, 0)],
                          ids=["lamb", "lars", "adamw"])
-def test_zero1_moves_what_plain_data_parallelism_moves_plus_one_number_per_layer(size, make, norms):
+def test_zero1_moves_what_plain_data_parallelism_moves_plus_two_numbers_per_layer(size, make, norms):
     model = nn.MLP([6, 5, 3], seed=0)  # 4 parameters: 53 floats, padded to a multiple of the world size
     plain = DataParallel(model, fake_world(size)).traffic()
     kwargs = {"lr": 0.1} if make is optim.LARS else {}
@@ -194,7 +194,7 @@ def test_zero1_moves_what_plain_data_parallelism_moves_plus_one_number_per_layer
     padded = 4 * size * -(-53 // size)
     assert plain == {"gradient_allreduce": padded, "status_allreduce": 8}
     assert sharded == {"gradient_reduce_scatter": padded, "status_reduce_scatter": 8 * size,
-                       "parameter_allgather": padded, "layer_norms_allreduce": 8 * norms}
+                       "parameter_allgather": padded, "layer_norms_allreduce": 2 * 8 * norms}  # Σw², Σd² per layer
     gradient_and_weights = {key: value for key, value in sharded.items() if key.startswith(("gradient", "parameter"))}
     assert ring_bytes_per_rank(gradient_and_weights, size) == ring_bytes_per_rank({"gradient_allreduce": padded}, size)
     # the ring: an all-reduce sends 2(p-1)/p of its payload from each rank

@@ -67,16 +67,19 @@ def add_data_parallel_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--shard-optimizer", action="store_true",
                        help="with --data-parallel, ZeRO stage 1: each rank keeps the optimizer state (m, v) only "
                             "for its 1/N of the parameters (lamb, lars, adam, adamw)")
-    group.add_argument("--bucket-mb", type=_bucket_mb, default=DEFAULT_BUCKET_MB, metavar="MB",
+    group.add_argument("--bucket-mb", type=_bucket_mb, default="auto", metavar="MB",
                        help="gradient bucket size: each bucket is sent as soon as backward has finished it "
-                            f"(default {DEFAULT_BUCKET_MB}; 0: one bucket, sent after backward)")
+                            f"(0: one bucket, sent after backward; default auto: {DEFAULT_BUCKET_MB} with two cores "
+                            "per rank, else one bucket)")
 
 
-def _bucket_mb(text: str) -> float | None:
-    """``--bucket-mb``: a finite number of megabytes >= 0; 0 means one bucket (None)."""
+def _bucket_mb(text: str) -> float | str | None:
+    """``--bucket-mb``: "auto" or a finite number of megabytes >= 0; 0 means one bucket (None)."""
+    if text == "auto":
+        return text
     value = float(text)
     if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a finite number >= 0, got {text!r}")
     return value or None
 
 
@@ -187,7 +190,7 @@ def _agreed(world: Any, attempt: Callable[[], Any], digest: Callable[[Any], floa
 def _train(world: Any, args: argparse.Namespace, setup: _Setup) -> int:
     """Wrap the model and optimizer for the world and train; a rank that fails alone aborts the job."""
     try:
-        parallel = DataParallel(setup.model, world, bucket_mb=getattr(args, "bucket_mb", DEFAULT_BUCKET_MB),
+        parallel = DataParallel(setup.model, world, bucket_mb=getattr(args, "bucket_mb", "auto"),
                                 backward_passes=setup.run.settings["accumulate"])  # broadcasts rank 0's weights
         optimizer = ShardedOptimizer(setup.optimizer, parallel) if args.shard_optimizer else setup.optimizer
         workers = DataParallelWorkers(parallel)

@@ -21,14 +21,20 @@ from lamb_edu.distributed.cost import (
                                        ring_bytes_per_rank,
                                        ring_link_from_fit,
 )
-from lamb_edu.distributed.data_parallel import DEFAULT_BUCKET_MB, DataParallel, RankFailure, check_batch_size
+from lamb_edu.distributed.data_parallel import (
+    DEFAULT_BUCKET_MB,
+    DataParallel,
+    RankFailure,
+    check_batch_size,
+    resolve_bucket_mb,
+)
 from lamb_edu.distributed.flat import FlatParameters
 from lamb_edu.distributed.sharded import ShardedOptimizer, sharding_rule
 from lamb_edu.distributed.world import LocalWorld, MPIWorld, World, get_world, launched_by_mpi
 
 __all__ = [
     "World", "LocalWorld", "MPIWorld", "get_world", "launched_by_mpi",
-    "FlatParameters", "GradientBuckets", "plan_buckets", "DEFAULT_BUCKET_MB",
+    "FlatParameters", "GradientBuckets", "plan_buckets", "DEFAULT_BUCKET_MB", "resolve_bucket_mb",
     "DataParallel", "RankFailure", "check_batch_size", "ShardedOptimizer", "sharding_rule", "BucketSteps",
     "ring_allreduce_seconds", "fit_latency_bandwidth", "ring_link_from_fit", "measure_allreduce",
     "predict_data_parallel_step", "ring_bytes_per_rank",

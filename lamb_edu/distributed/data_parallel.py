@@ -36,7 +36,7 @@ from lamb_edu.optim.fused import num_threads, set_num_threads
 
 np = backend.np  # host NumPy for the status messages and timings
 
-__all__ = ["DataParallel", "RankFailure", "check_batch_size", "DEFAULT_BUCKET_MB"]
+__all__ = ["DataParallel", "RankFailure", "check_batch_size", "resolve_bucket_mb", "DEFAULT_BUCKET_MB"]
 
 MESSAGE_BYTES = 512
 TIMED = ("compute_seconds", "exposed_seconds", "gradient_bytes")
@@ -44,6 +44,21 @@ TIMED = ("compute_seconds", "exposed_seconds", "gradient_bytes")
 # overlaps nothing. 0.25 MB cuts the MLP (1 MB of gradient) into a few buckets while each stays large
 # against the ~0.1 ms latency of an all-reduce on one host (see README: choosing --bucket-mb).
 DEFAULT_BUCKET_MB = 0.25
+
+
+def resolve_bucket_mb(bucket_mb: float | str | None, progress_thread: bool) -> float | None:
+    """``bucket_mb`` checked; "auto" is ``DEFAULT_BUCKET_MB`` when a progress thread moves the buckets, else None.
+
+    Without a core to spare for that thread, a rank's own core makes every copy of a transfer, so
+    a bucket sent during backward hides nothing and each extra collective costs its latency: one
+    bucket after backward was faster there (README: choosing --bucket-mb).
+    """
+    if bucket_mb == "auto":
+        return DEFAULT_BUCKET_MB if progress_thread else None
+    if bucket_mb is not None and (isinstance(bucket_mb, (str, bool)) or not bucket_mb > 0):
+        raise ValueError(f"bucket_mb must be a positive number of megabytes, None for one bucket or 'auto', "
+                         f"got {bucket_mb!r}")
+    return bucket_mb
 
 class RankFailure(RuntimeError):
     """One rank failed during a step; raised on every rank with the failing rank's message."""
@@ -59,13 +74,15 @@ def check_batch_size(batch_size: int, world_size: int, train_size: int | None = 
 
 
 class DataParallel:
-    """``DataParallel(model, world=None, bucket_mb=0.25, overlap=True, backward_passes=1, progress_thread=None)``:
+    """``DataParallel(model, world=None, bucket_mb="auto", overlap=True, backward_passes=1, progress_thread=None)``:
     batch slices, the gradient's reductions (buckets), the status, and timings.
 
     ``progress_thread``: poke MPI from a helper thread while buckets are in flight (``buckets``);
     None starts it only when the machine has at least two cores per rank on it.
 
-    ``bucket_mb=None`` sends the whole gradient in one bucket after backward (the unbucketed path);
+    ``bucket_mb``: buckets of that many megabytes, each sent as soon as backward has finished it;
+    None sends the whole gradient in one bucket after backward (the unbucketed path); "auto" is
+    ``DEFAULT_BUCKET_MB`` with a progress thread and one bucket without (``resolve_bucket_mb``).
     ``overlap=False`` sends every bucket after backward. ``backward_passes`` is how many ``backward()``
     calls a step makes on each rank (gradient accumulation): a bucket leaves after the last one.
     ``timings`` holds one dict per step: ``step``, ``compute_seconds`` (from ``shard``/``begin_step``
@@ -73,21 +90,19 @@ class DataParallel:
     for the communication backward did not hide) and ``gradient_bytes`` (the gradient's payload).
     """
 
-    def __init__(self, model: Any, world: World | None = None, bucket_mb: float | None = DEFAULT_BUCKET_MB,
+    def __init__(self, model: Any, world: World | None = None, bucket_mb: float | str | None = "auto",
                  overlap: bool = True, backward_passes: int = 1, progress_thread: bool | None = None) -> None:
         self.world = world if world is not None else get_world()
-        if bucket_mb is not None and not bucket_mb > 0:
-            raise ValueError(f"bucket_mb must be a positive number of megabytes (or None for one bucket), "
-                             f"got {bucket_mb}")
+        # a thread poking MPI needs a core of its own; without one it slows some rank's compute down
+        self.progress_thread = ((os.cpu_count() or 1) >= 2 * self.world.local_size if progress_thread is None
+                                else bool(progress_thread))
+        bucket_mb = resolve_bucket_mb(bucket_mb, self.progress_thread)
         self.flat = FlatParameters(list(model.named_parameters()), shards=self.world.size)
         self.world.broadcast(self.flat.data)  # every rank starts from rank 0's weights
         if self.world.local_size > 1 and "LAMB_EDU_NUM_THREADS" not in os.environ:
             # the ranks on one machine share its cores: the fused optimizer steps get their share of them
             set_num_threads(max(1, min(num_threads(), (os.cpu_count() or 1) // self.world.local_size)))
         self.bucket_mb, self.overlap, self.backward_passes = bucket_mb, overlap, backward_passes
-        # a thread poking MPI needs a core of its own; without one it slows some rank's compute down
-        self.progress_thread = ((os.cpu_count() or 1) >= 2 * self.world.local_size if progress_thread is None
-                                else bool(progress_thread))
         self.deferred, self._average, self._averaged = False, True, [False]
         self.buckets = self._buckets(scatter=False)
         self.steps = 0

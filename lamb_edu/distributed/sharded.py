@@ -9,11 +9,13 @@ the state per rank shrinks by the world size: for Adam and LAMB, 8 bytes per par
 
 Adam and AdamW shard for free: their update is element by element, so the optimizer's own
 ``update`` runs unchanged on each piece of a layer. LAMB and LARS need layer norms, and a layer may
-be cut between two ranks. ‖w‖ is local (every rank holds all the weights); ‖u‖ (LAMB) or ‖g‖ (LARS)
-is not, as each rank holds only its shard of it. Each rank adds up the squares of its pieces, layer
-by layer, and one all-reduce of those partial sums, one number per layer, gives every rank every
-layer's norm before any weight moves. (LAMB's ``max_grad_norm`` needs the global ‖g‖ before its
-first pass: one more all-reduce of one number, only when it is set.)
+be cut between two ranks: each rank holds only its shard of ‖u‖ (LAMB) or ‖g‖ (LARS). Each rank adds
+up the squares of its pieces, layer by layer, and one all-reduce of those partial sums gives every
+rank every layer's norms before any weight moves. It carries two numbers per layer, Σw² and Σu² (or
+Σg²): ‖w‖ could be computed locally, as every rank holds all the weights, but that reads every weight
+on every rank (size times its shard), where the partial sum reads only the shard, already in cache,
+for 8 more bytes per layer in the same message. (LAMB's ``max_grad_norm`` needs the global ‖g‖ before
+its first pass: one more all-reduce of one number, only when it is set.)
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from lamb_edu.distributed.data_parallel import DataParallel
 from lamb_edu.distributed.world import Pending
 from lamb_edu.optim import fused
 from lamb_edu.optim.adam import Adam
-from lamb_edu.optim.functional import TRUST_KEYS, TrustRatio, global_norm_scale, norm, squared_norm
+from lamb_edu.optim.functional import TRUST_KEYS, TrustRatio, global_norm_scale, squared_norm
 from lamb_edu.optim.lamb import LAMB
 from lamb_edu.optim.lars import LARS
 
@@ -79,7 +81,7 @@ class ShardedOptimizer:
         dtype = self.flat.data.dtype
         self.shard_state = {name: xp.zeros(shard, dtype=dtype) for name in STATE_NAMES[self.rule]}
         self._work = [xp.zeros(shard, dtype=dtype) for _ in range(2 if self.rule != "adam" else 0)]
-        self._sums = np.zeros(len(self.flat.parameters), dtype=np.float64)
+        self._sums = np.zeros((len(self.flat.parameters), 2), dtype=np.float64)  # per layer: ‖w‖², ‖u‖² (or ‖g‖²)
         self.steps, self._reduced_at = 0, data_parallel.steps
         data_parallel.reduce_scatter()  # from now on the gradient arrives as this rank's shard
         self.state: dict[Tensor, dict[str, Any]] = {p: {} for p in self.flat.parameters}
@@ -172,17 +174,20 @@ class ShardedOptimizer:
                      "v": self._local(self.shard_state["v"], start, stop)}
             self.base.update(self._piece_tensors[index], self._grad(start, stop), self.groups[index], state, 1.0)
 
-    def _summed_norms(self, squares: dict[int, float], layers: list[int]) -> Any:
-        """Per layer, the norm over all ranks from this rank's sums of squares ``squares[layer]`` of its pieces.
+    def _summed_norms(self, squares: dict[int, tuple[float, float]], layers: list[int]) -> Any:
+        """Per layer, the norms over all ranks from this rank's sums of squares of its pieces.
 
-        ``layers`` are consecutive (all of them, or a bucket's): only their numbers are summed.
+        ``squares[layer]`` is (Σw², Σd²) over this rank's piece of the layer (d: LAMB's u or LARS's g);
+        returns an array whose row ``layer`` is (‖w‖, ‖d‖). ``layers`` are consecutive (all of them,
+        or a bucket's): only their rows are summed.
         """
         self._sums[:] = 0.0
-        for index, value in squares.items():
-            self._sums[index] += value
+        for index, pair in squares.items():
+            self._sums[index] += pair
         # THE POINT OF SHARDING LAMB AND LARS: a layer may be cut between two ranks, so its norm is a
-        # sum of squares over ranks. One all-reduce of one number per layer gives it to every rank.
-        # (Adam needs no such step: it shards for free.)
+        # sum of squares over ranks. One all-reduce of two numbers per layer gives both norms to every
+        # rank. (‖w‖ could be computed locally, every rank holds all the weights, but that reads every
+        # weight on every rank: size times the shard. Adam needs no such step: it shards for free.)
         self.world.allreduce_sum(self._sums[layers[0] : layers[-1] + 1])
         return np.sqrt(self._sums)
 
@@ -214,10 +219,10 @@ class ShardedOptimizer:
             base.direction(self._grad(start, stop), self.flat.data[start:stop], m, v, self.groups[index],
                            step=self.steps, grad_scale=grad_scale, out=self._local(update, start, stop),
                            scratch=self._local(work, start, stop))
-        weight_norms = {index: norm(self.flat.view(self.flat.data, index)) for index in layers}  # every rank has w
-        update_norms = self._summed_norms({index: squared_norm(self._local(update, start, stop))
-                                           for index, start, stop in pieces}, layers)
-        ratios = self._record(lambda i: base.trust_ratio(self.groups[i], weight_norms[i], float(update_norms[i])),
+        norms = self._summed_norms({index: (squared_norm(self.flat.data[start:stop]),
+                                            squared_norm(self._local(update, start, stop)))
+                                    for index, start, stop in pieces}, layers)
+        ratios = self._record(lambda i: base.trust_ratio(self.groups[i], float(norms[i, 0]), float(norms[i, 1])),
                               layers)
         for index, start, stop in pieces:  # pass 2, local: w ← w − lr·trust_ratio·u
             base.apply(self.flat.data[start:stop], self._local(update, start, stop), self.groups[index], ratios[index])
@@ -238,11 +243,11 @@ class ShardedOptimizer:
             start, stop = run[0][1], run[-1][2]
             fused.lamb_direction(self.flat.data[start:stop], self._grad(start, stop), self._local(m, start, stop),
                                  self._local(v, start, stop), numbers[run[0][0]], out=self._local(update, start, stop))
-        weight_norms = {index: norm(self.flat.view(self.flat.data, index)) for index in layers}  # every rank has w
-        summed = self._summed_norms({index: squared_norm(self._local(update, start, stop))
-                                     for index, start, stop in pieces}, layers)
-        ratios = self._record(lambda i: base.trust_ratio(self.groups[i], weight_norms[i],
-                                                         numbers[i].direction_scale * float(summed[i])), layers)
+        norms = self._summed_norms({index: (squared_norm(self.flat.data[start:stop]),
+                                            squared_norm(self._local(update, start, stop)))
+                                    for index, start, stop in pieces}, layers)
+        ratios = self._record(lambda i: base.trust_ratio(self.groups[i], float(norms[i, 0]),
+                                                         numbers[i].direction_scale * float(norms[i, 1])), layers)
         for index, start, stop in pieces:  # pass 2, local: w ← w − lr·trust_ratio·u
             fused.lamb_second_pass(self.flat.data[start:stop], self._local(m, start, stop),
                                    self._local(v, start, stop), self._local(update, start, stop), numbers[index],
@@ -268,12 +273,12 @@ class ShardedOptimizer:
 
     def _lars_step(self, pieces: list[tuple[int, int, int]], layers: list[int]) -> None:
         base = self.base
-        weight_norms = {index: norm(self.flat.view(self.flat.data, index)) for index in layers}
-        grad_norms = self._summed_norms({index: squared_norm(self._grad(start, stop)) for index, start, stop in pieces},
-                                        layers)
+        norms = self._summed_norms({index: (squared_norm(self.flat.data[start:stop]),
+                                            squared_norm(self._grad(start, stop))) for index, start, stop in pieces},
+                                   layers)
         for index in layers:
-            self.state[self.flat.parameters[index]]["grad_norm"] = float(grad_norms[index])
-        ratios = self._record(lambda i: base.local_lr(self.groups[i], weight_norms[i], float(grad_norms[i])), layers)
+            self.state[self.flat.parameters[index]]["grad_norm"] = float(norms[index, 1])
+        ratios = self._record(lambda i: base.local_lr(self.groups[i], float(norms[i, 0]), float(norms[i, 1])), layers)
         for index, start, stop in pieces:  # LARS's momentum step with the layer's local_lr, on this piece
             out, look_ahead = (self._local(work, start, stop) for work in self._work)
             base.momentum_step(self.flat.data[start:stop], self._grad(start, stop),

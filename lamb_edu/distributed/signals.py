@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from typing import Callable
 
 __all__ = ["end_job_on_signals", "ENDING_SIGNALS"]
@@ -39,8 +38,7 @@ def end_job_on_signals(rank: int, size: int, abort: Callable[[int], None]) -> No
         name = signal.Signals(signum).name
         sys.stderr.write(f"lamb-edu: rank {rank} of {size} received {name}: ending every rank of the job\n")
         sys.stderr.flush()
-        time.sleep(0.2)  # let mpiexec forward that line: the abort tears its output streams down with the job
-        abort(128 + signum)
+        abort(128 + signum)  # (MPIWorld.abort waits a moment first, so that mpiexec forwards that line)
 
     def watch() -> None:
         while True:

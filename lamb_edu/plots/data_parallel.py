@@ -20,7 +20,8 @@ def plot_scaling(runs: Sequence[dict[str, Any]], title: str = "Data-parallel ste
     """Left: each run's step split into compute, exposed communication and optimizer (ms). Right: images/s.
 
     ``runs`` are ``runs`` of ``benchmarks/bench_data_parallel.py``'s JSON for one model (``ranks``,
-    ``mode``, the three ``*_seconds`` and ``images_per_second``); one bar per run, one line per mode.
+    ``mode``, the three ``*_seconds`` and ``images_per_second``); one bar per run, one line per mode,
+    each from the one-process reference (mode "single" when present).
     """
     figure, (split, throughput) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     figure.suptitle(title)
@@ -34,10 +35,12 @@ def plot_scaling(runs: Sequence[dict[str, Any]], title: str = "Data-parallel ste
     split.set_xlabel("ranks (processes), mode")
     split.set_ylabel("time per step (ms), slowest rank")
     split.legend(fontsize=8)
-    one = next((run for run in runs if run["ranks"] == 1), runs[0])
+    # the reference: one process without DataParallel ("single") when measured, else plain on 1 rank
+    one = next((run for run in runs if run.get("mode") == "single"),
+               next((run for run in runs if run["ranks"] == 1), runs[0]))
     for mode, style in (("plain", "o-"), ("sharded", "s--")):
-        shown = sorted((run for run in runs if run.get("mode", "plain") == mode or run["ranks"] == 1),
-                       key=lambda run: run["ranks"])
+        shown = [one] + sorted((run for run in runs if run.get("mode", "plain") == mode and run["ranks"] > 1),
+                               key=lambda run: run["ranks"])
         if len(shown) > 1:
             throughput.plot([run["ranks"] for run in shown], [run["images_per_second"] for run in shown], style,
                             label=f"measured, {mode}")

@@ -11,7 +11,7 @@
 # - how the gradients travel in buckets while backward is still running, as PyTorch's DDP does;
 # - what an all-reduce costs: a latency per message plus bytes over bandwidth, and the ring algorithm;
 # - why ZeRO-1 (sharded optimizer state) moves no more bytes than plain data parallelism, and why LAMB
-#   and LARS then need one number per layer more;
+#   and LARS then need two numbers per layer more;
 # - why a large batch is what lets hundreds of workers stay busy, and how far overlap stretches that.
 
 # %%
@@ -99,10 +99,11 @@ else:
 # for all of them before sending anything leaves the network idle during backward and the processor
 # idle during the all-reduce. PyTorch's DDP (and Horovod's tensor fusion) instead group the gradients
 # into **buckets** in reverse parameter order and start a non-blocking all-reduce of a bucket as soon as
-# its last gradient is final. Here the autograd calls a hook on each parameter the moment its gradient
-# is complete (`Tensor.register_post_accumulate_grad_hook`, as in torch); the hook copies the gradient
-# into the flat buffer and, when its bucket is full, starts `Iallreduce` on it. `all_reduce_gradients`
-# then waits only for what is still in flight.
+# its last gradient is final. Here backward writes each gradient straight into its slot of the flat
+# buffer (`Tensor.grad_buffer`, DDP's `gradient_as_bucket_view`: no copy), and the autograd calls a hook
+# on each parameter the moment its gradient is complete (`Tensor.register_post_accumulate_grad_hook`,
+# as in torch); when a bucket's last gradient is in, the hook starts `Iallreduce` on it.
+# `all_reduce_gradients` then waits only for what is still in flight.
 #
 # Two more details make it one collective a step. The step's **status** (how many ranks have a
 # non-finite loss or gradient, and the sum of the losses) travels as two numbers in front of the last
@@ -110,8 +111,10 @@ else:
 # rank is seen by all in the same reduction as the gradient. And a bucket must be large enough that
 # the latency per message stays small against its bytes, yet small enough that several leave during
 # backward. DDP's default, 25 MB, holds the whole of these models: one bucket, sent when backward ends,
-# overlapping nothing. `--bucket-mb` sets it; the default here is 0.25 MB. The MLP 784-256-256-10 is
-# cut so:
+# overlapping nothing. `--bucket-mb` sets it; the default here, "auto", is 0.25 MB when every rank has a
+# second core for a thread that moves the buckets during backward, and one bucket when it has not
+# (why: the README's measurements; with one core per rank, overlap hides nothing). In 0.25 MB buckets the
+# MLP 784-256-256-10 is cut so:
 
 # %%
 mlp = nn.MLP([784, 256, 256, 10], seed=0)
@@ -138,10 +141,12 @@ print(f"share of the gradient's bytes that can leave before backward ends: "
 # the buckets are **reduce-scattered** instead of all-reduced; the rank steps its shard, and an
 # **all-gather** gives every rank all the new weights. A ring all-reduce *is* a reduce-scatter
 # followed by an all-gather, so the bytes are the same (Rajbhandari et al. 2020). LAMB's trust ratio
-# needs each layer's $\lVert w\rVert$, which is local (every rank holds all weights), and
-# $\lVert u\rVert$, of which each rank holds only its shard's part: one all-reduce of **one number per
-# layer** (the partial sums of squares) completes it. LARS needs $\lVert g\rVert$ the same way; Adam
-# shards for free. Counted for the MLP (bytes each rank sends per step in the ring algorithms):
+# needs each layer's $\lVert u\rVert$, of which each rank holds only its shard's part, and
+# $\lVert w\rVert$. Every rank holds all the weights, so $\lVert w\rVert$ could be computed locally,
+# but that reads every weight on every rank ($N$ times its shard); so one all-reduce of **two numbers
+# per layer**, the partial sums of squares of $w$ and of $u$ over the rank's pieces, completes both
+# (8 more bytes per layer in the same message). LARS needs $\lVert g\rVert$ the same way; Adam shards
+# for free. Counted for the MLP (bytes each rank sends per step in the ring algorithms):
 
 # %%
 for ranks in (2, 4):
@@ -157,15 +162,16 @@ for ranks in (2, 4):
 
 # %% [markdown]
 # The gradient's reduce-scatter and the parameters' all-gather add up to the plain all-reduce; what
-# ZeRO-1 adds is the layer norms' all-reduce (one float64 per layer) and a copy of the two status
+# ZeRO-1 adds is the layer norms' all-reduce (two float64 per layer) and a copy of the two status
 # numbers in each rank's part.
 #
 # ## What a step costs, measured
 #
 # `benchmarks/bench_data_parallel.py` times a step of the MLP and the CNN at 1, 2 and 4 ranks for one
 # global batch of 512, plain and ZeRO-1, split into compute, communication that backward did not hide,
-# and the optimizer step; it also times all-reduces of 4 KiB to 16 MiB. We read its JSON (or measure a
-# small version now when it is missing).
+# and the optimizer step, against one process that trains without `DataParallel` ("single"); it also
+# times all-reduces of 4 KiB to 16 MiB. We read its JSON (or measure a small version now when it is
+# missing).
 
 # %%
 measured = REPO / "benchmarks" / "data_parallel.json"
@@ -180,10 +186,10 @@ if bench is not None:
     print("machine:", bench["machine"])
     for model in ("mlp", "cnn"):
         runs = sorted((r for r in bench["runs"] if r["model"] == model),
-                      key=lambda r: (r["mode"] != "plain", r["ranks"]))
+                      key=lambda r: (r["mode"] != "single", r["mode"] != "plain", r["ranks"]))
         if not runs:
             continue
-        one = next(r for r in runs if r["ranks"] == 1)
+        one = runs[0]  # one process without DataParallel (plain on 1 rank in an older file)
         for run in runs:
             print(f"{model} {run['mode']:>7} {run['ranks']} ranks: step {1e3 * run['step_seconds']:6.1f} ms = compute "
                   f"{1e3 * run['compute_seconds']:6.1f} + exposed communication "
@@ -373,7 +379,7 @@ if bench is not None and bench.get("allreduce_fit"):
 #   small messages' terms (relative error), not by a line the large messages dominate.
 # - ZeRO-1 divides $m$ and $v$ by $N$ and moves the same bytes as plain data parallelism
 #   (reduce-scatter + all-gather = all-reduce); Adam shards for free, LAMB and LARS add one all-reduce
-#   of one number per layer.
+#   of two numbers per layer.
 # - A step's compute shrinks as $|B|/p$ while its all-reduce does not; overlap hides it only while it
 #   fits inside backward. A large batch is what keeps hundreds of workers busy; whether it stays
 #   accurate depends on the problem and the optimizer (notebook 6).
