@@ -184,6 +184,30 @@ def test_fused_lamb_matches_float64_equations_over_25_steps(small_blocks, option
         assert_close_to_float32_rounding(v, v64)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_first_pass_sums_each_piece_of_a_run(small_blocks, threads):
+    """A ZeRO shard's run of layers in one first pass: each piece's Σw² and Σ(u/direction_scale)² (pieces
+    within a block, across blocks and across the two threads' ranges) against float64 sums of the same u."""
+    fused.set_num_threads(threads)
+    rng = np.random.default_rng(8)
+    size = 25007
+    w, g = (rng.normal(size=size).astype(np.float32) for _ in range(2))
+    m, v, out = np.zeros(size, np.float32), np.zeros(size, np.float32), np.zeros(size, np.float32)
+    numbers = fused.lamb_numbers(beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.01, step=1)
+    pieces = [(0, 10), (10, 266), (266, 13000), (13000, 13001), (13001, size)]
+    sums, kept = fused.lamb_first_pass(w, g, m, v, numbers, out=out, pieces=pieces)
+    assert np.shares_memory(kept, out)
+    whole, _ = fused.lamb_first_pass(w, g, np.zeros_like(m), np.zeros_like(v), numbers)  # same step on fresh state
+    for (start, stop), (weight, direction) in zip(pieces, sums):
+        assert weight == pytest.approx(np.sum(w[start:stop].astype(np.float64) ** 2), rel=1e-5)
+        assert direction == pytest.approx(np.sum(out[start:stop].astype(np.float64) ** 2), rel=1e-5)
+    assert sum(pair[1] for pair in sums) == pytest.approx(whole[0][1], rel=1e-6)
+    # u / direction_scale as the readable rule computes u: m̂/(√v̂ + eps) + weight_decay·w
+    m64, v64 = 0.1 * g.astype(np.float64), 0.001 * g.astype(np.float64) ** 2
+    u64 = (m64 / 0.1) / (np.sqrt(v64 / 0.001) + 1e-6) + 0.01 * w
+    np.testing.assert_allclose(numbers.direction_scale * out, u64, rtol=2e-5, atol=1e-6)
+
+
 def test_fused_results_do_not_depend_on_the_thread_count(small_blocks):
     rng = np.random.default_rng(7)
     start = [rng.normal(size=(300, 211)).astype(np.float32) for _ in range(3)]

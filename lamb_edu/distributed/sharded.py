@@ -232,20 +232,22 @@ class ShardedOptimizer:
 
         Pass 1 runs once over each run of consecutive pieces that share their settings (a shard holds
         whole small layers one after another: one call, not one per bias); it keeps u / direction_scale
-        (``fused.lamb_direction``), so the summed squares give ‖u‖ = direction_scale·√Σ, as in the
-        unsharded fused step.
+        and adds up each piece's Σw² and Σ(u / direction_scale)² block by block while the block is in
+        cache (``fused.lamb_first_pass``), so ‖u‖ = direction_scale·√Σ, as in the unsharded fused step.
         """
         base, update = self.base, self._work[0]
         grad_scale = self._clip_scale()
         numbers = {index: self._lamb_numbers(index, grad_scale) for index in layers}
         m, v = self.shard_state["m"], self.shard_state["v"]
-        for run in self._runs(pieces):  # pass 1, local: m, v, u
+        squares = {}
+        for run in self._runs(pieces):  # pass 1, local: m, v, u and the pieces' sums of squares
             start, stop = run[0][1], run[-1][2]
-            fused.lamb_direction(self.flat.data[start:stop], self._grad(start, stop), self._local(m, start, stop),
-                                 self._local(v, start, stop), numbers[run[0][0]], out=self._local(update, start, stop))
-        norms = self._summed_norms({index: (squared_norm(self.flat.data[start:stop]),
-                                            squared_norm(self._local(update, start, stop)))
-                                    for index, start, stop in pieces}, layers)
+            sums, _ = fused.lamb_first_pass(
+                self.flat.data[start:stop], self._grad(start, stop), self._local(m, start, stop),
+                self._local(v, start, stop), numbers[run[0][0]], out=self._local(update, start, stop),
+                pieces=[(first - start, last - start) for _, first, last in run])
+            squares.update({index: pair for (index, _, _), pair in zip(run, sums)})
+        norms = self._summed_norms(squares, layers)
         ratios = self._record(lambda i: base.trust_ratio(self.groups[i], float(norms[i, 0]),
                                                          numbers[i].direction_scale * float(norms[i, 1])), layers)
         for index, start, stop in pieces:  # pass 2, local: w ← w − lr·trust_ratio·u

@@ -41,7 +41,6 @@ from lamb_edu.optim.fused import cuda
 from lamb_edu.optim.fused.blocked import (
     LambNumbers,
     adam_step,
-    lamb_direction,
     lamb_first_pass,
     lamb_numbers,
     lamb_second_pass,
@@ -51,7 +50,7 @@ from lamb_edu.optim.fused.threads import BLOCK_SIZE, for_each_tensor, num_thread
 from lamb_edu.optim.optimizer import Visit
 
 __all__ = ["adam", "lamb", "supports", "adam_step", "lamb_step", "lamb_numbers", "lamb_first_pass",
-           "lamb_direction", "lamb_second_pass", "LambNumbers", "BLOCK_SIZE", "set_num_threads", "num_threads",
+           "lamb_second_pass", "LambNumbers", "BLOCK_SIZE", "set_num_threads", "num_threads",
            "for_each_tensor"]
 
 def supports(*arrays: Any) -> bool:

@@ -9,6 +9,7 @@ to the CUDA kernels of ``fused.cuda``, fed the same numbers (``moment_weights``,
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any, NamedTuple
 
@@ -24,8 +25,7 @@ from lamb_edu.optim.functional import (
 from lamb_edu.optim.fused import cuda
 from lamb_edu.optim.fused.threads import parallel, scratch, workspace
 
-__all__ = ["adam_step", "lamb_step", "lamb_numbers", "lamb_first_pass", "lamb_direction", "lamb_second_pass",
-           "LambNumbers",
+__all__ = ["adam_step", "lamb_step", "lamb_numbers", "lamb_first_pass", "lamb_second_pass", "LambNumbers",
            "WORKSPACE_LIMIT"]
 
 WORKSPACE_LIMIT = 1 << 22  # LAMB keeps u for tensors up to this size (16 MB of float32, one per thread)
@@ -124,44 +124,31 @@ def lamb_step(
             beta1=beta1, beta2=beta2, m_weight=m_weight, v_weight=v_weight, eps_hat=numbers.eps_hat,
             direction_scale=numbers.direction_scale, weight_decay=weight_decay), dict(
             lr=lr, clamp_value=clamp_value, trust_clip=trust_clip, use_trust_ratio=use_trust_ratio), record)
-    (weight_squares, kept_squares), update = lamb_first_pass(param, grad, m, v, numbers)
+    [(weight_squares, kept_squares)], update = lamb_first_pass(param, grad, m, v, numbers)
     weight_norm, update_norm = math.sqrt(weight_squares), numbers.direction_scale * math.sqrt(kept_squares)
     ratio = trust_ratio(weight_norm, update_norm, clamp_value=clamp_value, trust_clip=trust_clip)
     lamb_second_pass(param, m, v, update, numbers, lr * (ratio if use_trust_ratio else 1.0))
     return weight_norm, update_norm, ratio
 
 
-def lamb_first_pass(param: Any, grad: Any, m: Any, v: Any, numbers: LambNumbers,
-                    out: Any = None) -> tuple[tuple[float, float], Any]:
-    """LAMB's first pass over a host tensor, or any slice of one: update m and v, compute u.
+def lamb_first_pass(param: Any, grad: Any, m: Any, v: Any, numbers: LambNumbers, out: Any = None,
+                    pieces: list[tuple[int, int]] | None = None) -> tuple[list[tuple[float, float]], Any]:
+    """LAMB's first pass over a host tensor, or any run of elements that share ``numbers`` (several
+    layers' pieces of a ZeRO shard, one after another): update m and v, compute u.
 
     What is kept is u / direction_scale (one pass fewer; the second pass puts the scale back).
-    Returns (‖w‖², ‖u / direction_scale‖²) of what it was given, so ‖u‖ = direction_scale·√(the second),
-    and where it is kept for ``lamb_second_pass``: ``out`` (an array of param's size) when given,
-    else this thread's workspace, or None for a tensor too large to keep (the second pass then
-    recomputes it from the new m and v).
+    Returns, for each ``(start, stop)`` of ``pieces`` (offsets into what was given; default: all of
+    it), (Σw², Σ(u / direction_scale)²), so a layer's ‖u‖ = direction_scale·√(the second), each added
+    block by block while the block is in cache; and where u is kept for ``lamb_second_pass``: ``out``
+    (an array of param's size) when given, else this thread's workspace, or None for a tensor too
+    large to keep (the second pass then recomputes it from the new m and v).
     """
     update = (_flat(out) if out is not None
               else workspace(param.size, param.dtype) if param.size <= WORKSPACE_LIMIT else None)
     blocks = dict(eps_hat=numbers.eps_hat, weight_decay=numbers.weight_decay)
-    sums = _lamb_first_pass(_flat(param), _flat(grad), _flat(m), _flat(v), numbers.moments, blocks, update)
-    return (sums[0], sums[1]), update
-
-
-def lamb_direction(param: Any, grad: Any, m: Any, v: Any, numbers: LambNumbers, out: Any) -> None:
-    """``lamb_first_pass`` without its sums, over any run of elements that share ``numbers`` (several layers'
-    pieces, one after another): m and v updated, u / direction_scale written into ``out``."""
-    w, g, m, v, update = _flat(param), _flat(grad), _flat(m), _flat(v), _flat(out)
-    blocks = dict(eps_hat=numbers.eps_hat, weight_decay=numbers.weight_decay)
-
-    def direction_blocks(start: int, stop: int, block: int) -> None:
-        t = scratch(w.dtype, 0)
-        for begin in range(start, stop, block):
-            end = min(begin + block, stop)
-            update_moments(m[begin:end], v[begin:end], g[begin:end], scratch=t[: end - begin], **numbers.moments)
-            _direction_block(w[begin:end], m[begin:end], v[begin:end], update[begin:end], t[: end - begin], **blocks)
-
-    parallel(direction_blocks, w.size)
+    sums = _lamb_first_pass(_flat(param), _flat(grad), _flat(m), _flat(v), numbers.moments, blocks, update,
+                            pieces or [(0, param.size)])
+    return sums, update
 
 
 def lamb_second_pass(param: Any, m: Any, v: Any, update: Any, numbers: LambNumbers, step_size: float) -> None:
@@ -180,25 +167,36 @@ def _direction_block(w: Any, m: Any, v: Any, u: Any, t: Any, eps_hat: float, wei
 
 
 def _lamb_first_pass(w: Any, g: Any, m: Any, v: Any, moments: dict[str, Any], blocks: dict[str, float],
-                     update: Any) -> list[float]:
-    """Update m and v, compute u (into ``update`` unless it is None), return [‖w‖², ‖u‖²]."""
+                     update: Any, pieces: list[tuple[int, int]]) -> list[tuple[float, float]]:
+    """Update m and v, compute u (into ``update`` unless it is None), return (‖w‖², ‖u‖²) of each piece."""
     np = backend.np
+    starts = [start for start, _ in pieces]
 
-    def first_pass(start: int, stop: int, block: int) -> list[tuple[float, float]]:
+    def first_pass(start: int, stop: int, block: int) -> list[tuple[int, float, float]]:
         t, own = scratch(w.dtype, 0), scratch(w.dtype, 2)
-        sums = []
+        sums = []  # (piece, Σw², Σu²) of each block's share of each piece, in order
         for begin in range(start, stop, block):
             end = min(begin + block, stop)
             wb, mb, vb, tb = w[begin:end], m[begin:end], v[begin:end], t[: end - begin]
             ub = update[begin:end] if update is not None else own[: end - begin]
             update_moments(mb, vb, g[begin:end], scratch=tb, **moments)
             _direction_block(wb, mb, vb, ub, tb, **blocks)
-            sums.append((float(np.dot(wb, wb)), float(np.dot(ub, ub))))
+            for number in range(max(0, bisect.bisect_right(starts, begin) - 1), len(pieces)):
+                low, high = max(pieces[number][0], begin) - begin, min(pieces[number][1], end) - begin
+                if low >= end - begin:
+                    break
+                if low < high:
+                    wp, up = wb[low:high], ub[low:high]
+                    sums.append((number, float(np.dot(wp, wp)), float(np.dot(up, up))))
         return sums
 
     # added block by block in order, so the norms do not depend on the thread count
-    sums = [pair for part in parallel(first_pass, w.size) for pair in part]
-    return [sum(pair[0] for pair in sums), sum(pair[1] for pair in sums)]
+    totals = [[0.0, 0.0] for _ in pieces]
+    for part in parallel(first_pass, w.size):
+        for number, weight, direction in part:
+            totals[number][0] += weight
+            totals[number][1] += direction
+    return [(weight, direction) for weight, direction in totals]
 
 
 def _lamb_second_pass(w: Any, m: Any, v: Any, update: Any, scale: float, blocks: dict[str, float]) -> None:
