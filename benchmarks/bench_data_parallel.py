@@ -233,7 +233,8 @@ def print_sweep(runs: list[dict], ranks: int) -> None:
     for run in sorted((r for r in runs if r["ranks"] == ranks and r["mode"] == "plain"),
                       key=lambda r: (r["model"], r["bucket_mb"] or float("inf"))):
         size = f"{run['bucket_mb']} MB" if run["bucket_mb"] else "one bucket"
-        print(f"{run['model']:>5} {size:>12} ({run['buckets']} buckets): step {1e3 * run['step_seconds']:.2f} ms, "
+        size = f"auto, {size}" if run.get("bucket_mb_option") == "auto" else size
+        print(f"{run['model']:>5} {size:>18} ({run['buckets']} buckets): step {1e3 * run['step_seconds']:.2f} ms, "
               f"exposed communication {1e3 * run['exposed_communication_seconds']:.2f} ms")
 
 

@@ -34,7 +34,8 @@ def plot_scaling(runs: Sequence[dict[str, Any]], title: str = "Data-parallel ste
     split.set_xticks(positions, [f"{run['ranks']}\n{run.get('mode', 'plain')}" for run in runs], fontsize=8)
     split.set_xlabel("ranks (processes), mode")
     split.set_ylabel("time per step (ms), slowest rank")
-    split.legend(fontsize=8)
+    split.set_ylim(top=1.35 * bottom.max())  # room for the legend above the bars
+    split.legend(fontsize=8, loc="upper left")
     # the reference: one process without DataParallel ("single") when measured, else plain on 1 rank
     one = next((run for run in runs if run.get("mode") == "single"),
                next((run for run in runs if run["ranks"] == 1), runs[0]))

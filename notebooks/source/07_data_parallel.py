@@ -185,7 +185,7 @@ bench = json.loads(measured.read_text()) if measured.is_file() else None
 if bench is not None:
     print("machine:", bench["machine"])
     for model in ("mlp", "cnn"):
-        runs = sorted((r for r in bench["runs"] if r["model"] == model),
+        runs = sorted((r for r in bench["runs"] if r["model"] == model and r.get("blas_threads", "1") == "1"),
                       key=lambda r: (r["mode"] != "single", r["mode"] != "plain", r["ranks"]))
         if not runs:
             continue
@@ -196,6 +196,10 @@ if bench is not None:
                   f"{1e3 * run['exposed_communication_seconds']:5.1f}"
                   f" + optimizer {1e3 * run['optimizer_seconds']:4.1f}; {run['images_per_second']:6.0f} images/s, "
                   f"{run['images_per_second'] / one['images_per_second']:.2f}x one process")
+        for run in bench["runs"]:  # one process whose matrix products use both cores, when measured
+            if run["model"] == model and run.get("blas_threads") == "2":
+                print(f"{model}  single 1 rank, 2 BLAS threads: step {1e3 * run['step_seconds']:6.1f} ms; "
+                      f"{run['images_per_second'] / one['images_per_second']:.2f}x one process on one core")
         figure = plots.plot_scaling(runs, title=f"{model.upper()}, LAMB, global batch {one['global_batch']} "
                                                 "(CPU processes)")
     for run in bench.get("bucket_sweep", []):
