@@ -42,7 +42,7 @@ MESSAGE_BYTES = 512
 TIMED = ("compute_seconds", "exposed_seconds", "gradient_bytes")
 # DDP's default is 25 MB, more than all of this project's models: one bucket, sent when backward ends,
 # overlaps nothing. 0.25 MB cuts the MLP (1 MB of gradient) into a few buckets while each stays large
-# against the ~0.1 ms latency of an all-reduce on one host (see README: choosing --bucket-mb).
+# against the latency of an all-reduce (6 µs on one host here; README, data-parallel training: buckets).
 DEFAULT_BUCKET_MB = 0.25
 
 
@@ -51,7 +51,7 @@ def resolve_bucket_mb(bucket_mb: float | str | None, progress_thread: bool) -> f
 
     Without a core to spare for that thread, a rank's own core makes every copy of a transfer, so
     a bucket sent during backward hides nothing and each extra collective costs its latency: one
-    bucket after backward was faster there (README: choosing --bucket-mb).
+    bucket after backward was faster there (README, data-parallel training: buckets).
     """
     if bucket_mb == "auto":
         return DEFAULT_BUCKET_MB if progress_thread else None
@@ -59,6 +59,7 @@ def resolve_bucket_mb(bucket_mb: float | str | None, progress_thread: bool) -> f
         raise ValueError(f"bucket_mb must be a positive number of megabytes, None for one bucket or 'auto', "
                          f"got {bucket_mb!r}")
     return bucket_mb
+
 
 class RankFailure(RuntimeError):
     """One rank failed during a step; raised on every rank with the failing rank's message."""
