@@ -27,7 +27,9 @@ the step, not clipped), ``ratio_denominator`` (‖u‖) and ``trust_ratio`` (the
 or not it was used).
 
 ``update`` below is the rule, in three pieces that any caller can compose (``distributed.sharded``
-calls them around its all-reduce of the norms):
+calls them around its all-reduce of the norms; with ``fused=True`` it runs the first and last as the
+fused form's blocked passes, ``fused.lamb_first_pass`` and ``lamb_second_pass``, and still calls
+``trust_ratio`` and ``step_size``):
 
 - ``direction``: Adam's moments and u = m̂/(√v̂ + eps) + weight_decay·w, everything before the ratio;
 - ``trust_ratio``: φ(‖w‖)/‖u‖ from the two norms, however they were computed;
